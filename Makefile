@@ -1,0 +1,46 @@
+# Two commands do all set-up: `make reproduce` (run every notebook for the default profile) and
+# `make test`. Both create .venv and install the locked dependencies on first use.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= default
+
+.PHONY: env reproduce smoke test lab lock clean-cache
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name tokenshift --display-name "Python (tokenshift)" >/dev/null
+	touch $(STAMP)
+
+# Every notebook for $(PROFILE) through papermill: figures/<profile>/, papermill_runs/<profile>/
+reproduce: env
+	$(PY) -m tokenshift.runner --profile $(PROFILE)
+
+smoke: env
+	$(PY) -m tokenshift.runner --profile smoke
+
+# Unit tests, then the smoke profile through papermill, then nbval over the executed notebooks
+# (re-run in a warm cache; cells marked NBVAL_CHECK_OUTPUT must print the same again).
+test: env
+	$(PY) -m pytest -q tests
+	$(PY) -m tokenshift.runner --profile smoke
+	$(PY) -m pytest -q --nbval-lax papermill_runs/smoke
+
+lab: env
+	$(VENV)/bin/jupyter lab notebooks
+
+# Re-resolve requirements.lock from pyproject.toml in a scratch environment.
+lock:
+	rm -rf /tmp/tokenshift-lock && $(PYTHON) -m venv /tmp/tokenshift-lock
+	/tmp/tokenshift-lock/bin/pip install --quiet ".[dev]"
+	{ sed -n '1,2p' requirements.lock; /tmp/tokenshift-lock/bin/pip freeze --exclude tokenshift | sed 's/^torch==2.13.0+cpu/torch==2.13.0/'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean-cache:
+	rm -rf .cache

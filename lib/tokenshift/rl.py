@@ -1,0 +1,146 @@
+"""A compact GRPO-family RLVR trainer: the organism's "SimpleRL-like" and "DAPO-like" runs.
+
+One step: sample G responses to each of P training problems from the current policy, score them with the
+task's verifier, normalise rewards within each group (GRPO's advantage), then take ``updates_per_batch``
+mini-batch steps on the clipped policy-gradient loss, optionally with a k3 KL penalty to the frozen
+reference (the base). References: Shao et al. 2024 (GRPO, DeepSeekMath) for group-normalised advantages
+and the k3 penalty; Yu et al. 2025 (DAPO) for clip-higher, token-mean aggregation and dropping groups whose
+rewards are all equal (DAPO re-samples to refill the batch; we simply train on the groups that remain).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import evaluation, task
+from .models import Batch, make_batch, save, token_logprobs
+from .sampling import sample
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    steps: int = 120  # rollout batches
+    prompts_per_step: int = 16  # P: training problems per batch
+    samples_per_prompt: int = 16  # G: responses per problem, the group advantages are normalised over
+    lr: float = 5e-4  # AdamW, constant
+    updates_per_batch: int = 1  # mini-batch updates per rollout batch; >1 reuses rollouts (ratio != 1)
+    clip_low: float = 0.2  # the ratio pi/pi_old is clipped to [1 - clip_low, 1 + clip_high]
+    clip_high: float = 0.2  # DAPO's "clip-higher" raises this to 0.28
+    kl_coef: float = 0.0  # weight of the k3 estimate of KL(pi || pi_ref) per token; 0 = no KL term
+    loss_agg: str = "seq-mean-token-mean"  # GRPO: mean over each response, then over responses; or "token-mean"
+    skip_uniform_groups: bool = False  # drop groups whose rewards are all equal (they carry no advantage)
+    max_new_tokens: int = 48  # response length limit; a response cut here earns reward 0
+    temperature: float = 1.0
+    checkpoint_every: int = 20  # save the policy every this many steps (the evolution analysis reads them)
+    eval_every: int = 20  # log held-out pass@1 every this many steps
+    eval_problems: int = 64  # held-out problems in that log (a slice, for the curve only)
+    eval_samples: int = 4
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.loss_agg not in ("seq-mean-token-mean", "token-mean"):
+            raise ValueError(f"loss_agg must be 'seq-mean-token-mean' or 'token-mean', got {self.loss_agg!r}")
+
+
+SIMPLERL_LIKE = RLConfig(kl_coef=0.05)
+DAPO_LIKE = RLConfig(clip_high=0.28, loss_agg="token-mean", skip_uniform_groups=True)
+
+
+def group_advantages(rewards: torch.Tensor) -> torch.Tensor:
+    """(r - mean) / (std + 1e-6) within each group; ``rewards`` is [P, G]. A uniform group gets zeros."""
+    mean = rewards.mean(dim=1, keepdim=True)
+    std = rewards.std(dim=1, keepdim=True, unbiased=False)
+    return (rewards - mean) / (std + 1e-6)
+
+
+def k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimate of KL(pi || ref) from the sampled token: r - 1 - log r with r = ref/pi; >= 0."""
+    log_ratio = ref_logp - logp
+    return log_ratio.exp() - 1 - log_ratio
+
+
+def clipped_surrogate(logp, old_logp, advantages, clip_low, clip_high):
+    """Per-token PPO loss -min(r A, clip(r) A) and where clipping was active; advantages broadcast per token."""
+    ratio = (logp - old_logp).exp()
+    unclipped = ratio * advantages
+    clipped = ratio.clamp(1 - clip_low, 1 + clip_high) * advantages
+    return -torch.minimum(unclipped, clipped), (clipped < unclipped)
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """token-mean: every token counts once across the batch (DAPO); seq-mean-token-mean: every response does."""
+    if mode == "token-mean":
+        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+    per_seq = (per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    return per_seq.mean()
+
+
+def train_rl(base, tokenizer, config: RLConfig, out_dir: Path | None = None, progress: bool = True):
+    """RL-train a copy of ``base``; returns (policy, per-step log). Checkpoints go to ``out_dir/checkpoints``."""
+    policy, reference = copy.deepcopy(base).train(), base.eval()
+    opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=0.0)
+    eval_set = task.sample_problems(config.eval_problems, "held_out", seed=config.seed)
+    log = []
+    for step in tqdm(range(1, config.steps + 1), desc="RL", disable=not progress, mininterval=2):
+        stats = rl_step(policy, reference, opt, tokenizer, config, step)
+        if step % config.eval_every == 0 or step == config.steps:
+            acc = evaluation.evaluate(policy.eval(), tokenizer, eval_set, k=config.eval_samples, seed=config.seed,
+                                      max_new_tokens=config.max_new_tokens)
+            stats["heldout_pass@1"] = acc.avg
+        if out_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+            save(policy, tokenizer, Path(out_dir) / "checkpoints" / f"step_{step:04d}")
+        log.append(stats)
+    return policy.eval(), log
+
+
+def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> dict:
+    P, G = config.prompts_per_step, config.samples_per_prompt
+    problems = task.sample_problems(P, "train", seed=config.seed * 1_000_003 + step)
+    prompts = evaluation.prompt_ids(problems, tokenizer)
+    rollouts = sample(policy.eval(), prompts, n=G, max_new_tokens=config.max_new_tokens,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                      temperature=config.temperature, seed=config.seed * 1_000_003 + step)
+    rewards = torch.tensor(evaluation.rewards(problems, rollouts, tokenizer)).view(P, G)
+    advantages = group_advantages(rewards).flatten()
+    responses = [ids + [tokenizer.eos_token_id] * stopped for ids, stopped in zip(rollouts.response_ids, rollouts.stopped)]
+    batch = make_batch([prompts[i] for i in rollouts.prompt_index], responses, tokenizer.pad_token_id,
+                       max_len=policy.config.max_position_embeddings)
+    keep = torch.ones(P * G, dtype=torch.bool)
+    if config.skip_uniform_groups:
+        keep = (rewards.max(dim=1).values != rewards.min(dim=1).values).repeat_interleave(G)
+    with torch.no_grad():
+        old_logp = token_logprobs(policy, batch)
+        ref_logp = token_logprobs(reference, batch)
+    stats = {"step": step, "reward": rewards.mean().item(),
+             "response_length": batch.response_mask.sum(-1).mean().item(),
+             "kl_to_base": aggregate(k3(old_logp, ref_logp), batch.response_mask, "token-mean").item(),
+             "groups_kept": keep.view(P, G)[:, 0].float().mean().item(), "clip_frac": 0.0}
+    rows = keep.nonzero().squeeze(-1)
+    if len(rows) == 0:
+        return stats
+    policy.train()
+    clip_fracs = []
+    for chunk in rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(step))].chunk(config.updates_per_batch):
+        sub = _rows(batch, chunk)
+        logp = token_logprobs(policy, sub)
+        per_token, clipped = clipped_surrogate(logp, old_logp[chunk], advantages[chunk, None],
+                                               config.clip_low, config.clip_high)
+        if config.kl_coef:
+            per_token = per_token + config.kl_coef * k3(logp, ref_logp[chunk])
+        loss = aggregate(per_token, sub.response_mask, config.loss_agg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        opt.step()
+        clip_fracs.append(aggregate(clipped.float(), sub.response_mask, "token-mean").item())
+    stats["clip_frac"] = sum(clip_fracs) / len(clip_fracs)
+    return stats
+
+
+def _rows(batch, index):
+    return Batch(batch.ids[index], batch.attention_mask[index], batch.response_mask[index])
