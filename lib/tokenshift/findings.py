@@ -58,13 +58,21 @@ def _write_atomic(target: Path, text: str) -> None:
     os.replace(tmp, target)
 
 
+CI_SUFFIXES = (".ci95_low", ".ci95_high")
+
+
 def markdown_table(findings: dict[str, float]) -> str:
+    """One row per finding; a finding's 95% interval (``<name>.ci95_low/high``) goes in its row."""
     rows = ["| finding | this suite (organism) | paper |", "|---|---:|---:|"]
     for name, value in findings.items():
-        if name.endswith(PAPER_SUFFIX):
+        if name.endswith((PAPER_SUFFIX, *CI_SUFFIXES)):
             continue
+        ours = f"{value:.3g}"
+        low, high = (findings.get(name + s) for s in CI_SUFFIXES)
+        if low is not None and high is not None:
+            ours += f" [{low:.3g}, {high:.3g}]"
         paper = findings.get(name + PAPER_SUFFIX)
-        rows.append(f"| `{name}` | {value:.4g} | {'' if paper is None else f'{paper:.4g}'} |")
+        rows.append(f"| `{name}` | {ours} | {'' if paper is None else f'{paper:.3g}'} |")
     return "\n".join(rows)
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from .divergence import top_p_logprobs
+
 
 @dataclass
 class Samples:
@@ -34,24 +36,12 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Logits with everything outside the smallest set of tokens whose probability reaches ``top_p`` at -inf."""
-    if top_p >= 1.0:
-        return logits
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    cumulative = sorted_logits.softmax(-1).cumsum(-1)
-    # drop a token when the tokens ranked above it already reach top_p (the top-1 always stays)
-    drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
-    drop = drop_sorted.scatter(-1, order, drop_sorted)
-    return logits.masked_fill(drop, float("-inf"))
-
-
 def next_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
     """One sampled token id per row of ``logits`` ([B, V]); temperature 0 means greedy."""
     if temperature == 0:
         return logits.argmax(-1)
-    probs = top_p_filter(logits.float() / temperature, top_p).softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    logp = top_p_logprobs((logits.float() / temperature).log_softmax(-1), top_p)
+    return torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
 
 
 @torch.no_grad()

@@ -1,0 +1,85 @@
+"""Teacher-forced scoring of a model pair on identical token ids: one row per (response, position).
+
+Both models read the same prompt+response ids (tokenised once, never re-tokenised between models). Only
+final hidden states are kept per batch; the output layer is applied a chunk of positions at a time and its
+rows are sliced to the tokenizer's length (Qwen checkpoints pad it to 151,936 or 152,064 rows), so memory
+stays bounded whatever the sequence length and vocabulary. Full logits are never stored.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import torch
+from tqdm import tqdm
+
+from .divergence import pair_metrics
+from .models import make_batch
+
+
+def check_same_vocabulary(base_tokenizer, rl_tokenizer) -> None:
+    """Refuse a pair whose vocabularies or special tokens differ, saying which."""
+    a, b = base_tokenizer.get_vocab(), rl_tokenizer.get_vocab()
+    if a != b:
+        only_a = sorted(set(a) - set(b))[:5]
+        only_b = sorted(set(b) - set(a))[:5]
+        moved = sorted(t for t in set(a) & set(b) if a[t] != b[t])[:5]
+        raise ValueError(
+            "the two models' vocabularies differ, so their distributions cannot be compared token by token: "
+            f"only in base {only_a}, only in RL {only_b}, different ids {moved} (first 5 of each). "
+            "Pair models that share a tokenizer."
+        )
+    for name in ("eos_token_id", "bos_token_id", "pad_token_id"):
+        if getattr(base_tokenizer, name) != getattr(rl_tokenizer, name):
+            raise ValueError(f"the two tokenizers' {name} differ: {getattr(base_tokenizer, name)} vs "
+                             f"{getattr(rl_tokenizer, name)}; use one tokenizer's special tokens for both")
+
+
+def _hidden(model, batch) -> torch.Tensor:
+    return model.get_decoder()(input_ids=batch.ids, attention_mask=batch.attention_mask).last_hidden_state
+
+
+@torch.no_grad()
+def score_pair(base, rl, tokenizer, prompts: list[list[int]], responses: list[list[int]],
+               correct: list[bool] | None = None, top_p: float = 0.7, max_k: int = 10,
+               batch_size: int = 16, chunk_positions: int = 256, progress: bool = True) -> pl.DataFrame:
+    """Per-position metrics of ``base`` vs ``rl`` on each prompt+response (responses include any EOS token).
+
+    Columns: response, position, rel_position ((position + 0.5) / length, in (0, 1)), length, token_id,
+    token, correct, and the metrics of ``divergence.pair_metrics`` (top-k overlaps as topk_overlap_1..k).
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    empty = [i for i, r in enumerate(responses) if not r]
+    if empty:
+        raise ValueError(f"responses {empty[:10]} are empty: there is no position to score; drop them first")
+    limit = min(base.config.max_position_embeddings, rl.config.max_position_embeddings)
+    vocab = len(tokenizer)
+    frames = []
+    for start in tqdm(range(0, len(prompts), batch_size), desc="scoring", disable=not progress, mininterval=2):
+        stop = min(start + batch_size, len(prompts))
+        batch = make_batch(prompts[start:stop], responses[start:stop], tokenizer.pad_token_id, max_len=limit)
+        rows, cols = batch.response_mask.nonzero(as_tuple=True)  # positions predicting a response token
+        h_base, h_rl = _hidden(base, batch)[rows, cols], _hidden(rl, batch)[rows, cols]
+        metrics: dict[str, list[torch.Tensor]] = {}
+        for c in range(0, len(rows), chunk_positions):
+            logits_base = base.get_output_embeddings()(h_base[c : c + chunk_positions])[:, :vocab]
+            logits_rl = rl.get_output_embeddings()(h_rl[c : c + chunk_positions])[:, :vocab]
+            for name, value in pair_metrics(logits_base, logits_rl, top_p=top_p, max_k=max_k).items():
+                metrics.setdefault(name, []).append(value)
+        metrics = {name: torch.cat(parts) for name, parts in metrics.items()}
+        overlap = metrics.pop("topk_overlap")
+        prompt_len = torch.tensor([len(p) for p in prompts[start:stop]])
+        lengths = torch.tensor([len(r) for r in responses[start:stop]])
+        position = cols - (prompt_len[rows] - 1)
+        token_ids = batch.ids[rows, cols + 1]
+        frame = {
+            "response": (rows + start).numpy(), "position": position.numpy(),
+            "rel_position": ((position + 0.5) / lengths[rows]).numpy(), "length": lengths[rows].numpy(),
+            "token_id": token_ids.numpy(),
+            "token": tokenizer.convert_ids_to_tokens(token_ids.tolist()),
+            "correct": [bool(correct[start + r]) for r in rows.tolist()] if correct is not None else None,
+            **{name: value.numpy() for name, value in metrics.items()},
+            **{f"topk_overlap_{k + 1}": overlap[:, k].numpy() for k in range(overlap.shape[1])},
+        }
+        frames.append(pl.DataFrame({k: v for k, v in frame.items() if v is not None}))
+    return pl.concat(frames)

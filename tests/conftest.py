@@ -1,0 +1,22 @@
+import pytest
+
+from tokenshift import models, organism, rl, sft
+from tokenshift.tokenizer import build_tokenizer
+
+TINY_SHAPE = models.ModelShape(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+TINY_RL = rl.RLConfig(steps=2, prompts_per_step=2, samples_per_prompt=4, checkpoint_every=1, eval_every=2,
+                      eval_problems=2, eval_samples=2)
+TINY_ORGANISM = organism.OrganismConfig(
+    max_new_tokens=16, shape=TINY_SHAPE, base=sft.SFTConfig(steps=3, batch_size=8, warmup_steps=1),
+    simplerl=TINY_RL, dapo=TINY_RL, sft_control=sft.SFTConfig(steps=2, batch_size=8, only_correct=True),
+)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return build_tokenizer()
+
+
+@pytest.fixture
+def tiny_model(tokenizer):
+    return models.new_model(tokenizer, TINY_SHAPE, seed=0).eval()

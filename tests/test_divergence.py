@@ -1,0 +1,99 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import entropy as scipy_entropy
+
+from tokenshift import divergence as dv
+
+
+def scipy_js(p, q):
+    return jensenshannon(p, q, base=math.e) ** 2
+
+
+def random_logits(n, v, scale, seed):
+    return torch.randn(n, v, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).float() * scale
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(2, 50), st.floats(0.1, 20.0), st.integers(0, 10_000))
+def test_full_vocabulary_metrics_match_scipy(v, scale, seed):
+    a, b = random_logits(4, v, scale, seed), random_logits(4, v, scale, seed + 1)
+    m = dv.pair_metrics(a, b, top_p=1.0, max_k=min(10, v))
+    p, q = a.double().softmax(-1).numpy(), b.double().softmax(-1).numpy()
+    for i in range(4):
+        assert m["js"][i].item() == pytest.approx(scipy_js(p[i], q[i]), abs=1e-5)
+        assert m["kl_base_rl"][i].item() == pytest.approx(scipy_entropy(p[i], q[i]), abs=1e-4, rel=1e-4)
+        assert m["kl_rl_base"][i].item() == pytest.approx(scipy_entropy(q[i], p[i]), abs=1e-4, rel=1e-4)
+        assert m["entropy_base"][i].item() == pytest.approx(scipy_entropy(p[i]), abs=1e-5)
+    assert torch.equal(m["js"], m["js_top_p"])  # top_p = 1 truncates nothing
+
+
+def test_edge_cases():
+    big = 1e4
+    identical = torch.tensor([[1.0, 2.0, 3.0]])
+    one_hot_a, one_hot_b = torch.tensor([[big, 0.0, 0.0]]), torch.tensor([[0.0, 0.0, big]])
+    peaked = torch.tensor([[30.0, 0.0, 0.0]])
+    assert dv.pair_metrics(identical, identical)["js"].item() == 0.0
+    assert dv.pair_metrics(one_hot_a, one_hot_b)["js"].item() == pytest.approx(math.log(2), abs=1e-6)
+    assert dv.pair_metrics(one_hot_a, one_hot_a)["js"].item() == pytest.approx(0.0, abs=1e-7)
+    p = peaked.double().softmax(-1).numpy()[0]
+    q = identical.double().softmax(-1).numpy()[0]
+    assert dv.pair_metrics(peaked, identical, top_p=1.0)["js"].item() == pytest.approx(scipy_js(p, q), abs=1e-6)
+
+
+def test_top_p_js_with_disjoint_supports_is_ln2():
+    a = torch.tensor([[5.0, 4.0, 0.0, 0.0]])
+    b = torch.tensor([[0.0, 0.0, 4.0, 5.0]])
+    m = dv.pair_metrics(a, b, top_p=0.7)
+    assert m["js_top_p"].item() == pytest.approx(math.log(2))
+    assert m["js"].item() < math.log(2)
+
+
+def test_top_p_truncation_keeps_the_smallest_set_reaching_p():
+    logp = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    kept = torch.isfinite(dv.top_p_logprobs(logp, 0.7))[0].tolist()
+    assert kept == [True, True, False, False]
+    assert dv.top_p_logprobs(logp, 0.7).exp().sum().item() == pytest.approx(1.0)
+    kept = lambda p: torch.isfinite(dv.top_p_logprobs(logp, p))[0].tolist()
+    assert kept(0.3) == [True, False, False, False]
+    assert kept(0.79) == [True, True, False, False]
+    assert kept(0.81) == [True, True, True, False]
+    assert kept(1.0) == [True] * 4
+    shuffled = logp[:, [2, 0, 3, 1]]
+    assert torch.isfinite(dv.top_p_logprobs(shuffled, 0.79))[0].tolist() == [False, True, False, True]
+
+
+def test_top_p_js_matches_scipy_on_renormalised_union():
+    a, b = random_logits(1, 8, 2.0, 0), random_logits(1, 8, 2.0, 1)
+    m = dv.pair_metrics(a, b, top_p=0.7)
+    p = dv.top_p_logprobs(a.double().log_softmax(-1), 0.7).exp().numpy()[0]
+    q = dv.top_p_logprobs(b.double().log_softmax(-1), 0.7).exp().numpy()[0]
+    assert m["js_top_p"].item() == pytest.approx(scipy_js(p, q), abs=1e-6)
+
+
+def test_ranks_and_overlaps():
+    base = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]]).log_softmax(-1)
+    rl = torch.tensor([[0.0, 1.0, 4.0, 3.0, 2.0]]).log_softmax(-1)  # RL top-1 is the base's 3rd token
+    m = dv.pair_metrics(base, rl, max_k=5)
+    assert m["rl_top1_base_rank"].item() == 2
+    assert not m["top1_agree"].item()
+    assert m["rl_top1_base_prob"].item() == pytest.approx(base.exp()[0, 2].item())
+    # top sets: base 0,1,2,3,4 ; rl 2,3,4,1,0
+    assert m["topk_overlap"][0].tolist() == pytest.approx([0.0, 0.0, 1 / 3, 3 / 4, 1.0])
+
+
+def test_chunking_does_not_change_results():
+    a, b = random_logits(300, 40, 3.0, 5), random_logits(300, 40, 3.0, 6)
+    whole = dv.pair_metrics(a, b)
+    parts = [dv.pair_metrics(a[i : i + 64], b[i : i + 64]) for i in range(0, 300, 64)]
+    for name, value in whole.items():
+        assert torch.equal(value, torch.cat([p[name] for p in parts])), name
+
+
+def test_mismatched_shapes_are_refused():
+    with pytest.raises(ValueError, match="logit shapes differ"):
+        dv.pair_metrics(torch.zeros(2, 5), torch.zeros(2, 6))

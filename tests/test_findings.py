@@ -1,0 +1,48 @@
+import json
+
+import pytest
+
+from tokenshift import findings
+
+
+@pytest.fixture
+def profile(monkeypatch, tmp_path):
+    monkeypatch.setattr(findings, "FIGURE_DIR", tmp_path)
+    return "unit"
+
+
+def test_record_merges_and_puts_paper_numbers_beside(profile):
+    findings.record(profile, {"a.x": 1, "b.y": 0.5}, paper={"b.y": 0.25})
+    merged = findings.record(profile, {"a.x": 2.0})
+    assert merged == {"a.x": 2.0, "b.y": 0.5, "b.y.paper": 0.25}
+    assert json.loads(findings.path(profile).read_text()) == merged
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "0.5", None])
+def test_non_numbers_are_refused(profile, bad):
+    with pytest.raises(ValueError, match="must be a finite number"):
+        findings.record(profile, {"a": bad})
+
+
+def test_paper_number_needs_our_number(profile):
+    with pytest.raises(ValueError, match="no value of ours"):
+        findings.record(profile, {"a": 1.0}, paper={"b": 2.0})
+
+
+def test_readme_table_is_rewritten_between_markers(profile, tmp_path):
+    findings.record(profile, {"organism.base.pass@1": 0.25, "organism.base.pass@1.ci95_low": 0.2,
+                              "organism.base.pass@1.ci95_high": 0.3}, paper={"organism.base.pass@1": 0.0823})
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{findings.TABLE_BEGIN}\nold\n{findings.TABLE_END}\noutro\n")
+    findings.update_readme(profile, readme)
+    text = readme.read_text()
+    assert "| `organism.base.pass@1` | 0.25 [0.2, 0.3] | 0.0823 |" in text and "old" not in text
+    assert "ci95" not in text
+    assert text.startswith("intro\n") and text.endswith("outro\n")
+
+
+def test_check_written_names_what_is_missing(profile):
+    findings.record(profile, {"a": 1.0})
+    findings.check_written(profile, ["a"])
+    with pytest.raises(RuntimeError, match=r"\['b', 'fig.png'\]"):
+        findings.check_written(profile, ["a", "b"], ["fig.png"])

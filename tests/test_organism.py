@@ -1,0 +1,45 @@
+import dataclasses
+import time
+
+import torch
+
+from tokenshift import models, organism
+from tokenshift.cache import ArtifactCache
+
+from conftest import TINY_ORGANISM
+
+
+def weights(path):
+    model, _ = models.load(path)
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_build_is_cached_and_deterministic(tmp_path):
+    first = organism.build(TINY_ORGANISM, ArtifactCache(tmp_path / "a"), progress=False)
+    start = time.time()
+    again = organism.build(TINY_ORGANISM, ArtifactCache(tmp_path / "a"), progress=False)
+    assert time.time() - start < 5 and again.rl == first.rl and again.base == first.base
+    other = organism.build(TINY_ORGANISM, ArtifactCache(tmp_path / "b"), progress=False)
+    for a, b in [(first.base, other.base), (first.rl["dapo"], other.rl["dapo"]), (first.sft_control, other.sft_control)]:
+        assert all(torch.equal(x, y) for x, y in zip(weights(a), weights(b)))
+    assert first.rl["dapo"] != first.rl["simplerl"]  # two runs, two entries
+    assert not all(torch.equal(x, y) for x, y in zip(weights(first.base), weights(first.sft_control)))
+    assert [step for step, _ in first.checkpoints("dapo")] == [0, 1, 2]
+    assert [r["step"] for r in first.log("simplerl")] == [1, 2]
+    assert first.log("base")[-1]["step"] == 3
+
+
+def test_changing_one_rl_run_keeps_the_base_and_the_other_run(tmp_path):
+    cache = ArtifactCache(tmp_path)
+    first = organism.build(TINY_ORGANISM, cache, progress=False)
+    changed = dataclasses.replace(TINY_ORGANISM, dapo=dataclasses.replace(TINY_ORGANISM.dapo, lr=1e-3))
+    second = organism.build(changed, cache, progress=False)
+    assert second.base == first.base and second.rl["simplerl"] == first.rl["simplerl"]
+    assert second.rl["dapo"] != first.rl["dapo"]
+
+
+def test_parts_get_distinct_seeds_and_the_shared_length():
+    config = dataclasses.replace(TINY_ORGANISM, seed=7)
+    seeds = {config.part(n).seed for n in ("base", "simplerl", "dapo", "sft_control")}
+    assert len(seeds) == 4
+    assert config.part("dapo").max_new_tokens == config.part("base").max_response_tokens == 16

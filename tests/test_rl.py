@@ -1,0 +1,82 @@
+import dataclasses
+
+import pytest
+import torch
+
+from tokenshift import rl
+
+from conftest import TINY_RL
+
+
+def test_group_advantages_are_normalised_within_groups():
+    adv = rl.group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0]]))
+    assert torch.allclose(adv.mean(dim=1), torch.zeros(3), atol=1e-6)
+    assert torch.equal(adv[1], torch.zeros(4))  # a uniform group teaches nothing
+    assert torch.allclose(adv[0], torch.tensor([1.0, -1.0, -1.0, 1.0]), atol=1e-4)
+    assert adv[2, 3] > 0 > adv[2, 0]
+
+
+def test_k3_is_nonnegative_and_zero_only_at_equality():
+    logp, ref = torch.randn(1000), torch.randn(1000)
+    assert (rl.k3(logp, ref) >= 0).all()
+    assert torch.equal(rl.k3(logp, logp), torch.zeros(1000))
+    # its expectation under pi is KL(pi || ref): check on a two-token distribution
+    pi, q = torch.tensor([0.7, 0.3]), torch.tensor([0.4, 0.6])
+    expected = (pi * (pi / q).log()).sum()
+    assert torch.isclose((pi * rl.k3(pi.log(), q.log())).sum(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("adv, ratio, clipped", [(1.0, 1.5, True), (1.0, 0.5, False), (-1.0, 0.5, True),
+                                                 (-1.0, 1.5, False), (1.0, 1.1, False)])
+def test_clipping_follows_ppo(adv, ratio, clipped):
+    logp, old = torch.tensor([float(torch.tensor(ratio).log())]), torch.zeros(1)
+    loss, was_clipped = rl.clipped_surrogate(logp, old, torch.tensor([adv]), clip_low=0.2, clip_high=0.28)
+    assert bool(was_clipped) == clipped
+    bound = 1.28 if adv > 0 else 0.8
+    assert torch.isclose(loss, torch.tensor([-adv * (min(ratio, bound) if adv > 0 else max(ratio, bound))]))
+
+
+def test_clip_higher_lets_positive_advantages_grow_further():
+    logp = torch.tensor([float(torch.tensor(1.25).log())])
+    _, symmetric = rl.clipped_surrogate(logp, torch.zeros(1), torch.ones(1), 0.2, 0.2)
+    _, higher = rl.clipped_surrogate(logp, torch.zeros(1), torch.ones(1), 0.2, 0.28)
+    assert symmetric.item() and not higher.item()
+
+
+def test_token_mean_weighs_tokens_and_seq_mean_weighs_responses():
+    per_token = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    assert rl.aggregate(per_token, mask, "token-mean").item() == pytest.approx(4 / 5)
+    assert rl.aggregate(per_token, mask, "seq-mean-token-mean").item() == pytest.approx(0.5)
+
+
+def test_unknown_loss_aggregation_is_refused():
+    with pytest.raises(ValueError, match="loss_agg"):
+        rl.RLConfig(loss_agg="sum")
+
+
+def test_training_is_deterministic_and_saves_checkpoints(tmp_path, tokenizer, tiny_model, monkeypatch):
+    # an untrained model never earns a reward: give it seeded coin-flip rewards so the groups differ
+    def coin_flips(problems, samples, tokenizer):
+        g = torch.Generator().manual_seed(len(samples.response_ids) + sum(map(len, samples.response_ids)))
+        return torch.randint(0, 2, (len(samples.response_ids),), generator=g).float().tolist()
+
+    monkeypatch.setattr(rl.evaluation, "rewards", coin_flips)
+    config = dataclasses.replace(TINY_RL, max_new_tokens=12, kl_coef=0.1)
+    a, log = rl.train_rl(tiny_model, tokenizer, config, out_dir=tmp_path / "a", progress=False)
+    b, _ = rl.train_rl(tiny_model, tokenizer, config, out_dir=tmp_path / "b", progress=False)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    assert any(not torch.equal(pa, p0) for pa, p0 in zip(a.parameters(), tiny_model.parameters()))
+    assert sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir()) == ["step_0001", "step_0002"]
+    assert [r["step"] for r in log] == [1, 2] and "heldout_pass@1" in log[1]
+
+
+def test_dapo_drops_groups_with_equal_rewards(tokenizer, tiny_model):
+    # an untrained model never answers correctly, so every group is uniform and nothing is learned
+    config = dataclasses.replace(rl.DAPO_LIKE, steps=1, prompts_per_step=2, samples_per_prompt=2,
+                                 max_new_tokens=8, eval_every=100)
+    policy, log = rl.train_rl(tiny_model, tokenizer, config, progress=False)
+    assert log[0]["groups_kept"] == 0.0 and log[0]["reward"] == 0.0
+    for p, p0 in zip(policy.parameters(), tiny_model.parameters()):
+        assert torch.equal(p, p0)
