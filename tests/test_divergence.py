@@ -54,24 +54,49 @@ def test_top_p_js_with_disjoint_supports_is_ln2():
 
 
 def test_top_p_truncation_keeps_the_smallest_set_reaching_p():
-    logp = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
-    kept = torch.isfinite(dv.top_p_logprobs(logp, 0.7))[0].tolist()
-    assert kept == [True, True, False, False]
-    assert dv.top_p_logprobs(logp, 0.7).exp().sum().item() == pytest.approx(1.0)
-    kept = lambda p: torch.isfinite(dv.top_p_logprobs(logp, p))[0].tolist()
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    assert dv.top_p_truncate(probs, 0.7)[0].tolist() == pytest.approx([0.625, 0.375, 0, 0])
+    kept = lambda p: (dv.top_p_truncate(probs, p) > 0)[0].tolist()
     assert kept(0.3) == [True, False, False, False]
     assert kept(0.79) == [True, True, False, False]
     assert kept(0.81) == [True, True, True, False]
     assert kept(1.0) == [True] * 4
-    shuffled = logp[:, [2, 0, 3, 1]]
-    assert torch.isfinite(dv.top_p_logprobs(shuffled, 0.79))[0].tolist() == [False, True, False, True]
+    shuffled = probs[:, [2, 0, 3, 1]]
+    assert (dv.top_p_truncate(shuffled, 0.79) > 0)[0].tolist() == [False, True, False, True]
+
+
+def sorted_top_p_support(logp, p):
+    """Reference: sort, keep while the mass ranked above is below p."""
+    order = np.argsort(-logp)
+    probs = np.exp(logp[order])
+    keep = np.zeros_like(logp, dtype=bool)
+    keep[order[(np.cumsum(probs) - probs) < p]] = True
+    return keep
+
+
+@pytest.mark.parametrize("vocab, scale", [(1000, 3.0), (1000, 0.01), (50, 1.0)])  # 0.01: flat, nucleus > probe
+def test_top_p_support_matches_a_full_sort(vocab, scale):
+    logp = random_logits(20, vocab, scale, 3).log_softmax(-1)
+    for p in (0.1, 0.7, 0.95):
+        probs = logp.exp()
+        got = (probs >= dv.top_p_threshold(probs, p, probe=64)).numpy()
+        for row in range(20):
+            assert (got[row] == sorted_top_p_support(logp[row].double().numpy(), p)).all()
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0, 10.0])
+def test_sparse_top_p_js_equals_the_dense_computation(scale):
+    p = random_logits(30, 500, scale, 8).softmax(-1)
+    q = random_logits(30, 500, scale, 9).softmax(-1)
+    dense = dv.js_divergence(dv.top_p_truncate(p, 0.7), dv.top_p_truncate(q, 0.7))
+    assert torch.allclose(dv.top_p_js(p, q, 0.7), dense, atol=1e-6)
 
 
 def test_top_p_js_matches_scipy_on_renormalised_union():
     a, b = random_logits(1, 8, 2.0, 0), random_logits(1, 8, 2.0, 1)
     m = dv.pair_metrics(a, b, top_p=0.7)
-    p = dv.top_p_logprobs(a.double().log_softmax(-1), 0.7).exp().numpy()[0]
-    q = dv.top_p_logprobs(b.double().log_softmax(-1), 0.7).exp().numpy()[0]
+    p = dv.top_p_truncate(dv.log_probs(a)[1], 0.7).double().numpy()[0]
+    q = dv.top_p_truncate(dv.log_probs(b)[1], 0.7).double().numpy()[0]
     assert m["js_top_p"].item() == pytest.approx(scipy_js(p, q), abs=1e-6)
 
 

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import evaluation, models, rl, sampling, sft, task, tokenizer
+from . import divergence, evaluation, models, rl, sampling, sft, task, tokenizer
 from .cache import ArtifactCache
 
 RL_NAMES = ("simplerl", "dapo")
@@ -50,6 +50,11 @@ class Organism:
     rl: dict[str, Path]  # name -> model directory
     sft_control: Path
 
+    @property
+    def tuned(self) -> dict[str, Path]:
+        """Every model tuned from the base, by name: the RL runs, then the SFT control."""
+        return {**self.rl, "sft_control": self.sft_control}
+
     def checkpoints(self, name: str) -> list[tuple[int, Path]]:
         """(step, model directory) for the RL run's saved checkpoints, step 0 being the base."""
         ckpt_dir = self.rl[name].parent / "checkpoints"
@@ -63,7 +68,7 @@ class Organism:
 
 
 BASE_CODE = (task, tokenizer, models, sft)
-RL_CODE = (*BASE_CODE, rl, sampling, evaluation)
+RL_CODE = (*BASE_CODE, rl, sampling, divergence, evaluation)  # sampling uses divergence's top-p
 
 
 def build(config: OrganismConfig = OrganismConfig(), cache: ArtifactCache | None = None,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
-from .divergence import top_p_logprobs
+from .divergence import log_probs, top_p_truncate
 
 
 @dataclass
@@ -40,8 +40,8 @@ def next_token(logits: torch.Tensor, temperature: float, top_p: float, generator
     """One sampled token id per row of ``logits`` ([B, V]); temperature 0 means greedy."""
     if temperature == 0:
         return logits.argmax(-1)
-    logp = top_p_logprobs((logits.float() / temperature).log_softmax(-1), top_p)
-    return torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+    probs = top_p_truncate(log_probs(logits.float() / temperature)[1], top_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 @torch.no_grad()

@@ -1,0 +1,124 @@
+"""Cross-sampling, the paper's causal test: decode with a primary policy and hand each token over to an
+intervention policy only where the two disagree.
+
+Both models decode the same batch in lockstep, each with its own KV cache. At every step both score the
+current (mixed) prefix; when the JS divergence between their next-token distributions exceeds ``eps`` the
+token is sampled from the intervention policy, otherwise from the primary; the chosen token is fed to both.
+Forward (primary = base, intervention = RL) asks whether the few high-divergence decisions suffice for RL's
+gain; reverse (primary = RL, intervention = base) whether they are necessary.
+
+The random-position control intervenes instead at randomly chosen steps, each response with its own target
+fraction (e.g. the fraction a divergence-based run realised on the same prompt and sample slot).
+
+Sampling draws exactly as ``sampling.sample`` does (one draw per step for the whole batch from the chosen
+rows' distributions), so ``eps = inf`` reproduces plain sampling from the primary token for token, and a
+negative ``eps`` plain sampling from the intervention policy, with the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+from .divergence import js_divergence, log_probs, top_p_js, top_p_truncate
+from .sampling import left_pad, positions
+
+
+@dataclass
+class CrossSamples:
+    prompt_index: list[int]  # which prompt each response answers
+    response_ids: list[list[int]]  # without the end-of-sequence token
+    stopped: list[bool]  # True where end-of-sequence came before the length limit
+    intervened: list[list[bool]]  # per response token (and the end-of-sequence step): from the intervention?
+    js: list[list[float]]  # per step: the JS divergence between the two policies
+
+    def intervened_fraction(self) -> list[float]:
+        """Per response, the share of its decoding steps (end-of-sequence included) taken by the intervention."""
+        return [sum(flags) / len(flags) if flags else 0.0 for flags in self.intervened]
+
+    def intervened_count(self) -> list[int]:
+        return [sum(flags) for flags in self.intervened]
+
+
+@torch.no_grad()
+def cross_sample(
+    primary,
+    intervention,
+    prompts: list[list[int]],
+    *,
+    eps: float = math.inf,
+    random_fraction: list[float] | None = None,
+    n: int = 1,
+    max_new_tokens: int,
+    eos_token_id: int,
+    pad_token_id: int,
+    vocab_size: int | None = None,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    js_top_p: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> CrossSamples:
+    """Sample ``n`` responses per prompt, switching to ``intervention`` where JS > ``eps``.
+
+    ``random_fraction`` (one value per response, in prompt-major order) replaces the divergence rule by the
+    random-position control: each step is handed over with that probability. ``js_top_p`` < 1 measures the
+    divergence on top-p truncated distributions, as the divergence library does; ``vocab_size`` slices
+    output layers padded past the tokenizer. Temperature and ``top_p`` shape the sampling as usual.
+    """
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("an empty prompt cannot be continued: give every prompt at least one token")
+    jobs = [i for i in range(len(prompts)) for _ in range(n)]
+    if random_fraction is not None and len(random_fraction) != len(jobs):
+        raise ValueError(f"random_fraction needs one value per response ({len(jobs)}), got {len(random_fraction)}")
+    sampler = torch.Generator().manual_seed(seed)
+    chooser = torch.Generator().manual_seed(seed + 1)  # the control's coin flips leave the sampler's draws alone
+    out = CrossSamples(prompt_index=jobs, response_ids=[], stopped=[], intervened=[], js=[])
+    for start in range(0, len(jobs), batch_size):
+        rows = jobs[start : start + batch_size]
+        fractions = None if random_fraction is None else torch.tensor(random_fraction[start : start + batch_size])
+        _lockstep_batch(primary, intervention, [prompts[i] for i in rows], eps, fractions, max_new_tokens,
+                        eos_token_id, pad_token_id, vocab_size, temperature, top_p, js_top_p, sampler, chooser, out)
+    return out
+
+
+def _lockstep_batch(primary, intervention, prompts, eps, fractions, max_new_tokens, eos_id, pad_id, vocab,
+                    temperature, top_p, js_top_p, sampler, chooser, out: CrossSamples) -> None:
+    ids, mask = left_pad(prompts, pad_id)
+    caches = DynamicCache(config=primary.config), DynamicCache(config=intervention.config)
+    done = torch.zeros(len(prompts), dtype=torch.bool)
+    tokens, flags, divergences = [], [], []
+    step_ids, pos = ids, positions(mask)
+    for _ in range(max_new_tokens):
+        logits = [model(input_ids=step_ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
+                  .logits[:, -1, :vocab].float() for model, cache in zip((primary, intervention), caches)]
+        p, q = (log_probs(x)[1] for x in logits)
+        js = top_p_js(p, q, js_top_p) if js_top_p < 1.0 else js_divergence(p, q)
+        if fractions is None:
+            choose = js > eps
+        else:
+            choose = torch.rand(len(prompts), generator=chooser) < fractions
+        if temperature == 0:
+            token = torch.where(choose, logits[1].argmax(-1), logits[0].argmax(-1))
+        else:
+            mixed = torch.where(choose[:, None], logits[1], logits[0]) / temperature
+            token = torch.multinomial(top_p_truncate(log_probs(mixed)[1], top_p), 1, generator=sampler).squeeze(-1)
+        token = token.masked_fill(done, pad_id)
+        tokens.append(token)
+        flags.append(choose & ~done)
+        divergences.append(js)
+        done |= token == eos_id
+        if done.all():
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        step_ids, pos = token[:, None], pos[:, -1:] + 1
+    tokens, flags, divergences = (torch.stack(x, dim=1).tolist() for x in (tokens, flags, divergences))
+    for row, row_flags, row_js in zip(tokens, flags, divergences):
+        steps = row.index(eos_id) + 1 if eos_id in row else len(row)
+        out.response_ids.append(row[: steps - 1] if eos_id in row else row)
+        out.stopped.append(eos_id in row)
+        out.intervened.append(row_flags[:steps])
+        out.js.append(row_js[:steps])

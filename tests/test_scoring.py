@@ -1,0 +1,96 @@
+import pytest
+import torch
+from transformers import DynamicCache
+from transformers.models.qwen2 import Qwen2Tokenizer
+
+from tokenshift import models, scoring
+from tokenshift.sampling import left_pad, positions
+
+from conftest import TINY_SHAPE
+
+
+def encode(tokenizer, texts):
+    return [[tokenizer.bos_token_id, *tokenizer(t)["input_ids"]] for t in texts]
+
+
+def test_a_model_against_itself_has_zero_divergence_everywhere(tokenizer, tiny_model):
+    prompts = encode(tokenizer, ["1234+5678=", "9+1="])
+    responses = [tokenizer("1+2=3 so 6912")["input_ids"] + [2], tokenizer("so 10")["input_ids"]]
+    table = scoring.score_pair(tiny_model, tiny_model, tokenizer, prompts, responses, correct=[True, False],
+                               progress=False)
+    assert len(table) == sum(map(len, responses))
+    for col in ("js", "js_top_p", "kl_base_rl", "kl_rl_base"):
+        assert (table[col] == 0).all(), col
+    assert table["top1_agree"].all() and (table["rl_top1_base_rank"] == 0).all()
+    assert (table["topk_overlap_3"] == 1).all()
+    first = table.filter(table["response"] == 0)
+    assert first["token_id"].to_list() == responses[0]
+    assert first["position"].to_list() == list(range(len(responses[0])))
+    assert first["token"][-1] == "<eos>" and first["correct"].all()
+    assert ((table["rel_position"] > 0) & (table["rel_position"] < 1)).all()
+
+
+def test_scores_match_an_unbatched_full_forward(tokenizer, tiny_model):
+    other = models.new_model(tokenizer, TINY_SHAPE, seed=1).eval()
+    prompts = encode(tokenizer, ["1234+5678=", "9+1="])
+    responses = [tokenizer("4+8=12 so 6912")["input_ids"], tokenizer("so 10")["input_ids"] + [2]]
+    table = scoring.score_pair(tiny_model, other, tokenizer, prompts, responses, batch_size=2,
+                               chunk_positions=3, progress=False)
+    from tokenshift.divergence import pair_metrics
+    for i, (p, r) in enumerate(zip(prompts, responses)):
+        ids = torch.tensor([p + r])
+        with torch.no_grad():
+            a = tiny_model(ids).logits[0, len(p) - 1 : -1]
+            b = other(ids).logits[0, len(p) - 1 : -1]
+        expected = pair_metrics(a, b)["js"]
+        got = torch.tensor(table.filter(table["response"] == i)["js"].to_list())
+        assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_cached_decoding_matches_a_teacher_forced_forward(tokenizer, tiny_model):
+    # the sampler's left padding, positions and KV cache give the logits a full forward gives
+    prompts = encode(tokenizer, ["1234+5678=", "9+1="])
+    continuation = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    cache, step_ids, pos, stepwise = DynamicCache(config=tiny_model.config), ids, positions(mask), []
+    with torch.no_grad():
+        for t in range(continuation.shape[1] + 1):
+            out = tiny_model(input_ids=step_ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
+            stepwise.append(out.logits[:, -1])
+            if t == continuation.shape[1]:
+                break
+            step_ids = continuation[:, t : t + 1]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            pos = pos[:, -1:] + 1
+        for row, p in enumerate(prompts):
+            full = tiny_model(torch.tensor([p + continuation[row].tolist()])).logits[0, len(p) - 1 :]
+            assert torch.allclose(torch.stack([s[row] for s in stepwise]), full, atol=1e-5)
+
+
+def test_mismatched_vocabularies_are_refused_naming_tokens(tokenizer):
+    vocab = dict(tokenizer.get_vocab())
+    vocab["Ω"] = vocab.pop("z")
+    other = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, bos_token="<bos>", eos_token="<eos>",
+                           pad_token="<pad>")
+    with pytest.raises(ValueError, match=r"only in base \['z'\], only in RL \['Ω'\]"):
+        scoring.check_same_vocabulary(tokenizer, other)
+    scoring.check_same_vocabulary(tokenizer, tokenizer)
+
+
+def test_empty_responses_and_overlong_sequences_are_refused(tokenizer, tiny_model):
+    prompts = encode(tokenizer, ["1+1=", "2+2="])
+    with pytest.raises(ValueError, match=r"responses \[1\] are empty"):
+        scoring.score_pair(tiny_model, tiny_model, tokenizer, prompts, [[5], []], progress=False)
+    with pytest.raises(ValueError, match="exceeds the model's context"):
+        scoring.score_pair(tiny_model, tiny_model, tokenizer, prompts[:1], [[5] * 200], progress=False)
+
+
+def test_padded_output_layer_is_sliced_to_the_tokenizer(tokenizer, tiny_model):
+    # Qwen pads its output layer past the tokenizer; rows beyond it must not enter the distributions
+    padded = models.new_model(tokenizer, TINY_SHAPE, seed=0)
+    padded.resize_token_embeddings(len(tokenizer) + 7)
+    with torch.no_grad():
+        padded.get_output_embeddings().weight[len(tokenizer):] = 5.0  # would dominate if not sliced
+    prompts, responses = encode(tokenizer, ["1+1="]), [tokenizer("so 2")["input_ids"]]
+    table = scoring.score_pair(tiny_model, padded.eval(), tokenizer, prompts, responses, progress=False)
+    assert (table["js"] < 1e-6).all()
