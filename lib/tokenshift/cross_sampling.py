@@ -18,11 +18,16 @@ negative ``eps`` plain sampling from the intervention policy, with the same seed
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
+import polars as pl
 import torch
+from tqdm import tqdm
 from transformers import DynamicCache
 
+from . import divergence, evaluation, models, sampling, scoring, shifts, task
+from .cache import ArtifactCache
 from .divergence import js_divergence, log_probs, top_p_js, top_p_truncate
 from .sampling import left_pad, positions
 
@@ -122,3 +127,55 @@ def _lockstep_batch(primary, intervention, prompts, eps, fractions, max_new_toke
         out.stopped.append(eos_id in row)
         out.intervened.append(row_flags[:steps])
         out.js.append(row_js[:steps])
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A cross-sampling sweep on the organism's held-out problems."""
+
+    eps_grid: tuple[float, ...] = (math.inf, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 1e-4, 0.0)  # inf: never intervene
+    n_problems: int = 200
+    samples_per_problem: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    js_top_p: float = 1.0  # 1: full-vocabulary JS decides; < 1: top-p truncated JS
+    max_new_tokens: int = 48
+    seed: int = 0
+
+
+def sweep(primary_dir, intervention_dir, config: SweepConfig, cache=None, progress: bool = True):
+    """For every eps: cross-sample with the divergence rule, then the random-position control with each
+    response's realised fraction as its target. One row per (eps, rule, response), cached as Parquet."""
+    cache = cache or ArtifactCache()
+
+    def build(out):
+        primary, tok = models.load(primary_dir)
+        intervention, other_tok = models.load(intervention_dir)
+        scoring.check_same_vocabulary(tok, other_tok)
+        problems = task.sample_problems(config.n_problems, "held_out", seed=config.seed)
+        prompts = evaluation.prompt_ids(problems, tok)
+        common = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, vocab_size=len(tok),
+                      temperature=config.temperature, top_p=config.top_p, js_top_p=config.js_top_p, seed=config.seed)
+        frames = []
+        for eps in tqdm(config.eps_grid, desc="eps", disable=not progress):
+            by_divergence = cross_sample(primary, intervention, prompts, eps=eps, **common)
+            runs = [("divergence", by_divergence)]
+            if 0 < sum(by_divergence.intervened_count()):
+                runs.append(("random", cross_sample(primary, intervention, prompts,
+                                                    random_fraction=by_divergence.intervened_fraction(), **common)))
+            for rule, out_samples in runs:
+                frames.append(pl.DataFrame({
+                    "eps": [eps] * len(out_samples.prompt_index), "rule": rule,
+                    "response": range(len(out_samples.prompt_index)), "problem": out_samples.prompt_index,
+                    "response_ids": out_samples.response_ids, "stopped": out_samples.stopped,
+                    "intervened": out_samples.intervened, "fraction": out_samples.intervened_fraction(),
+                    "count": out_samples.intervened_count(),
+                    "correct": [bool(r) for r in evaluation.rewards(problems, out_samples, tok)],
+                }))
+        pl.concat(frames).write_parquet(out / "sweep.parquet")
+
+    key = {"primary": shifts.model_fingerprint(primary_dir), "intervention": shifts.model_fingerprint(intervention_dir),
+           "config": config}
+    code = (divergence, sampling, evaluation, task, models, scoring, sys.modules[__name__])
+    return pl.read_parquet(cache.get_or_build("cross_sampling", key, build, code=code) / "sweep.parquet")
