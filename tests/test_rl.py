@@ -80,3 +80,52 @@ def test_dapo_drops_groups_with_equal_rewards(tokenizer, tiny_model):
     assert log[0]["groups_kept"] == 0.0 and log[0]["reward"] == 0.0
     for p, p0 in zip(policy.parameters(), tiny_model.parameters()):
         assert torch.equal(p, p0)
+
+
+def coin_flip_rewards(monkeypatch):
+    def coin_flips(problems, samples, tokenizer):
+        g = torch.Generator().manual_seed(len(samples.response_ids) + sum(map(len, samples.response_ids)))
+        return torch.randint(0, 2, (len(samples.response_ids),), generator=g).float().tolist()
+
+    monkeypatch.setattr(rl.evaluation, "rewards", coin_flips)
+
+
+def test_zero_scale_weights_train_exactly_like_the_baseline(tokenizer, tiny_model, monkeypatch):
+    coin_flip_rewards(monkeypatch)
+    base = dataclasses.replace(TINY_RL, max_new_tokens=10, updates_per_batch=2)
+    plain, _ = rl.train_rl(tiny_model, tokenizer, base, progress=False)
+    zero_s, log = rl.train_rl(tiny_model, tokenizer, dataclasses.replace(base, weight_alpha=50.0), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), zero_s.parameters()))
+    assert all(r["weighted_share"] == 0.0 for r in log)
+
+
+def test_weights_carry_no_gradient_and_follow_the_formula():
+    logp = torch.randn(4, 7, requires_grad=True)
+    anchor = torch.randn(4, 7)
+    for alpha in (30.0, -30.0):
+        w = rl.advantage_weights(logp, anchor, scale=0.8, alpha=alpha)
+        assert not w.requires_grad
+        kl = rl.k3(anchor, logp.detach())
+        assert torch.allclose(w, 1 + 0.8 * (torch.sigmoid(alpha * kl) - 0.5))
+        if alpha > 0:  # KL >= 0: boosts lie in [1, 1 + s/2], damping in [1 - s/2, 1]
+            assert ((w >= 1) & (w <= 1.4 + 1e-6)).all()
+        else:
+            assert ((w <= 1) & (w >= 0.6 - 1e-6)).all()
+    assert torch.equal(rl.advantage_weights(anchor, anchor, 0.8, 30.0), torch.ones(4, 7))
+
+
+def test_weights_are_one_on_a_batch_first_update_only(tokenizer, tiny_model, monkeypatch):
+    coin_flip_rewards(monkeypatch)
+    weighted = dataclasses.replace(TINY_RL, max_new_tokens=10, weight_scale=1.0, weight_alpha=100.0)
+    _, once = rl.train_rl(tiny_model, tokenizer, dataclasses.replace(weighted, updates_per_batch=1), progress=False)
+    assert all(r["weighted_updates"] == 0 and r["weight_max"] == 1.0 for r in once)
+    _, twice = rl.train_rl(tiny_model, tokenizer, dataclasses.replace(weighted, updates_per_batch=2), progress=False)
+    assert all(r["weighted_updates"] <= 1 for r in twice) and any(r["weighted_updates"] == 1 for r in twice)
+    _, ref = rl.train_rl(tiny_model, tokenizer, dataclasses.replace(weighted, updates_per_batch=1,
+                                                                    weight_divergence="reference"), progress=False)
+    assert any(r["weighted_updates"] == 1 for r in ref[1:])  # the policy has left the reference after step 1
+
+
+def test_unknown_weight_divergence_is_refused():
+    with pytest.raises(ValueError, match="weight_divergence"):
+        rl.RLConfig(weight_divergence="base")

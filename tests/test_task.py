@@ -1,5 +1,7 @@
 import random
 
+import pytest
+
 from hypothesis import given, strategies as st
 
 from tokenshift import task
@@ -68,3 +70,13 @@ def test_demonstrator_mixes_behaviours():
     assert abs(shortcut - demo.p_shortcut) < 0.05
     assert abs(stops - (1 - demo.p_ramble)) < 0.05
     assert all(not s for t, s in outs if t.count("so") > 1)  # rambling never ends with end-of-sequence
+
+
+def test_validation_and_test_split_the_held_out_problems():
+    val = task.sample_problems(300, "validation", seed=0)
+    test = task.sample_problems(300, "test", seed=0)
+    assert not set(val) & set(test)
+    assert all(task.is_held_out(p) for p in val + test)
+    assert {task.split_of(p) for p in val} == {"validation"} and {task.split_of(p) for p in test} == {"test"}
+    with pytest.raises(ValueError, match="split must be one of"):
+        task.sample_problems(1, "dev", seed=0)

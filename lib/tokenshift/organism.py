@@ -63,19 +63,21 @@ class Organism:
 
     def log(self, name: str) -> list[dict]:
         """Training log of "base", "sft_control" or an RL run: one dict per logged step."""
-        path = {"base": self.base, "sft_control": self.sft_control}.get(name) or self.rl[name]
-        return json.loads((path.parent / "log.json").read_text())
+        return run_log({"base": self.base, "sft_control": self.sft_control}.get(name) or self.rl[name])
+
+
+def run_log(model_dir: Path) -> list[dict]:
+    """The training log stored beside a model the organism built."""
+    return json.loads((Path(model_dir).parent / "log.json").read_text())
 
 
 BASE_CODE = (task, tokenizer, models, sft)
 RL_CODE = (*BASE_CODE, rl, sampling, divergence, evaluation)  # sampling uses divergence's top-p
 
 
-def build(config: OrganismConfig = OrganismConfig(), cache: ArtifactCache | None = None,
-          progress: bool = True) -> Organism:
-    """Train whatever part of the organism is not cached yet; return where each model lies."""
-    cache = cache or ArtifactCache()
-    base_key = {"shape": config.shape, "base": config.part("base")}
+def _base(config: OrganismConfig, cache: ArtifactCache, progress: bool) -> tuple[Path, dict]:
+    """The base model's directory, and the key that identifies it inside its descendants' keys."""
+    key = {"shape": config.shape, "base": config.part("base")}
 
     def make_base(out: Path):
         tok = tokenizer.build_tokenizer()
@@ -83,20 +85,30 @@ def build(config: OrganismConfig = OrganismConfig(), cache: ArtifactCache | None
         log = sft.train_sft(model, tok, config.part("base"), progress=progress)
         _store(out, model, tok, log)
 
-    base = cache.get_or_build("base", base_key, make_base, code=BASE_CODE) / "model"
+    return cache.get_or_build("base", key, make_base, code=BASE_CODE) / "model", key
 
-    def make_rl(name):
-        def build_run(out: Path):
-            model, tok = models.load(base)
-            policy, log = rl.train_rl(model, tok, config.part(name), out_dir=out, progress=progress)
-            _store(out, policy, tok, log)
-        return build_run
 
-    rl_paths = {
-        name: cache.get_or_build("rl", {"base": base_key, "rl": config.part(name)}, make_rl(name), code=RL_CODE)
-        / "model"
-        for name in RL_NAMES
-    }
+def rl_run(config: OrganismConfig, rl_config: rl.RLConfig, cache: ArtifactCache | None = None,
+           progress: bool = True) -> Path:
+    """An RL run from the organism's base with ``rl_config`` as given (its own seed included), cached;
+    returns the final model's directory (checkpoints and ``log.json`` lie beside it)."""
+    cache = cache or ArtifactCache()
+    base, base_key = _base(config, cache, progress)
+
+    def build_run(out: Path):
+        model, tok = models.load(base)
+        policy, log = rl.train_rl(model, tok, rl_config, out_dir=out, progress=progress)
+        _store(out, policy, tok, log)
+
+    return cache.get_or_build("rl", {"base": base_key, "rl": rl_config}, build_run, code=RL_CODE) / "model"
+
+
+def build(config: OrganismConfig = OrganismConfig(), cache: ArtifactCache | None = None,
+          progress: bool = True) -> Organism:
+    """Train whatever part of the organism is not cached yet; return where each model lies."""
+    cache = cache or ArtifactCache()
+    base, base_key = _base(config, cache, progress)
+    rl_paths = {name: rl_run(config, config.part(name), cache, progress) for name in RL_NAMES}
 
     def make_sft_control(out: Path):
         model, tok = models.load(base)

@@ -34,6 +34,13 @@ class RLConfig:
     kl_coef: float = 0.0  # weight of the k3 estimate of KL(pi || pi_ref) per token; 0 = no KL term
     loss_agg: str = "seq-mean-token-mean"  # GRPO: mean over each response, then over responses; or "token-mean"
     skip_uniform_groups: bool = False  # drop groups whose rewards are all equal (they carry no advantage)
+    # divergence-weighted advantage (the paper's diagnostic): A_t -> w_t A_t, w_t = 1 + s (sigmoid(alpha KL_t) - 1/2),
+    # w_t detached; KL_t is the k3 estimate on the sampled token of KL(pi_old || pi) ("old", the paper's) or
+    # KL(pi_ref || pi) ("reference", the frozen base). KL_t to pi_old is 0 on a batch's first update, so the
+    # weights act only when updates_per_batch > 1.
+    weight_scale: float = 0.0  # s; 0 leaves every advantage as it is
+    weight_alpha: float = 0.0  # alpha > 0 boosts high-divergence tokens, alpha < 0 low-divergence ones
+    weight_divergence: str = "old"  # "old" or "reference"
     max_new_tokens: int = 48  # response length limit; a response cut here earns reward 0
     temperature: float = 1.0
     checkpoint_every: int = 20  # save the policy every this many steps (the evolution analysis reads them)
@@ -45,6 +52,8 @@ class RLConfig:
     def __post_init__(self):
         if self.loss_agg not in ("seq-mean-token-mean", "token-mean"):
             raise ValueError(f"loss_agg must be 'seq-mean-token-mean' or 'token-mean', got {self.loss_agg!r}")
+        if self.weight_divergence not in ("old", "reference"):
+            raise ValueError(f"weight_divergence must be 'old' or 'reference', got {self.weight_divergence!r}")
 
 
 SIMPLERL_LIKE = RLConfig(kl_coef=0.05)
@@ -62,6 +71,12 @@ def k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Schulman's k3 estimate of KL(pi || ref) from the sampled token: r - 1 - log r with r = ref/pi; >= 0."""
     log_ratio = ref_logp - logp
     return log_ratio.exp() - 1 - log_ratio
+
+
+def advantage_weights(logp, anchor_logp, scale: float, alpha: float) -> torch.Tensor:
+    """w_t = 1 + s (sigmoid(alpha KL_t) - 1/2), KL_t = k3 of KL(anchor || pi) on the sampled token; no gradient."""
+    kl = k3(anchor_logp, logp.detach())  # k3(a, b) estimates KL(a-sampled || b) with ratio b/a: here pi/anchor
+    return (1 + scale * (torch.sigmoid(alpha * kl) - 0.5)).detach()
 
 
 def clipped_surrogate(logp, old_logp, advantages, clip_low, clip_high):
@@ -119,16 +134,19 @@ def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> d
     stats = {"step": step, "reward": rewards.mean().item(),
              "response_length": batch.response_mask.sum(-1).mean().item(),
              "kl_to_base": aggregate(k3(old_logp, ref_logp), batch.response_mask, "token-mean").item(),
-             "groups_kept": keep.view(P, G)[:, 0].float().mean().item(), "clip_frac": 0.0}
+             "groups_kept": keep.view(P, G)[:, 0].float().mean().item(), "clip_frac": 0.0,
+             "weight_mean": 1.0, "weight_max": 1.0, "weighted_share": 0.0, "weighted_updates": 0}
     rows = keep.nonzero().squeeze(-1)
     if len(rows) == 0:
         return stats
     policy.train()
-    clip_fracs = []
+    clip_fracs, weights = [], []
     for chunk in rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(step))].chunk(config.updates_per_batch):
         sub = _rows(batch, chunk)
         logp = token_logprobs(policy, sub)
-        per_token, clipped = clipped_surrogate(logp, old_logp[chunk], advantages[chunk, None],
+        anchor = old_logp[chunk] if config.weight_divergence == "old" else ref_logp[chunk]
+        w = advantage_weights(logp, anchor, config.weight_scale, config.weight_alpha)
+        per_token, clipped = clipped_surrogate(logp, old_logp[chunk], w * advantages[chunk, None],
                                                config.clip_low, config.clip_high)
         if config.kl_coef:
             per_token = per_token + config.kl_coef * k3(logp, ref_logp[chunk])
@@ -138,7 +156,12 @@ def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> d
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         opt.step()
         clip_fracs.append(aggregate(clipped.float(), sub.response_mask, "token-mean").item())
+        weights.append(w[sub.response_mask.bool()])
     stats["clip_frac"] = sum(clip_fracs) / len(clip_fracs)
+    w = torch.cat(weights)
+    nontrivial = [(x - 1).abs().gt(1e-6).any().item() for x in weights]
+    stats.update(weight_mean=w.mean().item(), weight_max=w.max().item(),
+                 weighted_share=(w - 1).abs().gt(1e-6).float().mean().item(), weighted_updates=int(sum(nontrivial)))
     return stats
 
 

@@ -36,22 +36,38 @@ class Problem:
         return self.a + self.b
 
 
+def _digest(problem: Problem) -> bytes:
+    return hashlib.sha256(f"{problem.a}+{problem.b}".encode()).digest()
+
+
 def is_held_out(problem: Problem) -> bool:
     """A fixed 20% of all problems, chosen by hash, is never trained on (by SFT or RL)."""
-    digest = hashlib.sha256(f"{problem.a}+{problem.b}".encode()).digest()
-    return digest[0] % 5 == 0
+    return _digest(problem)[0] % 5 == 0
+
+
+SPLITS = ("train", "held_out", "validation", "test")  # validation and test are the two halves of held_out
+
+
+def split_of(problem: Problem) -> str:
+    if not is_held_out(problem):
+        return "train"
+    return "validation" if _digest(problem)[1] % 2 == 0 else "test"
 
 
 def sample_problems(n: int, split: str, seed: int) -> list[Problem]:
-    """``n`` distinct problems from ``split`` ("train" or "held_out"), deterministic in ``seed``."""
-    if split not in ("train", "held_out"):
-        raise ValueError(f"split must be 'train' or 'held_out', got {split!r}")
+    """``n`` distinct problems from ``split``, deterministic in ``seed``.
+
+    "held_out" is every problem no training sees; "validation" and "test" split it in halves, for choosing
+    hyperparameters on one and reporting on the other.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     rng = random.Random(f"{split}-{seed}")
     seen: set[Problem] = set()
     out: list[Problem] = []
     while len(out) < n:
         p = Problem(rng.randint(LOW, HIGH), rng.randint(LOW, HIGH))
-        if p not in seen and is_held_out(p) == (split == "held_out"):
+        if p not in seen and (split_of(p) == split or (split == "held_out" and is_held_out(p))):
             seen.add(p)
             out.append(p)
     return out
