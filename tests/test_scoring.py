@@ -94,3 +94,17 @@ def test_padded_output_layer_is_sliced_to_the_tokenizer(tokenizer, tiny_model):
     prompts, responses = encode(tokenizer, ["1+1="]), [tokenizer("so 2")["input_ids"]]
     table = scoring.score_pair(tiny_model, padded.eval(), tokenizer, prompts, responses, progress=False)
     assert (table["js"] < 1e-6).all()
+
+
+def test_projecting_chunk_by_chunk_gives_the_same_table(tokenizer, tiny_model, monkeypatch):
+    other = models.new_model(tokenizer, TINY_SHAPE, seed=1).eval()
+    prompts = encode(tokenizer, ["1234+5678=", "9+1="])
+    responses = [tokenizer("4+8=12 so 6912")["input_ids"], tokenizer("so 10")["input_ids"] + [2]]
+    score = lambda: scoring.score_pair(tiny_model, other, tokenizer, prompts, responses, chunk_positions=4,
+                                       progress=False)
+    whole = score()
+    monkeypatch.setattr(scoring, "WHOLE_BATCH_ELEMENTS", 0)  # as for a batch too long to project at once
+    chunked = score()
+    assert whole.columns == chunked.columns
+    for col in ("js", "js_top_p", "kl_base_rl", "entropy_rl"):
+        assert torch.allclose(torch.tensor(whole[col].to_list()), torch.tensor(chunked[col].to_list()), atol=1e-6)

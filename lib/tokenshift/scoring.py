@@ -18,9 +18,13 @@ from tqdm import tqdm
 from .divergence import pair_metrics
 from .models import make_batch
 
-# logits of this many elements per model per chunk (32 MB in fp32, ~55 positions of a 152k vocabulary):
-# larger chunks re-read the output layer less often (faster on CPU), smaller ones keep the peak lower
+# The metrics run on chunks of logits of this many elements per model (32 MB in fp32, ~55 positions of a
+# 152k vocabulary), which bounds their temporaries.
 CHUNK_ELEMENTS = 1 << 23
+# A batch whose logits fit in this many elements per model (256 MB in fp32, ~440 positions of a 152k
+# vocabulary) gets them from one matmul: per chunk, the output layer's weights (545 MB for Qwen2.5-0.5B)
+# would be re-read from memory each time. Longer batches are projected chunk by chunk, bounding the peak.
+WHOLE_BATCH_ELEMENTS = 1 << 26
 
 
 def _allocate_large_blocks_with_mmap() -> None:
@@ -83,10 +87,15 @@ def score_pair(base, rl, tokenizer, prompts: list[list[int]], responses: list[li
         batch = make_batch(prompts[start:stop], responses[start:stop], tokenizer.pad_token_id, max_len=limit)
         rows, cols = batch.response_mask.nonzero(as_tuple=True)  # positions predicting a response token
         h_base, h_rl = _hidden(base, batch)[rows, cols], _hidden(rl, batch)[rows, cols]
+        project = lambda model, h: model.get_output_embeddings()(h)[:, :vocab]
+        whole = len(rows) * vocab <= WHOLE_BATCH_ELEMENTS
+        if whole:
+            all_base, all_rl = project(base, h_base), project(rl, h_rl)
         metrics: dict[str, list[torch.Tensor]] = {}
         for c in range(0, len(rows), chunk_positions):
-            logits_base = base.get_output_embeddings()(h_base[c : c + chunk_positions])[:, :vocab]
-            logits_rl = rl.get_output_embeddings()(h_rl[c : c + chunk_positions])[:, :vocab]
+            part = slice(c, c + chunk_positions)
+            logits_base = all_base[part] if whole else project(base, h_base[part])
+            logits_rl = all_rl[part] if whole else project(rl, h_rl[part])
             for name, value in pair_metrics(logits_base, logits_rl, top_p=top_p, max_k=max_k).items():
                 metrics.setdefault(name, []).append(value)
         metrics = {name: torch.cat(parts) for name, parts in metrics.items()}
