@@ -12,7 +12,6 @@ run decodes the full length.
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch

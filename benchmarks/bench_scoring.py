@@ -107,8 +107,8 @@ def memory_child(way: str) -> None:
         else:  # the naive way's first step alone: both models' full logits (its metrics would need many
             # more [T, V] temporaries and do not fit this machine)
             ids = torch.tensor([prompt + response])
-            a, b = base(input_ids=ids).logits[0, 2:-1], rl(input_ids=ids).logits[0, 2:-1]
-            n = a.shape[0]
+            logits = [m(input_ids=ids).logits[0, 2:-1] for m in (base, rl)]  # both held at the peak
+            n = logits[0].shape[0]
     peak = peak_rss_mb()
     print(json.dumps({"way": way, "positions": n, "models_mb": before, "peak_mb": peak, "extra_mb": peak - before}))
 
