@@ -2,11 +2,12 @@ import pytest
 import torch
 
 from tokenshift import models
+from tokenshift.loading import load_model
 
 
 def test_save_load_round_trip(tmp_path, tokenizer, tiny_model):
     models.save(tiny_model, tokenizer, tmp_path)
-    loaded, loaded_tok = models.load(tmp_path)
+    loaded, loaded_tok = load_model(tmp_path)
     ids = torch.tensor([tokenizer("12+34=so 46")["input_ids"]])
     assert torch.equal(tiny_model(ids).logits, loaded(ids).logits)
     assert loaded_tok.get_vocab() == tokenizer.get_vocab()

@@ -4,13 +4,14 @@ import time
 import torch
 
 from tokenshift import models, organism
+from tokenshift.loading import load_model
 from tokenshift.cache import ArtifactCache
 
 from conftest import TINY_ORGANISM
 
 
 def weights(path):
-    model, _ = models.load(path)
+    model, _ = load_model(path)
     return [p.detach().clone() for p in model.parameters()]
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from tokenshift import rl
+from tokenshift.problem_sets import OrganismProblems
 
 from conftest import TINY_RL
 
@@ -55,13 +56,17 @@ def test_unknown_loss_aggregation_is_refused():
         rl.RLConfig(loss_agg="sum")
 
 
-def test_training_is_deterministic_and_saves_checkpoints(tmp_path, tokenizer, tiny_model, monkeypatch):
+def coin_flip_rewards(monkeypatch):
     # an untrained model never earns a reward: give it seeded coin-flip rewards so the groups differ
-    def coin_flips(problems, samples, tokenizer):
+    def coin_flips(self, samples, problem=None):
         g = torch.Generator().manual_seed(len(samples.response_ids) + sum(map(len, samples.response_ids)))
-        return torch.randint(0, 2, (len(samples.response_ids),), generator=g).float().tolist()
+        return torch.randint(0, 2, (len(samples.response_ids),), generator=g).bool().tolist()
 
-    monkeypatch.setattr(rl.evaluation, "rewards", coin_flips)
+    monkeypatch.setattr(OrganismProblems, "rewards", coin_flips)
+
+
+def test_training_is_deterministic_and_saves_checkpoints(tmp_path, tokenizer, tiny_model, monkeypatch):
+    coin_flip_rewards(monkeypatch)
     config = dataclasses.replace(TINY_RL, max_new_tokens=12, kl_coef=0.1)
     a, log = rl.train_rl(tiny_model, tokenizer, config, out_dir=tmp_path / "a", progress=False)
     b, _ = rl.train_rl(tiny_model, tokenizer, config, out_dir=tmp_path / "b", progress=False)
@@ -80,14 +85,6 @@ def test_dapo_drops_groups_with_equal_rewards(tokenizer, tiny_model):
     assert log[0]["groups_kept"] == 0.0 and log[0]["reward"] == 0.0
     for p, p0 in zip(policy.parameters(), tiny_model.parameters()):
         assert torch.equal(p, p0)
-
-
-def coin_flip_rewards(monkeypatch):
-    def coin_flips(problems, samples, tokenizer):
-        g = torch.Generator().manual_seed(len(samples.response_ids) + sum(map(len, samples.response_ids)))
-        return torch.randint(0, 2, (len(samples.response_ids),), generator=g).float().tolist()
-
-    monkeypatch.setattr(rl.evaluation, "rewards", coin_flips)
 
 
 def test_zero_scale_weights_train_exactly_like_the_baseline(tokenizer, tiny_model, monkeypatch):

@@ -51,6 +51,22 @@ def code_fingerprint(modules: Iterable) -> str:
     return h.hexdigest()
 
 
+def model_fingerprint(path) -> str:
+    """Identity of a model directory for cache keys: its config and weights (large files by size and date)."""
+    path = Path(path)
+    if not path.is_dir():
+        return f"hub:{path}"  # a hub id: the name is all we know offline
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.iterdir() if p.is_file()):
+        stat = f.stat()
+        h.update(f.name.encode())
+        if stat.st_size < 64 << 20:
+            h.update(f.read_bytes())
+        else:  # hashing tens of GB of weights on every use would cost minutes
+            h.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
 class ArtifactCache:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else cache_root()
@@ -61,6 +77,12 @@ class ArtifactCache:
 
     def path(self, kind: str, config, code: Iterable = ()) -> Path:
         return self.root / kind / self.key(kind, config, code)
+
+    def parts(self, kind: str, config, code: Iterable = ()) -> Path:
+        """Where a build keeps finished pieces of work while it runs (kept if interrupted, so the next
+        attempt resumes from them; removed once the entry is complete)."""
+        final = self.path(kind, config, code)
+        return final.parent / f".{final.name}.parts"
 
     def get_or_build(self, kind: str, config, build: Callable[[Path], None], code: Iterable = ()) -> Path:
         """The entry's directory; ``build(tmp_dir)`` fills a new one when it is missing or damaged."""

@@ -19,25 +19,25 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 import torch
-from tqdm import tqdm
 from transformers import DynamicCache
 
-from . import divergence, evaluation, models, sampling, scoring, shifts, task
-from .cache import ArtifactCache
+from . import divergence, models, parallel, problem_sets, sampling, scoring
+from .cache import ArtifactCache, model_fingerprint
 from .divergence import js_divergence, log_probs, top_p_js, top_p_truncate
-from .sampling import left_pad, positions
+from .loading import load_model
+from .problem_sets import ProblemSet
+from .sampling import Samples, left_pad, positions, split_at_stop, stop_set
 
 
 @dataclass
-class CrossSamples:
-    prompt_index: list[int]  # which prompt each response answers
-    response_ids: list[list[int]]  # without the end-of-sequence token
-    stopped: list[bool]  # True where end-of-sequence came before the length limit
-    intervened: list[list[bool]]  # per response token (and the end-of-sequence step): from the intervention?
+class CrossSamples(Samples):
+    intervened: list[list[bool]]  # per response token (and the stop step): from the intervention?
     js: list[list[float]]  # per step: the JS divergence between the two policies
 
     def intervened_fraction(self) -> list[float]:
@@ -58,7 +58,7 @@ def cross_sample(
     random_fraction: list[float] | None = None,
     n: int = 1,
     max_new_tokens: int,
-    eos_token_id: int,
+    eos_token_id: int | Sequence[int],
     pad_token_id: int,
     vocab_size: int | None = None,
     temperature: float = 1.0,
@@ -81,25 +81,28 @@ def cross_sample(
         raise ValueError(f"random_fraction needs one value per response ({len(jobs)}), got {len(random_fraction)}")
     sampler = torch.Generator().manual_seed(seed)
     chooser = torch.Generator().manual_seed(seed + 1)  # the control's coin flips leave the sampler's draws alone
-    out = CrossSamples(prompt_index=jobs, response_ids=[], stopped=[], intervened=[], js=[])
+    out = CrossSamples(prompt_index=jobs, response_ids=[], stopped=[], stop_token=[], intervened=[], js=[])
     for start in range(0, len(jobs), batch_size):
         rows = jobs[start : start + batch_size]
         fractions = None if random_fraction is None else torch.tensor(random_fraction[start : start + batch_size])
         _lockstep_batch(primary, intervention, [prompts[i] for i in rows], eps, fractions, max_new_tokens,
-                        eos_token_id, pad_token_id, vocab_size, temperature, top_p, js_top_p, sampler, chooser, out)
+                        stop_set(eos_token_id), pad_token_id, vocab_size, temperature, top_p, js_top_p, sampler, chooser, out)
     return out
 
 
-def _lockstep_batch(primary, intervention, prompts, eps, fractions, max_new_tokens, eos_id, pad_id, vocab,
+def _lockstep_batch(primary, intervention, prompts, eps, fractions, max_new_tokens, stops, pad_id, vocab,
                     temperature, top_p, js_top_p, sampler, chooser, out: CrossSamples) -> None:
     ids, mask = left_pad(prompts, pad_id)
     caches = DynamicCache(config=primary.config), DynamicCache(config=intervention.config)
     done = torch.zeros(len(prompts), dtype=torch.bool)
+    stop_ids = torch.tensor(sorted(stops))
     tokens, flags, divergences = [], [], []
     step_ids, pos = ids, positions(mask)
     for _ in range(max_new_tokens):
-        logits = [model(input_ids=step_ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
-                  .logits[:, -1, :vocab].float() for model, cache in zip((primary, intervention), caches)]
+        # each model reads its inputs on its own device; the decisions and draws happen on the CPU in fp32
+        logits = [model(input_ids=step_ids.to(model.device), attention_mask=mask.to(model.device),
+                        position_ids=pos.to(model.device), cache=cache, use_cache=True)
+                  .logits[:, -1, :vocab].float().cpu() for model, cache in zip((primary, intervention), caches)]
         p, q = (log_probs(x)[1] for x in logits)
         js = top_p_js(p, q, js_top_p) if js_top_p < 1.0 else js_divergence(p, q)
         if fractions is None:
@@ -115,67 +118,83 @@ def _lockstep_batch(primary, intervention, prompts, eps, fractions, max_new_toke
         tokens.append(token)
         flags.append(choose & ~done)
         divergences.append(js)
-        done |= token == eos_id
+        done |= torch.isin(token, stop_ids)
         if done.all():
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         step_ids, pos = token[:, None], pos[:, -1:] + 1
     tokens, flags, divergences = (torch.stack(x, dim=1).tolist() for x in (tokens, flags, divergences))
     for row, row_flags, row_js in zip(tokens, flags, divergences):
-        steps = row.index(eos_id) + 1 if eos_id in row else len(row)
-        out.response_ids.append(row[: steps - 1] if eos_id in row else row)
-        out.stopped.append(eos_id in row)
+        ids, stop = split_at_stop(row, stops)
+        steps = len(ids) + (stop is not None)
+        out.response_ids.append(ids)
+        out.stopped.append(stop is not None)
+        out.stop_token.append(stop)
         out.intervened.append(row_flags[:steps])
         out.js.append(row_js[:steps])
 
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """A cross-sampling sweep on the organism's held-out problems."""
+    """A cross-sampling sweep over eps on a problem set."""
 
     eps_grid: tuple[float, ...] = (math.inf, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 1e-4, 0.0)  # inf: never intervene
-    n_problems: int = 200
     samples_per_problem: int = 4
     temperature: float = 1.0
     top_p: float = 1.0
     js_top_p: float = 1.0  # 1: full-vocabulary JS decides; < 1: top-p truncated JS
     max_new_tokens: int = 48
     seed: int = 0
+    prompts_per_unit: int = 64  # work unit (its seed derives from the run's seed and its index)
 
 
-def sweep(primary_dir, intervention_dir, config: SweepConfig, cache=None, progress: bool = True):
+def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, out_file: Path, parts: Path,
+              progress: bool = True) -> None:
     """For every eps: cross-sample with the divergence rule, then the random-position control with each
-    response's realised fraction as its target. One row per (eps, rule, response), cached as Parquet."""
-    cache = cache or ArtifactCache()
+    response's realised fraction as its target. One row per (eps, rule, response) into ``out_file``."""
+    per = config.prompts_per_unit
+    common = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
+                  pad_token_id=problems.tokenizer.pad_token_id, vocab_size=len(problems.tokenizer),
+                  temperature=config.temperature, top_p=config.top_p, js_top_p=config.js_top_p)
 
-    def build(out):
-        primary, tok = models.load(primary_dir)
-        intervention, other_tok = models.load(intervention_dir)
-        scoring.check_same_vocabulary(tok, other_tok)
-        problems = task.sample_problems(config.n_problems, "held_out", seed=config.seed)
-        prompts = evaluation.prompt_ids(problems, tok)
-        common = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, vocab_size=len(tok),
-                      temperature=config.temperature, top_p=config.top_p, js_top_p=config.js_top_p, seed=config.seed)
+    def work(unit: int) -> pl.DataFrame:
+        index = list(range(unit * per, min((unit + 1) * per, len(problems))))
+        prompts, seed = [problems.prompts[i] for i in index], parallel.unit_seed(config.seed, unit)
         frames = []
-        for eps in tqdm(config.eps_grid, desc="eps", disable=not progress):
-            by_divergence = cross_sample(primary, intervention, prompts, eps=eps, **common)
+        for eps in config.eps_grid:
+            by_divergence = cross_sample(primary, intervention, prompts, eps=eps, seed=seed, **common)
             runs = [("divergence", by_divergence)]
             if 0 < sum(by_divergence.intervened_count()):
-                runs.append(("random", cross_sample(primary, intervention, prompts,
+                runs.append(("random", cross_sample(primary, intervention, prompts, seed=seed,
                                                     random_fraction=by_divergence.intervened_fraction(), **common)))
-            for rule, out_samples in runs:
+            for rule, out in runs:
+                problem = [index[i] for i in out.prompt_index]
                 frames.append(pl.DataFrame({
-                    "eps": [eps] * len(out_samples.prompt_index), "rule": rule,
-                    "response": range(len(out_samples.prompt_index)), "problem": out_samples.prompt_index,
-                    "response_ids": out_samples.response_ids, "stopped": out_samples.stopped,
-                    "intervened": out_samples.intervened, "fraction": out_samples.intervened_fraction(),
-                    "count": out_samples.intervened_count(),
-                    "correct": [bool(r) for r in evaluation.rewards(problems, out_samples, tok)],
-                }))
-        pl.concat(frames).write_parquet(out / "sweep.parquet")
+                    "eps": [eps] * len(problem), "rule": rule,
+                    "response": [p * config.samples_per_problem + j % config.samples_per_problem
+                                 for j, p in enumerate(problem)],
+                    "problem": problem, "response_ids": out.with_stop_tokens(), "stopped": out.stopped,
+                    "intervened": out.intervened, "fraction": out.intervened_fraction(),
+                    "count": out.intervened_count(), "correct": problems.rewards(out, problem),
+                }, schema_overrides={"response_ids": pl.List(pl.Int64), "intervened": pl.List(pl.Boolean)}))
+        return pl.concat(frames)
 
-    key = {"primary": shifts.model_fingerprint(primary_dir), "intervention": shifts.model_fingerprint(intervention_dir),
-           "config": config}
-    code = (divergence, sampling, evaluation, task, models, scoring, sys.modules[__name__])
+    parallel.run_units(-(-len(problems) // per), work, out_file, parts, desc="cross-sampling", progress=progress)
+
+
+def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConfig, cache=None,
+          progress: bool = True) -> pl.DataFrame:
+    """``run_sweep`` on two model directories (or hub ids), cached as Parquet."""
+    cache = cache or ArtifactCache()
+    key = {"primary": model_fingerprint(primary_dir), "intervention": model_fingerprint(intervention_dir),
+           "problems": problems.key(), "config": config}
+    code = (divergence, sampling, problem_sets, models, parallel, sys.modules[__name__])
+
+    def build(out):
+        primary, tok = load_model(primary_dir)
+        intervention, other_tok = load_model(intervention_dir)
+        scoring.check_same_vocabulary(tok, other_tok)
+        run_sweep(primary, intervention, problems, config, out / "sweep.parquet",
+                  cache.parts("cross_sampling", key, code), progress)
+
     return pl.read_parquet(cache.get_or_build("cross_sampling", key, build, code=code) / "sweep.parquet")

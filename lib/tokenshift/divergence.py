@@ -93,7 +93,7 @@ def top_p_js(p: torch.Tensor, q: torch.Tensor, top_p: float) -> torch.Tensor:
     keep_p, keep_q = p >= top_p_threshold(p, top_p), q >= top_p_threshold(q, top_p)
     rows, cols = (keep_p | keep_q).nonzero(as_tuple=True)
     ps, qs = p[rows, cols] * keep_p[rows, cols], q[rows, cols] * keep_q[rows, cols]
-    row_sum = lambda x: torch.zeros(p.shape[0], dtype=x.dtype).index_add_(0, rows, x)
+    row_sum = lambda x: torch.zeros(p.shape[0], dtype=x.dtype, device=x.device).index_add_(0, rows, x)
     ps, qs = ps / row_sum(ps)[rows], qs / row_sum(qs)[rows]
     return row_sum(js_terms(ps, qs)).clamp(0.0, LN2)
 
@@ -111,7 +111,7 @@ def pair_metrics(base_logits: torch.Tensor, rl_logits: torch.Tensor, top_p: floa
     base_logp_of_rl_top1 = logp.gather(-1, rl_top1)
     # overlap of the two top-k sets for every k at once: is base's j-th token among RL's top k?
     in_rl = top_base[:, :, None] == top_rl[:, None, :]  # [N, k(base), k(rl)]
-    ks = torch.arange(1, k + 1)
+    ks = torch.arange(1, k + 1, device=logp.device)
     overlap = torch.stack([in_rl[:, :kk, :kk].any(-1).sum(-1) for kk in ks], dim=-1).float() / ks
     metrics = {"entropy_base": -torch.linalg.vecdot(p, logp), "entropy_rl": -torch.linalg.vecdot(q, logq)}
     diff = logp - logq
@@ -126,4 +126,6 @@ def pair_metrics(base_logits: torch.Tensor, rl_logits: torch.Tensor, top_p: floa
         "rl_top1_base_rank": (logp > base_logp_of_rl_top1).sum(-1),
         "rl_top1_base_prob": base_logp_of_rl_top1.squeeze(-1).exp(),
         "topk_overlap": overlap,  # [N, k]: column j is the overlap of the top-(j+1) sets
+        "base_top_ids": top_base, "base_top_prob": p.gather(-1, top_base),  # [N, k], most likely first
+        "rl_top_ids": top_rl, "rl_top_prob": q.gather(-1, top_rl),
     }

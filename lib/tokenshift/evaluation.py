@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import task
+from .problem_sets import ProblemSet
 from .sampling import sample
 
 
@@ -44,26 +44,10 @@ class Accuracy:
         return f"avg@{k} = {self.avg:.3f} [{lo:.3f}, {hi:.3f}] over {self.correct.shape[0]} problems"
 
 
-def prompt_ids(problems: list[task.Problem], tokenizer) -> list[list[int]]:
-    return [[tokenizer.bos_token_id, *tokenizer(p.prompt)["input_ids"]] for p in problems]
-
-
-def decode(tokenizer, ids: list[int]) -> str:
-    # special tokens stay visible, so a stray <pad> or <bos> inside a response fails verification
-    return tokenizer.decode(ids, skip_special_tokens=False)
-
-
-def rewards(problems, samples, tokenizer) -> list[float]:
-    return [
-        float(task.verify(problems[i], decode(tokenizer, ids), stopped))
-        for i, ids, stopped in zip(samples.prompt_index, samples.response_ids, samples.stopped)
-    ]
-
-
-def evaluate(model, tokenizer, problems: list[task.Problem], k: int, seed: int, max_new_tokens: int = 64,
-             temperature: float = 1.0, top_p: float = 1.0) -> Accuracy:
+def evaluate(model, problems: ProblemSet, k: int, seed: int, max_new_tokens: int = 64, temperature: float = 1.0,
+             top_p: float = 1.0) -> Accuracy:
     """Sample ``k`` responses per problem and verify each."""
-    samples = sample(model, prompt_ids(problems, tokenizer), n=k, max_new_tokens=max_new_tokens,
-                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    samples = sample(model, problems.prompts, n=k, max_new_tokens=max_new_tokens, eos_token_id=problems.stop_ids,
+                     pad_token_id=problems.tokenizer.pad_token_id, vocab_size=len(problems.tokenizer),
                      temperature=temperature, top_p=top_p, seed=seed)
-    return Accuracy(np.array(rewards(problems, samples, tokenizer)).reshape(len(problems), k).astype(bool))
+    return Accuracy(np.array(problems.rewards(samples)).reshape(len(problems), k))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+from transformers import Qwen2Config, Qwen2ForCausalLM
 from transformers.utils import logging as hf_logging
 
 # transformers draws a progress bar for every load and save: noise around the organism's many small
@@ -41,12 +41,6 @@ def new_model(tokenizer, shape: ModelShape, seed: int) -> Qwen2ForCausalLM:
     )
     torch.manual_seed(seed)
     return Qwen2ForCausalLM(config)
-
-
-def load(path):
-    """Model (fp32, eval mode) and tokenizer from a directory made by ``save_pretrained``, or a hub id."""
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    return model.eval(), AutoTokenizer.from_pretrained(path)
 
 
 def save(model, tokenizer, path) -> None:

@@ -17,8 +17,9 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import divergence, evaluation, models, rl, sampling, sft, task, tokenizer
+from . import divergence, evaluation, models, problem_sets, rl, sampling, sft, task, tokenizer
 from .cache import ArtifactCache
+from .loading import load_model
 
 RL_NAMES = ("simplerl", "dapo")
 
@@ -72,7 +73,7 @@ def run_log(model_dir: Path) -> list[dict]:
 
 
 BASE_CODE = (task, tokenizer, models, sft)
-RL_CODE = (*BASE_CODE, rl, sampling, divergence, evaluation)  # sampling uses divergence's top-p
+RL_CODE = (*BASE_CODE, rl, sampling, divergence, evaluation, problem_sets)  # sampling uses divergence's top-p
 
 
 def _base(config: OrganismConfig, cache: ArtifactCache, progress: bool) -> tuple[Path, dict]:
@@ -96,7 +97,7 @@ def rl_run(config: OrganismConfig, rl_config: rl.RLConfig, cache: ArtifactCache 
     base, base_key = _base(config, cache, progress)
 
     def build_run(out: Path):
-        model, tok = models.load(base)
+        model, tok = load_model(base)
         policy, log = rl.train_rl(model, tok, rl_config, out_dir=out, progress=progress)
         _store(out, policy, tok, log)
 
@@ -111,7 +112,7 @@ def build(config: OrganismConfig = OrganismConfig(), cache: ArtifactCache | None
     rl_paths = {name: rl_run(config, config.part(name), cache, progress) for name in RL_NAMES}
 
     def make_sft_control(out: Path):
-        model, tok = models.load(base)
+        model, tok = load_model(base)
         log = sft.train_sft(model, tok, config.part("sft_control"), progress=progress)
         _store(out, model, tok, log)
 

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from . import evaluation, task
+from .problem_sets import OrganismProblems
 from .models import Batch, make_batch, save, token_logprobs
 from .sampling import sample
 
@@ -99,12 +100,12 @@ def train_rl(base, tokenizer, config: RLConfig, out_dir: Path | None = None, pro
     """RL-train a copy of ``base``; returns (policy, per-step log). Checkpoints go to ``out_dir/checkpoints``."""
     policy, reference = copy.deepcopy(base).train(), base.eval()
     opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=0.0)
-    eval_set = task.sample_problems(config.eval_problems, "held_out", seed=config.seed)
+    eval_set = OrganismProblems(task.sample_problems(config.eval_problems, "held_out", seed=config.seed), tokenizer)
     log = []
     for step in tqdm(range(1, config.steps + 1), desc="RL", disable=not progress, mininterval=2):
         stats = rl_step(policy, reference, opt, tokenizer, config, step)
         if step % config.eval_every == 0 or step == config.steps:
-            acc = evaluation.evaluate(policy.eval(), tokenizer, eval_set, k=config.eval_samples, seed=config.seed,
+            acc = evaluation.evaluate(policy.eval(), eval_set, k=config.eval_samples, seed=config.seed,
                                       max_new_tokens=config.max_new_tokens)
             stats["heldout_pass@1"] = acc.avg
         if out_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
@@ -115,15 +116,14 @@ def train_rl(base, tokenizer, config: RLConfig, out_dir: Path | None = None, pro
 
 def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> dict:
     P, G = config.prompts_per_step, config.samples_per_prompt
-    problems = task.sample_problems(P, "train", seed=config.seed * 1_000_003 + step)
-    prompts = evaluation.prompt_ids(problems, tokenizer)
-    rollouts = sample(policy.eval(), prompts, n=G, max_new_tokens=config.max_new_tokens,
-                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    problems = OrganismProblems(task.sample_problems(P, "train", seed=config.seed * 1_000_003 + step), tokenizer)
+    rollouts = sample(policy.eval(), problems.prompts, n=G, max_new_tokens=config.max_new_tokens,
+                      eos_token_id=problems.stop_ids, pad_token_id=tokenizer.pad_token_id,
                       temperature=config.temperature, seed=config.seed * 1_000_003 + step)
-    rewards = torch.tensor(evaluation.rewards(problems, rollouts, tokenizer)).view(P, G)
+    rewards = torch.tensor(problems.rewards(rollouts), dtype=torch.float).view(P, G)
     advantages = group_advantages(rewards).flatten()
-    responses = [ids + [tokenizer.eos_token_id] * stopped for ids, stopped in zip(rollouts.response_ids, rollouts.stopped)]
-    batch = make_batch([prompts[i] for i in rollouts.prompt_index], responses, tokenizer.pad_token_id,
+    batch = make_batch([problems.prompts[i] for i in rollouts.prompt_index], rollouts.with_stop_tokens(),
+                       tokenizer.pad_token_id,
                        max_len=policy.config.max_position_embeddings)
     keep = torch.ones(P * G, dtype=torch.bool)
     if config.skip_uniform_groups:

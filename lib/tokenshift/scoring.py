@@ -25,6 +25,8 @@ CHUNK_ELEMENTS = 1 << 23
 # vocabulary) gets them from one matmul: per chunk, the output layer's weights (545 MB for Qwen2.5-0.5B)
 # would be re-read from memory each time. Longer batches are projected chunk by chunk, bounding the peak.
 WHOLE_BATCH_ELEMENTS = 1 << 26
+# Each position keeps its top tokens under both models with their probabilities (for the token viewer).
+TOP_TOKENS = 5
 
 
 def _allocate_large_blocks_with_mmap() -> None:
@@ -42,7 +44,12 @@ def _allocate_large_blocks_with_mmap() -> None:
 
 
 def check_same_vocabulary(base_tokenizer, rl_tokenizer) -> None:
-    """Refuse a pair whose vocabularies or special tokens differ, saying which."""
+    """Refuse a pair whose vocabularies differ (added special tokens included), saying which tokens differ.
+
+    Special-token *roles* may differ (a base model's EOS is <|endoftext|>, its instruct sibling's <|im_end|>):
+    both are in the shared vocabulary, and the pair's stop set holds both. Output layers padded past the
+    vocabulary may differ too: logits are sliced to the tokenizer's length.
+    """
     a, b = base_tokenizer.get_vocab(), rl_tokenizer.get_vocab()
     if a != b:
         only_a = sorted(set(a) - set(b))[:5]
@@ -53,14 +60,18 @@ def check_same_vocabulary(base_tokenizer, rl_tokenizer) -> None:
             f"only in base {only_a}, only in RL {only_b}, different ids {moved} (first 5 of each). "
             "Pair models that share a tokenizer."
         )
-    for name in ("eos_token_id", "bos_token_id", "pad_token_id"):
-        if getattr(base_tokenizer, name) != getattr(rl_tokenizer, name):
-            raise ValueError(f"the two tokenizers' {name} differ: {getattr(base_tokenizer, name)} vs "
-                             f"{getattr(rl_tokenizer, name)}; use one tokenizer's special tokens for both")
 
 
-def _hidden(model, batch) -> torch.Tensor:
-    return model.get_decoder()(input_ids=batch.ids, attention_mask=batch.attention_mask).last_hidden_state
+def _hidden(model, batch, rows, cols) -> torch.Tensor:
+    ids, mask = batch.ids.to(model.device), batch.attention_mask.to(model.device)
+    return model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[rows.to(model.device),
+                                                                                    cols.to(model.device)]
+
+
+def _project(model, hidden, vocab: int, device) -> torch.Tensor:
+    """fp32 logits over the tokenizer's vocabulary (padding rows of the output layer dropped) on ``device``."""
+    head = model.get_output_embeddings()
+    return head(hidden.to(head.weight.device))[:, :vocab].float().to(device)
 
 
 @torch.no_grad()
@@ -86,8 +97,9 @@ def score_pair(base, rl, tokenizer, prompts: list[list[int]], responses: list[li
         stop = min(start + batch_size, len(prompts))
         batch = make_batch(prompts[start:stop], responses[start:stop], tokenizer.pad_token_id, max_len=limit)
         rows, cols = batch.response_mask.nonzero(as_tuple=True)  # positions predicting a response token
-        h_base, h_rl = _hidden(base, batch)[rows, cols], _hidden(rl, batch)[rows, cols]
-        project = lambda model, h: model.get_output_embeddings()(h)[:, :vocab]
+        h_base, h_rl = _hidden(base, batch, rows, cols), _hidden(rl, batch, rows, cols)
+        device = h_base.device  # the metrics run where the base model's last layer is
+        project = lambda model, h: _project(model, h, vocab, device)
         whole = len(rows) * vocab <= WHOLE_BATCH_ELEMENTS
         if whole:
             all_base, all_rl = project(base, h_base), project(rl, h_rl)
@@ -97,9 +109,11 @@ def score_pair(base, rl, tokenizer, prompts: list[list[int]], responses: list[li
             logits_base = all_base[part] if whole else project(base, h_base[part])
             logits_rl = all_rl[part] if whole else project(rl, h_rl[part])
             for name, value in pair_metrics(logits_base, logits_rl, top_p=top_p, max_k=max_k).items():
-                metrics.setdefault(name, []).append(value)
+                metrics.setdefault(name, []).append(value.cpu())
         metrics = {name: torch.cat(parts) for name, parts in metrics.items()}
         overlap = metrics.pop("topk_overlap")
+        tops = {name: metrics.pop(name)[:, :TOP_TOKENS].numpy()
+                for name in ("base_top_ids", "base_top_prob", "rl_top_ids", "rl_top_prob")}
         prompt_len = torch.tensor([len(p) for p in prompts[start:stop]])
         lengths = torch.tensor([len(r) for r in responses[start:stop]])
         position = cols - (prompt_len[rows] - 1)
@@ -112,6 +126,7 @@ def score_pair(base, rl, tokenizer, prompts: list[list[int]], responses: list[li
             "correct": [bool(correct[start + r]) for r in rows.tolist()] if correct is not None else None,
             **{name: value.numpy() for name, value in metrics.items()},
             **{f"topk_overlap_{k + 1}": overlap[:, k].numpy() for k in range(overlap.shape[1])},
+            **tops,
         }
         frames.append(pl.DataFrame({k: v for k, v in frame.items() if v is not None}))
     return pl.concat(frames)

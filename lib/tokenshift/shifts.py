@@ -1,98 +1,120 @@
-"""The per-token shift table of a model pair, cached: sample reference responses, then score both models.
+"""The per-token shift table of a model pair: sample reference responses, then score both models on them.
 
-As in the paper, the reference paths are by default the tuned (RL) model's own samples on held-out
-problems; any other model's samples can be used instead (``reference``). Samples and tables are stored as
-Parquet in the artifact cache under the models' fingerprints and the ``ShiftConfig``, so the notebooks
-01, 02 and 04 share them and a second run reads them back.
+As in the paper, the reference paths are by default the tuned (RL) model's own samples; any other model's
+samples can be used instead (``reference``). Both steps work in units of a few prompts or responses
+(``parallel.run_units``), so they split across processes under ``torchrun`` and resume after an interruption.
+The cached entry points (``responses``, ``shift_table``) store their Parquet files in the artifact cache under
+the models' fingerprints, the problems and the ``ShiftConfig``, so notebooks 01, 02 and 04 share them.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from . import divergence, evaluation, models, sampling, scoring, task
-from .cache import ArtifactCache
+from . import divergence, models, parallel, problem_sets, sampling, scoring
+from .cache import ArtifactCache, model_fingerprint
+from .loading import load_model
+from .problem_sets import ProblemSet
 
-SHIFT_CODE = (divergence, scoring, sampling, evaluation, task, models)
+SHIFT_CODE = (divergence, scoring, sampling, problem_sets, models, parallel)
 
 
 @dataclass(frozen=True)
 class ShiftConfig:
-    n_problems: int = 200  # held-out problems whose responses are scored
     samples_per_problem: int = 4  # reference responses per problem
     temperature: float = 1.0  # sampling of the reference responses
     top_p: float = 1.0  # sampling of the reference responses (the organism's policies are sampled untruncated)
     js_top_p: float = 0.7  # p of the top-p truncated JS (the paper's 0.7)
     max_new_tokens: int = 48
     seed: int = 0
+    prompts_per_unit: int = 64  # sampling work unit (its seed derives from the run's seed and its index)
+    responses_per_unit: int = 64  # scoring work unit
+    batch_size: int = 16  # sequences per forward pass when scoring
 
 
-def model_fingerprint(path) -> str:
-    """Identity of a model directory for cache keys: its config and weights (large files by size and date)."""
-    path = Path(path)
-    if not path.is_dir():
-        return f"hub:{path}"  # a hub id: the name is all we know offline
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.iterdir() if p.is_file()):
-        stat = f.stat()
-        h.update(f.name.encode())
-        if stat.st_size < 64 << 20:
-            h.update(f.read_bytes())
-        else:  # hashing tens of GB of weights on every use would cost minutes
-            h.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return h.hexdigest()
+def sample_responses(model, problems: ProblemSet, config: ShiftConfig, out_file: Path, parts: Path,
+                     progress: bool = True) -> None:
+    """Sample ``config.samples_per_problem`` responses per problem into ``out_file``: one row per response,
+    in problem-major order, with its stop token (if any) at the end of ``response_ids``."""
+    per = config.prompts_per_unit
+
+    def work(unit: int) -> pl.DataFrame:
+        index = list(range(unit * per, min((unit + 1) * per, len(problems))))
+        out = sampling.sample(model, [problems.prompts[i] for i in index], n=config.samples_per_problem,
+                              max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
+                              pad_token_id=problems.tokenizer.pad_token_id, vocab_size=len(problems.tokenizer),
+                              temperature=config.temperature, top_p=config.top_p,
+                              seed=parallel.unit_seed(config.seed, unit))
+        problem = [index[i] for i in out.prompt_index]
+        return pl.DataFrame({
+            "response": [p * config.samples_per_problem + j % config.samples_per_problem
+                         for j, p in enumerate(problem)],
+            "problem": problem,
+            "prompt_ids": [problems.prompts[i] for i in problem],
+            "response_ids": out.with_stop_tokens(),
+            "stopped": out.stopped,
+            "correct": problems.rewards(out, problem),
+        }, schema_overrides={"prompt_ids": pl.List(pl.Int64), "response_ids": pl.List(pl.Int64)})
+
+    parallel.run_units(-(-len(problems) // per), work, out_file, parts, desc="sampling", progress=progress)
 
 
-def held_out_problems(config: ShiftConfig) -> list[task.Problem]:
-    return task.sample_problems(config.n_problems, "held_out", seed=config.seed)
+def score_responses(base, tuned, tokenizer, refs: pl.DataFrame, config: ShiftConfig, out_file: Path, parts: Path,
+                    progress: bool = True) -> None:
+    """Score ``base`` vs ``tuned`` on every response of ``refs`` (as ``sample_responses`` writes them) into
+    ``out_file``; see ``scoring.score_pair`` for the columns, plus ``problem``."""
+    per = config.responses_per_unit
+    empty = refs.filter(pl.col("response_ids").list.len() == 0)
+    if len(empty):
+        raise ValueError(f"{len(empty)} reference responses are empty (responses {empty['response'].head(5).to_list()}"
+                         "...): there is no position to score; raise max_new_tokens or drop them")
+
+    def work(unit: int) -> pl.DataFrame:
+        part = refs.slice(unit * per, per)
+        table = scoring.score_pair(base, tuned, tokenizer, part["prompt_ids"].to_list(),
+                                   part["response_ids"].to_list(), correct=part["correct"].to_list(),
+                                   top_p=config.js_top_p, batch_size=config.batch_size, progress=False)
+        local = pl.DataFrame({"response": range(len(part)), "global": part["response"], "problem": part["problem"]},
+                             schema_overrides={"response": pl.Int64})
+        return (table.with_columns(pl.col("response").cast(pl.Int64)).join(local, on="response", how="left")
+                .drop("response").rename({"global": "response"})
+                .select("response", "problem", pl.exclude("response", "problem")))
+
+    parallel.run_units(-(-len(refs) // per), work, out_file, parts, desc="scoring", progress=progress)
 
 
-def responses(model_dir, config: ShiftConfig, cache: ArtifactCache | None = None) -> pl.DataFrame:
-    """The model's sampled responses to the held-out problems: one row per response, EOS included."""
+def responses(model_dir, problems: ProblemSet, config: ShiftConfig, cache: ArtifactCache | None = None,
+              progress: bool = True) -> pl.DataFrame:
+    """The model's sampled responses to ``problems``, cached: one row per response, stop token included."""
     cache = cache or ArtifactCache()
+    key = {"model": model_fingerprint(model_dir), "problems": problems.key(), "config": config}
 
     def build(out: Path):
-        model, tok = models.load(model_dir)
-        problems = held_out_problems(config)
-        prompts = evaluation.prompt_ids(problems, tok)
-        out_samples = sampling.sample(model, prompts, n=config.samples_per_problem,
-                                      max_new_tokens=config.max_new_tokens, eos_token_id=tok.eos_token_id,
-                                      pad_token_id=tok.pad_token_id, temperature=config.temperature,
-                                      top_p=config.top_p, seed=config.seed)
-        pl.DataFrame({
-            "problem": out_samples.prompt_index,
-            "prompt_ids": [prompts[i] for i in out_samples.prompt_index],
-            "response_ids": [ids + [tok.eos_token_id] * s
-                             for ids, s in zip(out_samples.response_ids, out_samples.stopped)],
-            "stopped": out_samples.stopped,
-            "correct": [bool(r) for r in evaluation.rewards(problems, out_samples, tok)],
-        }).write_parquet(out / "responses.parquet")
+        model, _ = load_model(model_dir)
+        sample_responses(model, problems, config, out / "responses.parquet",
+                         cache.parts("responses", key, SHIFT_CODE), progress)
 
-    key = {"model": model_fingerprint(model_dir), "config": config}
     return pl.read_parquet(cache.get_or_build("responses", key, build, code=SHIFT_CODE) / "responses.parquet")
 
 
-def shift_table(base_dir, tuned_dir, config: ShiftConfig, reference=None, cache: ArtifactCache | None = None,
-                progress: bool = True) -> pl.DataFrame:
+def shift_table(base_dir, tuned_dir, problems: ProblemSet, config: ShiftConfig, reference=None,
+                cache: ArtifactCache | None = None, progress: bool = True) -> pl.DataFrame:
     """Per-position metrics of ``base_dir`` vs ``tuned_dir`` on ``reference``'s responses (default: the tuned
-    model's own), one row per (response, position); see ``scoring.score_pair`` for the columns."""
+    model's own), one row per (response, position), cached."""
     cache = cache or ArtifactCache()
     reference = tuned_dir if reference is None else reference
-    refs = responses(reference, config, cache)
+    refs = responses(reference, problems, config, cache, progress)
+    key = {"base": model_fingerprint(base_dir), "tuned": model_fingerprint(tuned_dir),
+           "reference": model_fingerprint(reference), "problems": problems.key(), "config": config}
 
     def build(out: Path):
-        base, base_tok = models.load(base_dir)
-        tuned, tuned_tok = models.load(tuned_dir)
+        base, base_tok = load_model(base_dir)
+        tuned, tuned_tok = load_model(tuned_dir)
         scoring.check_same_vocabulary(base_tok, tuned_tok)
-        table = scoring.score_pair(base, tuned, base_tok, refs["prompt_ids"].to_list(),
-                                   refs["response_ids"].to_list(), correct=refs["correct"].to_list(),
-                                   top_p=config.js_top_p, progress=progress)
-        table.write_parquet(out / "shifts.parquet")
+        score_responses(base, tuned, problems.tokenizer, refs, config, out / "shifts.parquet",
+                        cache.parts("shifts", key, SHIFT_CODE), progress)
 
-    key = {"base": model_fingerprint(base_dir), "tuned": model_fingerprint(tuned_dir),
-           "reference": model_fingerprint(reference), "config": config}
     return pl.read_parquet(cache.get_or_build("shifts", key, build, code=SHIFT_CODE) / "shifts.parquet")

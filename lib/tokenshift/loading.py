@@ -1,0 +1,84 @@
+"""Loading any causal LM pair the analyses compare: the organism's directories, real checkpoints on disk, or
+hub ids when online. Bad input is refused before any weights are read."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from . import parallel
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+
+
+def check_model_source(source) -> None:
+    """Refuse a model that cannot be loaded here, saying why and what to pass instead."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model directory {path} has no config.json: pass a directory written by "
+                                    "save_pretrained (or a hub download of one)")
+        return
+    if not _HUB_ID.match(str(source)) or str(source).startswith((".", "/", "~")):
+        raise FileNotFoundError(f"model path {source} does not exist: check the path, or pass a hub id such as "
+                                "Qwen/Qwen2.5-32B when online")
+    if offline():
+        raise ConnectionError(f"{source} is not a local directory and is read as a hub id, but the hub is offline "
+                              "(HF_HUB_OFFLINE is set): download it where you are online "
+                              f"(`hf download {source} --local-dir DIR`) and pass DIR")
+
+
+def default_device_map():
+    """One GPU per process under a launcher, all GPUs (sharded) for a single process, else the CPU."""
+    if not torch.cuda.is_available():
+        return None
+    rank = parallel.current()
+    return {"": rank.local_rank} if rank.world > 1 else "auto"
+
+
+def load_model(source, dtype: str | None = None, device_map="default"):
+    """Model (eval mode) and tokenizer from a local directory or a hub id.
+
+    ``dtype``: "float32", "bfloat16" or "float16"; by default bfloat16 on a GPU and float32 on the CPU.
+    ``device_map``: as transformers takes it; by default ``default_device_map()`` (``"auto"`` shards a model
+    too large for one GPU over all of them). Metrics are computed in fp32 whatever the weights' dtype.
+    """
+    check_model_source(source)
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
+    device_map = default_device_map() if device_map == "default" else device_map
+    torch_dtype = DTYPES[dtype] if dtype else (torch.bfloat16 if device_map is not None else torch.float32)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, device_map=device_map)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as e:
+        raise OSError(f"could not load model {source}: {e}") from e
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(f"{source}: the tokenizer has {len(tokenizer)} tokens but the output layer only "
+                         f"{model.config.vocab_size} rows; the directory mixes files of different models")
+    return model.eval(), tokenizer
+
+
+def stop_ids(tokenizers, models) -> tuple[int, ...]:
+    """One stop set for a pair: every EOS its tokenizers and generation configs name (a base model stops on
+    <|endoftext|>, its instruct sibling on <|im_end|>; sampled with one set, both end where either would)."""
+    ids = set()
+    for tok in tokenizers:
+        if tok.eos_token_id is not None:
+            ids.add(tok.eos_token_id)
+    for model in models:
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        ids.update([eos] if isinstance(eos, int) else (eos or []))
+    if not ids:
+        raise ValueError("neither model nor tokenizer names an end-of-sequence token: set eos_token in the "
+                         "tokenizer or eos_token_id in generation_config.json")
+    return tuple(sorted(ids))

@@ -1,0 +1,73 @@
+"""Data parallelism over processes started by an existing launcher (``torchrun`` or ``accelerate launch``).
+
+Work is cut into fixed units (a few prompts or responses each) whose seeds come from the run's seed and the
+unit's index, never from the number of processes: rank r takes units r, r + world, ... . Each finished unit
+is written at once as its own Parquet file, so an interrupted run resumes where it stopped; when all ranks are
+done, rank 0 merges the units in order. The merged file is identical whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+
+@dataclass(frozen=True)
+class Rank:
+    rank: int
+    world: int
+    local_rank: int
+
+
+def current() -> Rank:
+    """This process's place among the launcher's (rank 0 of 1 without a launcher); joins the process group
+    on first use (NCCL on GPUs, gloo on CPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    return Rank(rank, world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def unit_seed(seed: int, unit: int) -> int:
+    """The seed of one unit of work: depends on the run's seed and the unit, not on who runs it."""
+    return seed * 1_000_003 + unit
+
+
+def run_units(n_units: int, work: Callable[[int], pl.DataFrame], out_file: Path, parts: Path,
+              desc: str = "units", progress: bool = True) -> None:
+    """Compute ``work(unit)`` for every unit across the launcher's processes and merge the frames, in unit
+    order, into ``out_file`` (written by rank 0). Units already in ``parts`` (an earlier, interrupted run of
+    the same job) are not computed again."""
+    me = current()
+    parts.mkdir(parents=True, exist_ok=True)
+    part = lambda unit: parts / f"unit-{unit:06d}.parquet"
+    mine = [u for u in range(me.rank, n_units, me.world)]
+    label = desc if me.world == 1 else f"{desc} (rank {me.rank}/{me.world})"
+    for unit in tqdm(mine, desc=label, disable=not progress, mininterval=2):
+        if part(unit).is_file():
+            continue
+        tmp = part(unit).with_suffix(".tmp")
+        work(unit).write_parquet(tmp)
+        tmp.rename(part(unit))  # atomic: a unit file is complete or absent
+    barrier()
+    if me.rank == 0:
+        merged = pl.concat([pl.read_parquet(part(u)) for u in range(n_units)], how="vertical")
+        tmp = out_file.with_name(f".{out_file.name}.tmp")
+        merged.write_parquet(tmp)
+        tmp.rename(out_file)
+        shutil.rmtree(parts)
+    barrier()

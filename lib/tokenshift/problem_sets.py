@@ -1,0 +1,89 @@
+"""What a pair is asked: prompts (tokenised once, with one template for both models), the pair's stop
+tokens, and a verifier. The organism's addition problems and math benchmarks share this interface, so every
+analysis runs on either unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from . import math_answers, task
+from .data import MathProblem
+
+# The paper's prompt asks for step-by-step reasoning and a boxed answer; its exact wording is not published.
+INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+@dataclass
+class ProblemSet:
+    texts: list[str]  # each problem as a person reads it
+    answers: list[str]
+    prompts: list[list[int]]  # token ids given to both models
+    stop_ids: tuple[int, ...]  # a response ends at the first of these
+    tokenizer: object  # decodes responses for the verifier
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def verify(self, index: int, response: str, stopped: bool) -> bool:
+        raise NotImplementedError
+
+    def decode(self, ids: list[int]) -> str:
+        # special tokens stay visible, so a stray <pad> or <bos> inside a response fails verification
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def rewards(self, samples, problem: list[int] | None = None) -> list[bool]:
+        """Correctness of each sample (``sampling.Samples`` or ``cross_sampling.CrossSamples``); ``problem``
+        gives each sample's index in this set when the samples answered a subset of its prompts."""
+        problem = samples.prompt_index if problem is None else problem
+        return [self.verify(i, self.decode(ids), stopped)
+                for i, ids, stopped in zip(problem, samples.response_ids, samples.stopped)]
+
+    def key(self) -> dict:
+        """Identity for cache keys: what the models read and how answers are judged."""
+        content = json.dumps([type(self).__name__, self.prompts, self.answers, list(self.stop_ids)])
+        return {"kind": type(self).__name__, "n": len(self), "sha256": hashlib.sha256(content.encode()).hexdigest()}
+
+
+class OrganismProblems(ProblemSet):
+    """The organism's addition problems, judged by the task's strict verifier (format and stop required)."""
+
+    def __init__(self, problems: list[task.Problem], tokenizer):
+        self.problems = problems
+        super().__init__(texts=[p.prompt for p in problems], answers=[str(p.answer) for p in problems],
+                         prompts=[[tokenizer.bos_token_id, *tokenizer(p.prompt)["input_ids"]] for p in problems],
+                         stop_ids=(tokenizer.eos_token_id,), tokenizer=tokenizer)
+
+    def verify(self, index: int, response: str, stopped: bool) -> bool:
+        return task.verify(self.problems[index], response, stopped)
+
+
+def math_prompt(tokenizer, problem: str) -> list[int]:
+    """The problem with the instruction, through the tokenizer's chat template when it has one, else as plain
+    text."""
+    content = f"{problem}\n{INSTRUCTION}"
+    if tokenizer.chat_template:
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
+                                            tokenize=True, return_dict=True)["input_ids"]
+        return list(ids)
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    return bos + tokenizer(f"{content}\n", add_special_tokens=False)["input_ids"]
+
+
+class MathProblems(ProblemSet):
+    """Math benchmark problems judged by math-verify on the last \\boxed{} answer.
+
+    A response cut off by the length limit is judged on what it wrote, as math benchmarks usually are; it can
+    only be right if it boxed an answer before the cut."""
+
+    def __init__(self, problems: list[MathProblem], tokenizer, stop_ids: tuple[int, ...]):
+        super().__init__(texts=[p.problem for p in problems], answers=[p.answer for p in problems],
+                         prompts=[math_prompt(tokenizer, p.problem) for p in problems], stop_ids=tuple(stop_ids),
+                         tokenizer=tokenizer)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def verify(self, index: int, response: str, stopped: bool) -> bool:
+        return math_answers.is_correct(self.answers[index], response)
