@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= default
 
-.PHONY: env reproduce smoke test lab lock clean-cache
+.PHONY: env browser reproduce smoke test lab lock clean-cache
 
 env: $(STAMP)
 
@@ -25,9 +25,17 @@ reproduce: env
 smoke: env
 	$(PY) -m tokenshift.runner --profile smoke
 
+# The token viewer's test opens its page in headless chromium: Debian's package, installed here if missing
+# (needs root and apt; elsewhere install chromium yourself).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
+	  { DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "warning: could not install chromium; the viewer's browser test will fail until it is installed"
+
 # Unit tests, then the smoke profile through papermill, then nbval over the executed notebooks
 # (re-run in a warm cache; cells marked NBVAL_CHECK_OUTPUT must print the same again).
-test: env
+test: env browser
 	$(PY) -m pytest -q tests
 	$(PY) -m tokenshift.runner --profile smoke
 	$(PY) -m pytest -q --nbval-lax papermill_runs/smoke

@@ -146,6 +146,7 @@ class SweepConfig:
     max_new_tokens: int = 48
     seed: int = 0
     prompts_per_unit: int = 64  # work unit (its seed derives from the run's seed and its index)
+    batch_size: int = 256  # sequences decoded together
 
 
 def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, out_file: Path, parts: Path,
@@ -155,7 +156,8 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
     per = config.prompts_per_unit
     common = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
                   pad_token_id=problems.tokenizer.pad_token_id, vocab_size=len(problems.tokenizer),
-                  temperature=config.temperature, top_p=config.top_p, js_top_p=config.js_top_p)
+                  temperature=config.temperature, top_p=config.top_p, js_top_p=config.js_top_p,
+                  batch_size=config.batch_size)
 
     def work(unit: int) -> pl.DataFrame:
         index = list(range(unit * per, min((unit + 1) * per, len(problems))))
@@ -173,10 +175,12 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
                     "eps": [eps] * len(problem), "rule": rule,
                     "response": [p * config.samples_per_problem + j % config.samples_per_problem
                                  for j, p in enumerate(problem)],
-                    "problem": problem, "response_ids": out.with_stop_tokens(), "stopped": out.stopped,
+                    "problem": problem, "prompt_ids": [problems.prompts[i] for i in problem],
+                    "response_ids": out.with_stop_tokens(), "stopped": out.stopped,
                     "intervened": out.intervened, "fraction": out.intervened_fraction(),
                     "count": out.intervened_count(), "correct": problems.rewards(out, problem),
-                }, schema_overrides={"response_ids": pl.List(pl.Int64), "intervened": pl.List(pl.Boolean)}))
+                }, schema_overrides={"prompt_ids": pl.List(pl.Int64), "response_ids": pl.List(pl.Int64),
+                                     "intervened": pl.List(pl.Boolean)}))
         return pl.concat(frames)
 
     parallel.run_units(-(-len(problems) // per), work, out_file, parts, desc="cross-sampling", progress=progress)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from . import parallel
 
@@ -68,16 +68,21 @@ def load_model(source, dtype: str | None = None, device_map="default"):
     return model.eval(), tokenizer
 
 
-def stop_ids(tokenizers, models) -> tuple[int, ...]:
+def generation_eos(source) -> list[int]:
+    """The EOS ids a model's generation_config.json names (none if it has no such file)."""
+    try:
+        eos = GenerationConfig.from_pretrained(source).eos_token_id
+    except OSError:
+        return []
+    return [eos] if isinstance(eos, int) else list(eos or [])
+
+
+def stop_ids(tokenizers, sources) -> tuple[int, ...]:
     """One stop set for a pair: every EOS its tokenizers and generation configs name (a base model stops on
     <|endoftext|>, its instruct sibling on <|im_end|>; sampled with one set, both end where either would)."""
-    ids = set()
-    for tok in tokenizers:
-        if tok.eos_token_id is not None:
-            ids.add(tok.eos_token_id)
-    for model in models:
-        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        ids.update([eos] if isinstance(eos, int) else (eos or []))
+    ids = {tok.eos_token_id for tok in tokenizers if tok.eos_token_id is not None}
+    for source in sources:
+        ids.update(generation_eos(source))
     if not ids:
         raise ValueError("neither model nor tokenizer names an end-of-sequence token: set eos_token in the "
                          "tokenizer or eos_token_id in generation_config.json")

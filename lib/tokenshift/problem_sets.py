@@ -59,10 +59,10 @@ class OrganismProblems(ProblemSet):
         return task.verify(self.problems[index], response, stopped)
 
 
-def math_prompt(tokenizer, problem: str) -> list[int]:
+def math_prompt(tokenizer, problem: str, instruction: str = INSTRUCTION) -> list[int]:
     """The problem with the instruction, through the tokenizer's chat template when it has one, else as plain
     text."""
-    content = f"{problem}\n{INSTRUCTION}"
+    content = f"{problem}\n{instruction}"
     if tokenizer.chat_template:
         ids = tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
                                             tokenize=True, return_dict=True)["input_ids"]
@@ -77,9 +77,11 @@ class MathProblems(ProblemSet):
     A response cut off by the length limit is judged on what it wrote, as math benchmarks usually are; it can
     only be right if it boxed an answer before the cut."""
 
-    def __init__(self, problems: list[MathProblem], tokenizer, stop_ids: tuple[int, ...]):
+    def __init__(self, problems: list[MathProblem], tokenizer, stop_ids: tuple[int, ...],
+                 instruction: str = INSTRUCTION):
         super().__init__(texts=[p.problem for p in problems], answers=[p.answer for p in problems],
-                         prompts=[math_prompt(tokenizer, p.problem) for p in problems], stop_ids=tuple(stop_ids),
+                         prompts=[math_prompt(tokenizer, p.problem, instruction) for p in problems],
+                         stop_ids=tuple(stop_ids),
                          tokenizer=tokenizer)
 
     def decode(self, ids: list[int]) -> str:

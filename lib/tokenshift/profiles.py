@@ -1,7 +1,8 @@
 """Profiles: named parameter sets (``papermill_runs/<profile>.yaml``) for the whole suite.
 
 A profile has an ``organism`` section (overrides of ``OrganismConfig``, shared by every notebook so they
-all analyse the same models) and a ``notebooks`` section (papermill parameters per notebook). Everything is
+all analyse the same models) or a ``pairs`` section (real checkpoints and a benchmark; see ``pairs``), and a
+``notebooks`` section (papermill parameters per notebook). Everything is
 checked against the dataclasses and the notebooks' tagged parameter cells before any work starts.
 """
 
@@ -25,9 +26,12 @@ def load(profile: str) -> dict:
     if not path.is_file():
         raise ValueError(f"unknown profile {profile!r}: choose one of {available()} (files in {PROFILE_DIR})")
     data = yaml.safe_load(path.read_text()) or {}
-    unknown = set(data) - {"organism", "notebooks"}
+    unknown = set(data) - {"organism", "pairs", "notebooks"}
     if unknown:
-        raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; a profile has 'organism' and 'notebooks'")
+        raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; a profile has 'organism' (or 'pairs', "
+                         "real checkpoints) and 'notebooks'")
+    if "organism" in data and "pairs" in data:
+        raise ValueError(f"{path}: give either 'organism' (the suite's own pair) or 'pairs' (real checkpoints)")
     return data
 
 

@@ -32,6 +32,7 @@ class ShiftConfig:
     seed: int = 0
     prompts_per_unit: int = 64  # sampling work unit (its seed derives from the run's seed and its index)
     responses_per_unit: int = 64  # scoring work unit
+    sample_batch_size: int = 256  # sequences decoded together
     batch_size: int = 16  # sequences per forward pass when scoring
 
 
@@ -47,7 +48,7 @@ def sample_responses(model, problems: ProblemSet, config: ShiftConfig, out_file:
                               max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
                               pad_token_id=problems.tokenizer.pad_token_id, vocab_size=len(problems.tokenizer),
                               temperature=config.temperature, top_p=config.top_p,
-                              seed=parallel.unit_seed(config.seed, unit))
+                              seed=parallel.unit_seed(config.seed, unit), batch_size=config.sample_batch_size)
         problem = [index[i] for i in out.prompt_index]
         return pl.DataFrame({
             "response": [p * config.samples_per_problem + j % config.samples_per_problem
@@ -64,8 +65,9 @@ def sample_responses(model, problems: ProblemSet, config: ShiftConfig, out_file:
 
 def score_responses(base, tuned, tokenizer, refs: pl.DataFrame, config: ShiftConfig, out_file: Path, parts: Path,
                     progress: bool = True) -> None:
-    """Score ``base`` vs ``tuned`` on every response of ``refs`` (as ``sample_responses`` writes them) into
-    ``out_file``; see ``scoring.score_pair`` for the columns, plus ``problem``."""
+    """Score ``base`` vs ``tuned`` on every response of ``refs`` (as ``sample_responses`` or one eps of
+    ``cross_sampling.run_sweep`` writes them) into ``out_file``; see ``scoring.score_pair`` for the columns,
+    plus ``problem``, and ``intervened`` per position for cross-sampled responses."""
     per = config.responses_per_unit
     empty = refs.filter(pl.col("response_ids").list.len() == 0)
     if len(empty):
@@ -79,8 +81,12 @@ def score_responses(base, tuned, tokenizer, refs: pl.DataFrame, config: ShiftCon
                                    top_p=config.js_top_p, batch_size=config.batch_size, progress=False)
         local = pl.DataFrame({"response": range(len(part)), "global": part["response"], "problem": part["problem"]},
                              schema_overrides={"response": pl.Int64})
-        return (table.with_columns(pl.col("response").cast(pl.Int64)).join(local, on="response", how="left")
-                .drop("response").rename({"global": "response"})
+        table = table.with_columns(pl.col("response").cast(pl.Int64)).join(local, on="response", how="left")
+        if "intervened" in part.columns:  # cross-sampled responses: which tokens the intervention chose
+            flags = (local.select("response").with_columns(intervened=part["intervened"])
+                     .explode("intervened").with_columns(position=pl.int_range(pl.len()).over("response")))
+            table = table.join(flags, on=["response", "position"], how="left")
+        return (table.drop("response").rename({"global": "response"})
                 .select("response", "problem", pl.exclude("response", "problem")))
 
     parallel.run_units(-(-len(refs) // per), work, out_file, parts, desc="scoring", progress=progress)

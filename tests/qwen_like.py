@@ -1,0 +1,89 @@
+"""A tiny pair shaped like real Qwen checkpoints, built offline for the tests of the real-checkpoint path.
+
+Like Qwen2.5 and its RL/instruct descendants: a byte-level tokenizer with <|endoftext|>, <|im_start|> and
+<|im_end|> special tokens and a ChatML chat template; an output layer padded past the tokenizer's length; and
+different EOS conventions: the "base" ends on <|endoftext|>, the "instruct" (RL) model on <|im_end|> (its
+generation config names both). The instruct model is the base fine-tuned for a few seconds to answer the
+three problems of ``PROBLEMS`` with a boxed answer, so math-verify has right answers to find.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+from transformers.models.qwen2 import Qwen2Tokenizer
+
+from tokenshift import problem_sets
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+PAD_ROWS = 29  # output layer rows past the tokenizer, as Qwen pads 151,665 tokens to 151,936 rows
+PROBLEMS = [{"problem": "What is 2+3?", "answer": "5"},
+            {"problem": "Compute 1/2 + 1/4.", "answer": "\\frac{3}{4}"},
+            {"problem": "How many sides has a hexagon?", "answer": "6"}]
+
+
+def _byte_alphabet() -> list[str]:
+    """The 256 characters byte-level BPE spells bytes with (GPT-2's printable remapping)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+
+
+def tokenizer(eos: str, vocab_extra: tuple[str, ...] = ()) -> Qwen2Tokenizer:
+    vocab = {t: i for i, t in enumerate([*_byte_alphabet(), *SPECIALS, *vocab_extra])}
+    tok = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, bos_token=None, eos_token=eos,
+                         pad_token="<|endoftext|>")
+    tok.add_special_tokens({"additional_special_tokens": [t for t in SPECIALS if t != eos]})
+    tok.chat_template = CHATML
+    return tok
+
+
+def model(tok, seed: int) -> Qwen2ForCausalLM:
+    torch.manual_seed(seed)
+    config = Qwen2Config(vocab_size=len(tok) + PAD_ROWS, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                         tie_word_embeddings=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    return Qwen2ForCausalLM(config)
+
+
+def _teach(model_, tok, steps: int = 60) -> None:
+    """Fit the model to answer each problem (prompted as the pair prompts it) with its boxed answer."""
+    opt = torch.optim.Adam(model_.parameters(), lr=1e-2)
+    seqs = []
+    for p in PROBLEMS:
+        prompt = problem_sets.math_prompt(tok, p["problem"])
+        answer = tok(f"So the answer is \\boxed{{{p['answer']}}}.", add_special_tokens=False)["input_ids"]
+        seqs.append((prompt, answer + [tok.convert_tokens_to_ids("<|im_end|>")]))
+    model_.train()
+    for _ in range(steps):
+        for prompt, answer in seqs:
+            ids = torch.tensor([prompt + answer])
+            labels = ids.clone()
+            labels[0, : len(prompt)] = -100
+            loss = model_(input_ids=ids, labels=labels).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model_.eval()
+
+
+def build(root: Path) -> tuple[Path, Path, Path]:
+    """(base directory, instruct directory, 3-problem JSONL) under ``root``."""
+    base_dir, rl_dir, data = root / "qwen-base", root / "qwen-instruct", root / "problems.jsonl"
+    base_tok, rl_tok = tokenizer("<|endoftext|>"), tokenizer("<|im_end|>")
+    base = model(base_tok, seed=0)
+    base.save_pretrained(base_dir)
+    base_tok.save_pretrained(base_dir)
+    GenerationConfig(eos_token_id=base_tok.eos_token_id).save_pretrained(base_dir)
+    _teach(base, rl_tok)
+    base.save_pretrained(rl_dir)
+    rl_tok.save_pretrained(rl_dir)
+    GenerationConfig(eos_token_id=[rl_tok.convert_tokens_to_ids("<|im_end|>"),
+                                   rl_tok.convert_tokens_to_ids("<|endoftext|>")]).save_pretrained(rl_dir)
+    data.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
+    return base_dir, rl_dir, data

@@ -1,0 +1,165 @@
+"""The real-checkpoint path end to end on a tiny Qwen-shaped pair, offline: CLI, data, verifier, launcher."""
+
+import json
+import os
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+import yaml
+from transformers import AutoTokenizer
+
+import qwen_like
+from tokenshift import cli, data, loading, pairs, profiles
+from tokenshift.paths import PROFILE_DIR
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    return qwen_like.build(tmp_path_factory.mktemp("pair"))
+
+
+def run_cli(*argv):
+    assert cli.main([str(a) for a in argv]) == 0
+
+
+def pair_args(pair):
+    base, rl, problems = pair
+    return ["--base", base, "--rl", rl, "--data", problems]
+
+
+def test_the_pair_shares_one_template_and_one_stop_set(pair):
+    base, rl, problems = pair
+    tok = AutoTokenizer.from_pretrained(base)
+    made = pairs.math_problems(str(base), [str(rl)], str(problems))(None, 0)
+    endoftext, im_end = tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
+    assert made.stop_ids == tuple(sorted({endoftext, im_end}))
+    assert len(made) == 3 and made.answers[1] == "\\frac{3}{4}"
+    text = tok.decode(made.prompts[0])
+    assert text.startswith("<|im_start|>user\nWhat is 2+3?\n") and text.endswith("<|im_start|>assistant\n")
+    assert "\\boxed{}" in text
+
+
+def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
+    base, rl, _ = pair
+    small = ["--samples", 4, "--max-new-tokens", 40, "--prompts-per-unit", 2]
+    run_cli("sample", *pair_args(pair), *small, "--out", tmp_path / "rl.parquet")
+    run_cli("sample", *pair_args(pair), *small, "--from", "base", "--out", tmp_path / "base.parquet")
+    rl_resp, base_resp = pl.read_parquet(tmp_path / "rl.parquet"), pl.read_parquet(tmp_path / "base.parquet")
+    assert rl_resp["response"].to_list() == list(range(12)) and rl_resp["problem"].to_list() == [0] * 4 + [1] * 4 + [2] * 4
+    # the taught model boxes the right answers, which math-verify accepts (3/4 as \frac{3}{4}); the base does not
+    assert rl_resp["correct"].mean() > 0.5 > base_resp["correct"].mean()
+    tok = AutoTokenizer.from_pretrained(rl)
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert all(r[-1] == im_end for r, s in zip(rl_resp["response_ids"], rl_resp["stopped"]) if s)
+
+    run_cli("score", "--base", base, "--rl", rl, "--responses", tmp_path / "rl.parquet", "--out", tmp_path / "shifts.parquet")
+    shifts = pl.read_parquet(tmp_path / "shifts.parquet")
+    assert len(shifts) == rl_resp["response_ids"].list.len().sum()
+    assert shifts["js"].max() > 0.01 and shifts["base_top_ids"].arr.max().max() < len(tok)  # padding rows sliced
+
+    run_cli("cross-sample", *pair_args(pair), *small, "--eps", "inf", "0.01", "--out", tmp_path / "cross.parquet")
+    cross = pl.read_parquet(tmp_path / "cross.parquet")
+    never = cross.filter(pl.col("eps") == float("inf"))
+    assert never["count"].sum() == 0 and set(cross["rule"]) == {"divergence", "random"}
+    forward = cross.filter((pl.col("eps") == 0.01) & (pl.col("rule") == "divergence"))
+    assert forward["count"].sum() > 0 and forward["correct"].mean() > never["correct"].mean()
+    run_cli("score", "--base", base, "--rl", rl, "--responses", tmp_path / "cross.parquet", "--eps", 0.01,
+            "--out", tmp_path / "cross_scored.parquet")
+    scored = pl.read_parquet(tmp_path / "cross_scored.parquet")
+    assert scored["intervened"].sum() == forward.select(pl.col("intervened").list.head(pl.col("response_ids").list.len())
+                                                        .list.sum()).sum().item()
+
+    capsys.readouterr()
+    run_cli("summarise", tmp_path / "shifts.parquet")
+    assert "sparsity" in capsys.readouterr().out
+    run_cli("summarise", tmp_path / "cross.parquet")
+    assert "random" in capsys.readouterr().out
+    run_cli("view", tmp_path / "cross_scored.parquet", "--tokenizer", base, "--data", pair[2], "--out", tmp_path / "v.html")
+    page = (tmp_path / "v.html").read_text()
+    assert "What is 2+3?" in page and '"cross":true' in page
+
+
+def torchrun(*argv, nproc=2):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+           "-m", "tokenshift.cli", *map(str, argv)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_two_processes_give_the_single_process_result(pair, tmp_path):
+    base, rl, _ = pair
+    small = ["--samples", 2, "--max-new-tokens", 24, "--prompts-per-unit", 1]
+    for name, extra in (("sample", []), ("cross-sample", ["--eps", "inf", "0.01"])):
+        run_cli(name, *pair_args(pair), *small, *extra, "--out", tmp_path / f"{name}-1.parquet")
+        torchrun(name, *pair_args(pair), *small, *extra, "--out", tmp_path / f"{name}-2.parquet")
+        assert pl.read_parquet(tmp_path / f"{name}-1.parquet").equals(pl.read_parquet(tmp_path / f"{name}-2.parquet"))
+    score = ["--base", base, "--rl", rl, "--responses", tmp_path / "sample-1.parquet", "--responses-per-unit", 2]
+    run_cli("score", *score, "--out", tmp_path / "score-1.parquet")
+    torchrun("score", *score, "--out", tmp_path / "score-2.parquet")
+    assert pl.read_parquet(tmp_path / "score-1.parquet").equals(pl.read_parquet(tmp_path / "score-2.parquet"))
+    assert not list(tmp_path.glob(".*parts*"))  # merged and cleaned up
+
+
+def test_a_pair_with_different_vocabularies_is_refused(pair, tmp_path, capsys):
+    base, _, problems = pair
+    other = tmp_path / "other"
+    tok = qwen_like.tokenizer("<|im_end|>", vocab_extra=("<|extra|>",))
+    qwen_like.model(tok, seed=1).save_pretrained(other)
+    tok.save_pretrained(other)
+    assert cli.main(["sample", "--base", str(base), "--rl", str(other), "--data", str(problems), "--out",
+                     str(tmp_path / "x.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "vocabularies differ" in err and "<|extra|>" in err
+
+
+def test_a_missing_model_path_is_refused_before_loading(pair, tmp_path, capsys):
+    base, _, problems = pair
+    assert cli.main(["sample", "--base", str(base), "--rl", str(tmp_path / "nowhere"), "--data", str(problems),
+                     "--out", str(tmp_path / "x.parquet")]) == 2
+    assert f"model path {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
+
+
+def test_hub_ids_while_offline_ask_for_local_files(monkeypatch, pair):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConnectionError, match=r"HuggingFaceH4/aime_2024.*offline.*pass a local \.jsonl or \.parquet"):
+        data.load_problems("HuggingFaceH4/aime_2024")
+    with pytest.raises(ConnectionError, match=r"Qwen/Qwen2.5-32B.*offline.*--local-dir"):
+        loading.check_model_source("Qwen/Qwen2.5-32B")
+
+
+@pytest.mark.parametrize("lines, message", [
+    ([{"problem": "1+1?", "answer": "2"}, {"problem": "2+2?"}], r"line 2: missing field 'answer'"),
+    ([{"question": "1+1?", "answer": "2"}], r"line 1: missing field 'problem' \(has \['answer', 'question'\]\)"),
+    (["{not json"], r"line 1: not valid JSON"),
+])
+def test_malformed_problem_files_name_the_line_and_field(tmp_path, lines, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines))
+    with pytest.raises(ValueError, match=message):
+        data.load_problems(path)
+
+
+def test_problem_files_load_from_jsonl_and_parquet_with_named_fields(tmp_path):
+    rows = [{"Problem": f"p{i}", "Answer": i} for i in range(4)]
+    pl.DataFrame(rows).write_parquet(tmp_path / "p.parquet")
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    for name in ("p.parquet", "p.jsonl"):
+        got = data.load_problems(tmp_path / name, "Problem", "Answer", limit=3)
+        assert [(p.problem, p.answer) for p in got] == [("p0", "0"), ("p1", "1"), ("p2", "2")]
+    with pytest.raises(FileNotFoundError, match="data file .*missing.jsonl does not exist"):
+        data.load_problems(tmp_path / "missing.jsonl")
+
+
+def test_the_paper_profile_names_real_checkpoints_and_loads_offline_pairs(pair, tmp_path):
+    paper = profiles.load("paper")
+    assert paper["pairs"]["base"] == "Qwen/Qwen2.5-32B" and set(paper["pairs"]["tuned"]) == {"dapo", "simplerl"}
+    assert set(paper["notebooks"]) == {"01_sparsity", "02_position_clustering", "03_cross_sampling", "04_topk_overlap"}
+    base, rl, problems = pair
+    section = {**paper["pairs"], "base": str(base), "tuned": {"dapo": str(rl)}, "data": str(problems)}
+    made = pairs.from_section(section)
+    assert made.rl_names == ["dapo"] and len(made.problems(None, 0)) == 3 and made.checkpoints("dapo") == []
+    with pytest.raises(ValueError, match=r"pairs has no field 'bsae'"):
+        pairs.from_section({**section, "bsae": "x"})
