@@ -7,12 +7,10 @@ import sys
 
 import polars as pl
 import pytest
-import yaml
 from transformers import AutoTokenizer
 
 import qwen_like
-from tokenshift import cli, data, loading, pairs, profiles
-from tokenshift.paths import PROFILE_DIR
+from tokenshift import cli, data, loading, pairs, profiles, runner
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +30,7 @@ def pair_args(pair):
 def test_the_pair_shares_one_template_and_one_stop_set(pair):
     base, rl, problems = pair
     tok = AutoTokenizer.from_pretrained(base)
-    made = pairs.math_problems(str(base), [str(rl)], str(problems))(None, 0)
+    made = pairs.math_problems(str(base), {"rl": str(rl)}, {"aime": str(problems)})(None, 0, None)
     endoftext, im_end = tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
     assert made.stop_ids == tuple(sorted({endoftext, im_end}))
     assert len(made) == 3 and made.answers[1] == "\\frac{3}{4}"
@@ -161,5 +159,16 @@ def test_the_paper_profile_names_real_checkpoints_and_loads_offline_pairs(pair, 
     section = {**paper["pairs"], "base": str(base), "tuned": {"dapo": str(rl)}, "data": str(problems)}
     made = pairs.from_section(section)
     assert made.rl_names == ["dapo"] and len(made.problems(None, 0)) == 3 and made.checkpoints("dapo") == []
+    assert made.labels["dapo"] == paper["pairs"]["labels"]["dapo"]
+    two = pairs.from_section({**section, "data": {"aime24": str(problems), "aime25": str(problems)}})
+    assert len(two.problems(2, 0, "aime25")) == 2
+    with pytest.raises(ValueError, match=r"no benchmark 'amc'; the profile names \['aime24', 'aime25'\]"):
+        two.problems(2, 0, "amc")
     with pytest.raises(ValueError, match=r"pairs has no field 'bsae'"):
         pairs.from_section({**section, "bsae": "x"})
+
+
+def test_the_runner_refuses_the_paper_profile_offline_before_any_notebook(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConnectionError, match=r"Qwen/Qwen2.5-32B .*offline.*--local-dir DIR"):
+        runner.plan("paper")

@@ -153,9 +153,9 @@ def _check_args(args) -> None:
 def _problems(args):
     from .pairs import math_problems
 
-    make = math_problems(args.base, [args.rl], args.data, template_from=args.template_from, tuned_names=["rl"],
+    make = math_problems(args.base, {"rl": args.rl}, {"data": args.data}, template_from=args.template_from,
                          problem_field=args.problem_field, answer_field=args.answer_field)
-    return make(args.limit, args.seed)
+    return make(args.limit, args.seed, None)
 
 
 def _parts(out: Path, args) -> Path:
@@ -262,16 +262,13 @@ def cmd_summarise(args) -> None:
 
 
 def cmd_view(args) -> None:
-    from transformers import AutoTokenizer
-
     from . import viewer
     from .data import load_problems
-    from .loading import check_model_source
+    from .loading import load_tokenizer
 
-    check_model_source(args.tokenizer)
+    tok = load_tokenizer(args.tokenizer)
     texts = [p.problem for p in load_problems(args.data, args.problem_field, args.answer_field)] if args.data else None
     table = pl.read_parquet(args.file)
-    tok = AutoTokenizer.from_pretrained(args.tokenizer)
     path = viewer.write(args.out, table, tok, texts, args.title, args.max_responses)
     print(f"wrote {path}")
 

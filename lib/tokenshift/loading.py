@@ -37,6 +37,21 @@ def check_model_source(source) -> None:
                               f"(`hf download {source} --local-dir DIR`) and pass DIR")
 
 
+def _unreachable(source, e: Exception) -> ConnectionError:
+    return ConnectionError(f"could not load {source} ({type(e).__name__}: {str(e).splitlines()[0]}); if it is a hub "
+                           f"id and this machine is offline, download it where you are online "
+                           f"(`hf download {source} --local-dir DIR`) and pass DIR")
+
+
+def load_tokenizer(source):
+    """The tokenizer of a local model directory or hub id, refusing what cannot be loaded here."""
+    check_model_source(source)
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except OSError as e:
+        raise _unreachable(source, e) from e
+
+
 def default_device_map():
     """One GPU per process under a launcher, all GPUs (sharded) for a single process, else the CPU."""
     if not torch.cuda.is_available():
@@ -57,11 +72,11 @@ def load_model(source, dtype: str | None = None, device_map="default"):
         raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
     device_map = default_device_map() if device_map == "default" else device_map
     torch_dtype = DTYPES[dtype] if dtype else (torch.bfloat16 if device_map is not None else torch.float32)
+    tokenizer = load_tokenizer(source)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, device_map=device_map)
-        tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as e:
-        raise OSError(f"could not load model {source}: {e}") from e
+        raise _unreachable(source, e) from e
     if len(tokenizer) > model.config.vocab_size:
         raise ValueError(f"{source}: the tokenizer has {len(tokenizer)} tokens but the output layer only "
                          f"{model.config.vocab_size} rows; the directory mixes files of different models")

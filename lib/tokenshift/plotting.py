@@ -14,6 +14,14 @@ LABELS = {"base": "base (SFT on noisy demos)", "simplerl": "SimpleRL-like (GRPO 
           "dapo": "DAPO-like (no KL, clip-higher)", "sft_control": "SFT control"}
 
 
+_EXTRA = ("#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def color(name: str) -> str:
+    """A model's colour: the fixed one for the suite's names, else one picked stably from the name."""
+    return COLORS.get(name) or _EXTRA[sum(name.encode()) % len(_EXTRA)]
+
+
 def setup() -> None:
     """Call once at the top of a notebook."""
     sns.set_theme(context="notebook", style="whitegrid", font_scale=1.0)

@@ -3,8 +3,9 @@
     python -m tokenshift.runner --profile default            # every notebook the profile lists
     python -m tokenshift.runner --profile smoke --only 00    # notebooks whose name starts with 00
 
-Everything is validated first (the profile exists, its organism overrides and notebook parameters match
-the code and the notebooks' tagged ``parameters`` cells), so a typo fails in a second, not after training.
+Everything is validated first (the profile exists, its organism overrides or model pairs and data are
+valid, its notebook parameters match the notebooks' tagged ``parameters`` cells), so a typo fails in a
+second, not after training.
 Executed notebooks land in ``papermill_runs/<profile>/``; figures and findings in ``figures/<profile>/``.
 """
 
@@ -16,7 +17,7 @@ import time
 
 import papermill
 
-from . import findings, profiles
+from . import findings, pairs, profiles
 from .paths import NOTEBOOK_DIR, PROFILE_DIR
 
 KERNEL = "tokenshift"
@@ -24,7 +25,11 @@ KERNEL = "tokenshift"
 
 def plan(profile: str, only: list[str] | None = None) -> list[tuple[str, dict]]:
     """(notebook name, parameters) to run, in order; raises ValueError naming any bad name or parameter."""
-    profiles.organism_config(profile)  # validates the organism section
+    section = profiles.load(profile).get("pairs")
+    if section:  # real checkpoints: the models and data must be reachable before the first notebook starts
+        pairs.from_section(section, f"{profile}.yaml")
+    else:
+        profiles.organism_config(profile)  # validates the organism section
     runs = []
     for name, params in profiles.notebook_parameters(profile).items():
         if only and not any(name.startswith(o) for o in only):
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         runs = plan(args.profile, args.only)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError, ConnectionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     run(args.profile, runs)
