@@ -2,15 +2,18 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import polars as pl
 import pytest
+import yaml
 from transformers import AutoTokenizer
 
 import qwen_like
-from tokenshift import cli, data, loading, pairs, profiles, runner
+from tokenshift import cli, data, findings, loading, pairs, profiles, runner
+from tokenshift.paths import FIGURE_DIR, PROFILE_DIR
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +175,35 @@ def test_the_runner_refuses_the_paper_profile_offline_before_any_notebook(monkey
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConnectionError, match=r"Qwen/Qwen2.5-32B .*offline.*--local-dir DIR"):
         runner.plan("paper")
+
+
+def test_bad_arguments_are_named(pair, tmp_path, capsys):
+    assert cli.main(["sample", *map(str, pair_args(pair)), "--top-p", "1.5", "--out", str(tmp_path / "x.parquet")]) == 2
+    assert "--top-p must be in (0, 1], got 1.5" in capsys.readouterr().err
+    assert cli.main(["summarise", str(tmp_path / "none.parquet")]) == 2
+    assert f"input file {tmp_path / 'none.parquet'} does not exist" in capsys.readouterr().err
+
+
+def test_the_analysis_notebooks_run_on_a_real_pair_profile(pair, tmp_path, monkeypatch):
+    """Notebooks 01-04 through papermill on a profile shaped like `paper`, with the tiny pair in it."""
+    base, rl, problems = pair
+    name = "test-real-pair"
+    shift = {"samples_per_problem": 2, "n_problems": 0, "top_p": 0.7}
+    spec = {"pairs": {"base": str(base), "tuned": {"dapo": str(rl)}, "data": {"tiny": str(problems)},
+                      "labels": {"dapo": "tiny instruct"}, "max_new_tokens": 32},
+            "notebooks": {"01_sparsity": shift, "02_position_clustering": shift,
+                          "03_cross_sampling": {**shift, "eps_grid": [float("inf"), 0.01, -1.0]},
+                          "04_topk_overlap": shift}}
+    monkeypatch.setenv("TOKENSHIFT_CACHE", str(tmp_path / "cache"))  # the notebooks' kernels inherit it
+    path = PROFILE_DIR / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    try:
+        runner.run(name, runner.plan(name))
+        found = findings.load(name)
+        assert {"sparsity.dapo.mean", "position.dapo.mean_js_first_bin", "topk.dapo.positions"} <= set(found)
+        assert not any(".simplerl." in k or "sft_control" in k for k in found)  # only the profile's models
+        assert "tiny instruct vs base" in (FIGURE_DIR / name / "02_token_viewer.html").read_text()
+    finally:
+        path.unlink()
+        shutil.rmtree(PROFILE_DIR / name, ignore_errors=True)
+        shutil.rmtree(FIGURE_DIR / name, ignore_errors=True)

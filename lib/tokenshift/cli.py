@@ -141,10 +141,10 @@ def _check_args(args) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
     if getattr(args, "temperature", 1.0) < 0:
         raise ValueError(f"--temperature must be >= 0, got {args.temperature}")
-    for name in ("responses", "file"):
+    for name, label in (("responses", "--responses"), ("file", "input file")):
         path = getattr(args, name, None)
         if path is not None and not path.is_file():
-            raise FileNotFoundError(f"--{name} {path} does not exist")
+            raise FileNotFoundError(f"{label} {path} does not exist")
     out = getattr(args, "out", None)
     if out is not None and out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name")
