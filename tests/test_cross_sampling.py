@@ -5,7 +5,7 @@ import torch
 
 from tokenshift import models
 from tokenshift.cross_sampling import cross_sample
-from tokenshift.divergence import pair_metrics
+from tokenshift.metrics import pair_metrics
 from tokenshift.sampling import sample
 
 from conftest import TINY_SHAPE

@@ -7,7 +7,8 @@ from hypothesis import given, settings, strategies as st
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy as scipy_entropy
 
-from tokenshift import divergence as dv
+from tokenshift import divergence as dv, metrics
+from tokenshift.metrics import pair_metrics
 
 
 def scipy_js(p, q):
@@ -22,7 +23,7 @@ def random_logits(n, v, scale, seed):
 @given(st.integers(2, 50), st.floats(0.1, 20.0), st.integers(0, 10_000))
 def test_full_vocabulary_metrics_match_scipy(v, scale, seed):
     a, b = random_logits(4, v, scale, seed), random_logits(4, v, scale, seed + 1)
-    m = dv.pair_metrics(a, b, top_p=1.0, max_k=min(10, v))
+    m = pair_metrics(a, b, top_p=1.0, max_k=min(10, v))
     p, q = a.double().softmax(-1).numpy(), b.double().softmax(-1).numpy()
     for i in range(4):
         assert m["js"][i].item() == pytest.approx(scipy_js(p[i], q[i]), abs=1e-5)
@@ -37,18 +38,18 @@ def test_edge_cases():
     identical = torch.tensor([[1.0, 2.0, 3.0]])
     one_hot_a, one_hot_b = torch.tensor([[big, 0.0, 0.0]]), torch.tensor([[0.0, 0.0, big]])
     peaked = torch.tensor([[30.0, 0.0, 0.0]])
-    assert dv.pair_metrics(identical, identical)["js"].item() == 0.0
-    assert dv.pair_metrics(one_hot_a, one_hot_b)["js"].item() == pytest.approx(math.log(2), abs=1e-6)
-    assert dv.pair_metrics(one_hot_a, one_hot_a)["js"].item() == pytest.approx(0.0, abs=1e-7)
+    assert pair_metrics(identical, identical)["js"].item() == 0.0
+    assert pair_metrics(one_hot_a, one_hot_b)["js"].item() == pytest.approx(math.log(2), abs=1e-6)
+    assert pair_metrics(one_hot_a, one_hot_a)["js"].item() == pytest.approx(0.0, abs=1e-7)
     p = peaked.double().softmax(-1).numpy()[0]
     q = identical.double().softmax(-1).numpy()[0]
-    assert dv.pair_metrics(peaked, identical, top_p=1.0)["js"].item() == pytest.approx(scipy_js(p, q), abs=1e-6)
+    assert pair_metrics(peaked, identical, top_p=1.0)["js"].item() == pytest.approx(scipy_js(p, q), abs=1e-6)
 
 
 def test_top_p_js_with_disjoint_supports_is_ln2():
     a = torch.tensor([[5.0, 4.0, 0.0, 0.0]])
     b = torch.tensor([[0.0, 0.0, 4.0, 5.0]])
-    m = dv.pair_metrics(a, b, top_p=0.7)
+    m = pair_metrics(a, b, top_p=0.7)
     assert m["js_top_p"].item() == pytest.approx(math.log(2))
     assert m["js"].item() < math.log(2)
 
@@ -94,7 +95,7 @@ def test_sparse_top_p_js_equals_the_dense_computation(scale):
 
 def test_top_p_js_matches_scipy_on_renormalised_union():
     a, b = random_logits(1, 8, 2.0, 0), random_logits(1, 8, 2.0, 1)
-    m = dv.pair_metrics(a, b, top_p=0.7)
+    m = pair_metrics(a, b, top_p=0.7)
     p = dv.top_p_truncate(dv.log_probs(a)[1], 0.7).double().numpy()[0]
     q = dv.top_p_truncate(dv.log_probs(b)[1], 0.7).double().numpy()[0]
     assert m["js_top_p"].item() == pytest.approx(scipy_js(p, q), abs=1e-6)
@@ -103,7 +104,7 @@ def test_top_p_js_matches_scipy_on_renormalised_union():
 def test_ranks_and_overlaps():
     base = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]]).log_softmax(-1)
     rl = torch.tensor([[0.0, 1.0, 4.0, 3.0, 2.0]]).log_softmax(-1)  # RL top-1 is the base's 3rd token
-    m = dv.pair_metrics(base, rl, max_k=5)
+    m = pair_metrics(base, rl, max_k=5)
     assert m["rl_top1_base_rank"].item() == 2
     assert not m["top1_agree"].item()
     assert m["rl_top1_base_prob"].item() == pytest.approx(base.exp()[0, 2].item())
@@ -113,12 +114,36 @@ def test_ranks_and_overlaps():
 
 def test_chunking_does_not_change_results():
     a, b = random_logits(300, 40, 3.0, 5), random_logits(300, 40, 3.0, 6)
-    whole = dv.pair_metrics(a, b)
-    parts = [dv.pair_metrics(a[i : i + 64], b[i : i + 64]) for i in range(0, 300, 64)]
+    whole = pair_metrics(a, b)
+    parts = [pair_metrics(a[i : i + 64], b[i : i + 64]) for i in range(0, 300, 64)]
     for name, value in whole.items():
         assert torch.equal(value, torch.cat([p[name] for p in parts])), name
 
 
 def test_mismatched_shapes_are_refused():
     with pytest.raises(ValueError, match="logit shapes differ"):
-        dv.pair_metrics(torch.zeros(2, 5), torch.zeros(2, 6))
+        pair_metrics(torch.zeros(2, 5), torch.zeros(2, 6))
+
+
+@pytest.mark.parametrize("case", ["peaked", "flat", "ties_beyond_the_probe", "one_sided_wide"])
+def test_top_p_js_from_the_probe_equals_the_dense_computation(case):
+    g = torch.Generator().manual_seed(3)
+    peaked = torch.randn(30, 2000, generator=g) * 3
+    peaked[:, :5] += 20
+    other = peaked + torch.randn(30, 2000, generator=g)
+    a, b = {"peaked": (peaked, other),
+            "flat": (torch.randn(30, 2000, generator=g), torch.randn(30, 2000, generator=g)),
+            "ties_beyond_the_probe": (torch.zeros(30, 2000).index_fill_(1, torch.arange(300), 5.0), peaked),
+            "one_sided_wide": (peaked, torch.randn(30, 2000, generator=g) * 0.1)}[case]
+    dense = dv.top_p_js(dv.log_probs(a)[1], dv.log_probs(b)[1], 0.7)
+    assert torch.allclose(pair_metrics(a, b)["js_top_p"], dense, atol=1e-6)
+
+
+def test_the_fused_metrics_equal_their_eager_version(monkeypatch):
+    a, b = random_logits(50, 3000, 4.0, 11), random_logits(50, 3000, 4.0, 12)
+    fused = pair_metrics(a, b)
+    assert metrics._compiled is not metrics._dense, "torch.compile failed here: see the warning it printed"
+    monkeypatch.setenv("TOKENSHIFT_COMPILE", "0")
+    eager = pair_metrics(a, b)
+    for name, value in fused.items():
+        assert torch.allclose(value.float(), eager[name].float(), atol=1e-6, rtol=1e-5), name

@@ -36,7 +36,7 @@ def test_scores_match_an_unbatched_full_forward(tokenizer, tiny_model):
     responses = [tokenizer("4+8=12 so 6912")["input_ids"], tokenizer("so 10")["input_ids"] + [2]]
     table = scoring.score_pair(tiny_model, other, tokenizer, prompts, responses, batch_size=2,
                                chunk_positions=3, progress=False)
-    from tokenshift.divergence import pair_metrics
+    from tokenshift.metrics import pair_metrics
     for i, (p, r) in enumerate(zip(prompts, responses)):
         ids = torch.tensor([p + r])
         with torch.no_grad():

@@ -1,14 +1,12 @@
-"""Per-position divergence metrics between two next-token distributions given as logits.
+"""Divergences between next-token distributions given as logits or probabilities.
 
-``pair_metrics`` takes logits of the base and the RL model at the same positions, ``[N, V]``, and returns
-one value (or one row) per position. Work is done in fp32; callers chunk over positions so that memory
-stays bounded (see ``scoring``). Definitions follow the paper (shared/paper.md):
+The building blocks every part of the suite shares: probabilities from logits, the JS divergence, and the
+one definition of top-p truncation (sampling, cross-sampling and the truncated JS all use it). The
+per-position metrics of a scored pair are in ``metrics``. Definitions follow the paper (shared/paper.md):
 
 - JS divergence with M = (P + Q) / 2, natural log, so 0 <= JS <= ln 2;
 - top-p JS: each distribution truncated to the smallest set of tokens whose probability reaches p,
-  renormalised, then JS over the union of the two supports (disjoint supports give ln 2);
-- KL in both directions, entropies, top-1 agreement, top-k overlap |top_k(P) & top_k(Q)| / k, the rank of
-  the RL model's top-1 token under the base (0 = also the base's top-1), and its base probability.
+  renormalised, then JS over the union of the two supports (disjoint supports give ln 2).
 """
 
 from __future__ import annotations
@@ -96,36 +94,3 @@ def top_p_js(p: torch.Tensor, q: torch.Tensor, top_p: float) -> torch.Tensor:
     row_sum = lambda x: torch.zeros(p.shape[0], dtype=x.dtype, device=x.device).index_add_(0, rows, x)
     ps, qs = ps / row_sum(ps)[rows], qs / row_sum(qs)[rows]
     return row_sum(js_terms(ps, qs)).clamp(0.0, LN2)
-
-
-def pair_metrics(base_logits: torch.Tensor, rl_logits: torch.Tensor, top_p: float = 0.7,
-                 max_k: int = 10) -> dict[str, torch.Tensor]:
-    """All per-position metrics for one chunk of positions; logits ``[N, V]`` of the same vocabulary."""
-    if base_logits.shape != rl_logits.shape:
-        raise ValueError(f"logit shapes differ: {tuple(base_logits.shape)} vs {tuple(rl_logits.shape)}")
-    (logp, p), (logq, q) = log_probs(base_logits), log_probs(rl_logits)
-    k = min(max_k, logp.shape[-1])
-    top_base = logp.topk(k, dim=-1).indices
-    top_rl = logq.topk(k, dim=-1).indices
-    rl_top1 = top_rl[:, :1]
-    base_logp_of_rl_top1 = logp.gather(-1, rl_top1)
-    # overlap of the two top-k sets for every k at once: is base's j-th token among RL's top k?
-    in_rl = top_base[:, :, None] == top_rl[:, None, :]  # [N, k(base), k(rl)]
-    ks = torch.arange(1, k + 1, device=logp.device)
-    overlap = torch.stack([in_rl[:, :kk, :kk].any(-1).sum(-1) for kk in ks], dim=-1).float() / ks
-    metrics = {"entropy_base": -torch.linalg.vecdot(p, logp), "entropy_rl": -torch.linalg.vecdot(q, logq)}
-    diff = logp - logq
-    metrics["kl_base_rl"] = torch.linalg.vecdot(p, diff).clamp(min=0.0)
-    metrics["kl_rl_base"] = (-torch.linalg.vecdot(q, diff)).clamp(min=0.0)
-    del diff
-    return {
-        "js": js_divergence(p, q),
-        "js_top_p": top_p_js(p, q, top_p),
-        **metrics,
-        "top1_agree": (top_base[:, 0] == top_rl[:, 0]),
-        "rl_top1_base_rank": (logp > base_logp_of_rl_top1).sum(-1),
-        "rl_top1_base_prob": base_logp_of_rl_top1.squeeze(-1).exp(),
-        "topk_overlap": overlap,  # [N, k]: column j is the overlap of the top-(j+1) sets
-        "base_top_ids": top_base, "base_top_prob": p.gather(-1, top_base),  # [N, k], most likely first
-        "rl_top_ids": top_rl, "rl_top_prob": q.gather(-1, top_rl),
-    }

@@ -11,11 +11,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
+import numpy as np
 import polars as pl
 import torch
 from tqdm import tqdm
 
-from .divergence import pair_metrics
+from .metrics import pair_metrics
 from .models import make_batch
 
 # The metrics run on chunks of logits of this many elements per model (32 MB in fp32, ~55 positions of a
@@ -81,7 +82,7 @@ def score_pair(base, rl, tokenizer, prompts: list[list[int]], responses: list[li
     """Per-position metrics of ``base`` vs ``rl`` on each prompt+response (responses include any EOS token).
 
     Columns: response, position, rel_position ((position + 0.5) / length, in (0, 1)), length, token_id,
-    token, correct, and the metrics of ``divergence.pair_metrics`` (top-k overlaps as topk_overlap_1..k).
+    token, correct, and the metrics of ``metrics.pair_metrics`` (top-k overlaps as topk_overlap_1..k).
     """
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
@@ -110,7 +111,7 @@ def score_pair(base, rl, tokenizer, prompts: list[list[int]], responses: list[li
             logits_rl = all_rl[part] if whole else project(rl, h_rl[part])
             for name, value in pair_metrics(logits_base, logits_rl, top_p=top_p, max_k=max_k).items():
                 metrics.setdefault(name, []).append(value.cpu())
-        metrics = {name: torch.cat(parts) for name, parts in metrics.items()}
+        metrics = {name: parts[0] if len(parts) == 1 else torch.cat(parts) for name, parts in metrics.items()}
         overlap = metrics.pop("topk_overlap")
         tops = {name: metrics.pop(name)[:, :TOP_TOKENS].numpy()
                 for name in ("base_top_ids", "base_top_prob", "rl_top_ids", "rl_top_prob")}
@@ -118,12 +119,13 @@ def score_pair(base, rl, tokenizer, prompts: list[list[int]], responses: list[li
         lengths = torch.tensor([len(r) for r in responses[start:stop]])
         position = cols - (prompt_len[rows] - 1)
         token_ids = batch.ids[rows, cols + 1]
+        distinct, where = token_ids.unique(return_inverse=True)  # name each distinct token once
         frame = {
             "response": (rows + start).numpy(), "position": position.numpy(),
             "rel_position": ((position + 0.5) / lengths[rows]).numpy(), "length": lengths[rows].numpy(),
             "token_id": token_ids.numpy(),
-            "token": tokenizer.convert_ids_to_tokens(token_ids.tolist()),
-            "correct": [bool(correct[start + r]) for r in rows.tolist()] if correct is not None else None,
+            "token": np.array(tokenizer.convert_ids_to_tokens(distinct.tolist()), dtype=object)[where.numpy()],
+            "correct": np.asarray(correct[start:stop], dtype=bool)[rows.numpy()] if correct is not None else None,
             **{name: value.numpy() for name, value in metrics.items()},
             **{f"topk_overlap_{k + 1}": overlap[:, k].numpy() for k in range(overlap.shape[1])},
             **tops,

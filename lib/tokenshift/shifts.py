@@ -14,12 +14,12 @@ from pathlib import Path
 
 import polars as pl
 
-from . import divergence, models, parallel, problem_sets, sampling, scoring
+from . import divergence, metrics, models, parallel, problem_sets, sampling, scoring
 from .cache import ArtifactCache, model_fingerprint
 from .loading import load_model
 from .problem_sets import ProblemSet
 
-SHIFT_CODE = (divergence, scoring, sampling, problem_sets, models, parallel)
+SHIFT_CODE = (divergence, metrics, scoring, sampling, problem_sets, models, parallel)
 
 
 @dataclass(frozen=True)
