@@ -240,6 +240,10 @@ def summarise_cross(frame: pl.DataFrame) -> pl.DataFrame:
             .sort("rule", "eps", descending=[False, True]))
 
 
+def _column(summary: dict[str, float]) -> pl.DataFrame:
+    return pl.DataFrame({"metric": list(summary), "value": list(summary.values())})
+
+
 def cmd_summarise(args) -> None:
     from . import shift_stats
 
@@ -254,11 +258,11 @@ def cmd_summarise(args) -> None:
         print(f"{frame['response'].n_unique()} responses, {len(frame)} positions, "
               f"accuracy of the responses {frame.group_by('response').agg(pl.col('correct').first())['correct'].mean():.4f}")
         print("\nsparsity:")
-        print(pl.DataFrame([shift_stats.sparsity_summary(frame, js=args.js, high=args.high)]))
+        print(_column(shift_stats.sparsity_summary(frame, js=args.js, high=args.high)))
         print(f"\n{args.js} by normalised position:")
         print(shift_stats.position_profile(frame, js=args.js, high=args.high))
         print(f"\nat positions with {args.js} > {args.high}:")
-        print(pl.DataFrame([shift_stats.reallocation_summary(frame, js=args.js, high=args.high)]))
+        print(_column(shift_stats.reallocation_summary(frame, js=args.js, high=args.high)))
 
 
 def cmd_view(args) -> None:
