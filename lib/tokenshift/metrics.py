@@ -109,7 +109,7 @@ def pair_metrics(base_logits: torch.Tensor, rl_logits: torch.Tensor, top_p: floa
     entropy_p, entropy_q, kl_pq, kl_qp, base_logp_of_rl_top1, rank = dense
     vocab = logp.shape[-1]
     k = min(max_k, vocab)
-    probe = vocab if vocab <= PROBE else max(FIRST_PROBE, k)  # a small vocabulary is searched whole at once
+    probe = min(max(FIRST_PROBE, k), vocab)
     probe_p, probe_q = logp.topk(probe, dim=-1), logq.topk(probe, dim=-1)
     top_base, top_rl = probe_p.indices[:, :k], probe_q.indices[:, :k]
     # overlap of the two top-k sets for every k at once: base's j-th token, found at RL's rank r, is in both
