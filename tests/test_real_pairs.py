@@ -12,7 +12,7 @@ import yaml
 from transformers import AutoTokenizer
 
 import qwen_like
-from tokenshift import cli, data, findings, loading, pairs, profiles, runner
+from tokenshift import cli, data, findings, loading, pairs, profiles, runner, scoring, shifts
 from tokenshift.paths import FIGURE_DIR, PROFILE_DIR
 
 
@@ -207,3 +207,19 @@ def test_the_analysis_notebooks_run_on_a_real_pair_profile(pair, tmp_path, monke
         path.unlink()
         shutil.rmtree(PROFILE_DIR / name, ignore_errors=True)
         shutil.rmtree(FIGURE_DIR / name, ignore_errors=True)
+
+
+def test_a_tokenizer_without_a_pad_token_pads_with_its_eos(pair, tmp_path):
+    base, rl, problems = pair
+    tok = AutoTokenizer.from_pretrained(rl)
+    tok.pad_token = None  # as Llama-style tokenizers ship
+    assert loading.pad_id(tok) == tok.convert_tokens_to_ids("<|im_end|>")
+    made = pairs.math_problems(str(base), {"rl": str(rl)}, {"p": str(problems)})(None, 0, None)
+    made.tokenizer = tok
+    model, _ = loading.load_model(rl)
+    shifts_config = shifts.ShiftConfig(samples_per_problem=2, max_new_tokens=8)
+    shifts.sample_responses(model, made, shifts_config, tmp_path / "r.parquet", tmp_path / "parts", progress=False)
+    refs = pl.read_parquet(tmp_path / "r.parquet")
+    table = scoring.score_pair(model, model, tok, refs["prompt_ids"].to_list(), refs["response_ids"].to_list(),
+                               progress=False)
+    assert len(refs) == 6 and (table["js"] == 0).all()

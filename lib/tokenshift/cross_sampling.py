@@ -30,7 +30,7 @@ from transformers import DynamicCache
 from . import divergence, models, parallel, problem_sets, sampling, scoring
 from .cache import ArtifactCache, model_fingerprint
 from .divergence import js_divergence, log_probs, top_p_js, top_p_truncate
-from .loading import load_model
+from .loading import load_model, pad_id
 from .problem_sets import ProblemSet
 from .sampling import Samples, left_pad, positions, split_at_stop, stop_set
 
@@ -155,7 +155,7 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
     response's realised fraction as its target. One row per (eps, rule, response) into ``out_file``."""
     per = config.prompts_per_unit
     common = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
-                  pad_token_id=problems.tokenizer.pad_token_id, vocab_size=len(problems.tokenizer),
+                  pad_token_id=pad_id(problems.tokenizer), vocab_size=len(problems.tokenizer),
                   temperature=config.temperature, top_p=config.top_p, js_top_p=config.js_top_p,
                   batch_size=config.batch_size)
 

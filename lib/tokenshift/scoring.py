@@ -16,6 +16,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
+from .loading import pad_id
 from .metrics import pair_metrics
 from .models import make_batch
 
@@ -96,7 +97,7 @@ def score_pair(base, rl, tokenizer, prompts: list[list[int]], responses: list[li
     frames = []
     for start in tqdm(range(0, len(prompts), batch_size), desc="scoring", disable=not progress, mininterval=2):
         stop = min(start + batch_size, len(prompts))
-        batch = make_batch(prompts[start:stop], responses[start:stop], tokenizer.pad_token_id, max_len=limit)
+        batch = make_batch(prompts[start:stop], responses[start:stop], pad_id(tokenizer), max_len=limit)
         rows, cols = batch.response_mask.nonzero(as_tuple=True)  # positions predicting a response token
         h_base, h_rl = _hidden(base, batch, rows, cols), _hidden(rl, batch, rows, cols)
         device = h_base.device  # the metrics run where the base model's last layer is

@@ -16,7 +16,7 @@ import polars as pl
 
 from . import divergence, metrics, models, parallel, problem_sets, sampling, scoring
 from .cache import ArtifactCache, model_fingerprint
-from .loading import load_model
+from .loading import load_model, pad_id
 from .problem_sets import ProblemSet
 
 SHIFT_CODE = (divergence, metrics, scoring, sampling, problem_sets, models, parallel)
@@ -46,7 +46,7 @@ def sample_responses(model, problems: ProblemSet, config: ShiftConfig, out_file:
         index = list(range(unit * per, min((unit + 1) * per, len(problems))))
         out = sampling.sample(model, [problems.prompts[i] for i in index], n=config.samples_per_problem,
                               max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
-                              pad_token_id=problems.tokenizer.pad_token_id, vocab_size=len(problems.tokenizer),
+                              pad_token_id=pad_id(problems.tokenizer), vocab_size=len(problems.tokenizer),
                               temperature=config.temperature, top_p=config.top_p,
                               seed=parallel.unit_seed(config.seed, unit), batch_size=config.sample_batch_size)
         problem = [index[i] for i in out.prompt_index]
