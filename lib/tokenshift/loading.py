@@ -86,10 +86,9 @@ def load_model(source, dtype: str | None = None, device_map="default"):
 def pad_id(tokenizer) -> int:
     """The id that pads batches: the tokenizer's pad token, else its EOS (Llama-style tokenizers have no pad
     token). Padded positions are masked or never read, so any id of the vocabulary serves."""
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if candidate is not None:
-            return candidate
-    return 0
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
 
 
 def generation_eos(source) -> list[int]:

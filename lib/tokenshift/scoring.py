@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 import numpy as np
 import polars as pl
@@ -31,6 +32,7 @@ WHOLE_BATCH_ELEMENTS = 1 << 26
 TOP_TOKENS = 5
 
 
+@functools.cache  # once per process: find_library runs a subprocess (~4 ms)
 def _allocate_large_blocks_with_mmap() -> None:
     """Ask glibc to serve blocks of 1 MB and more with mmap, so each chunk's freed temporaries go back to
     the system. By default glibc raises that threshold as blocks are freed, until the chunks' 16-60 MB
