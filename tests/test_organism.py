@@ -3,9 +3,9 @@ import time
 
 import torch
 
-from tokenshift import models, organism
-from tokenshift.loading import load_model
+from tokenshift import organism
 from tokenshift.cache import ArtifactCache
+from tokenshift.loading import load_model
 
 from conftest import TINY_ORGANISM
 
