@@ -86,13 +86,14 @@ def cross_sample(
         rows = jobs[start : start + batch_size]
         fractions = None if random_fraction is None else torch.tensor(random_fraction[start : start + batch_size])
         _lockstep_batch(primary, intervention, [prompts[i] for i in rows], eps, fractions, max_new_tokens,
-                        stop_set(eos_token_id), pad_token_id, vocab_size, temperature, top_p, js_top_p, sampler, chooser, out)
+                        stop_set(eos_token_id), pad_token_id, vocab_size, temperature, top_p, js_top_p, sampler,
+                        chooser, out)
     return out
 
 
-def _lockstep_batch(primary, intervention, prompts, eps, fractions, max_new_tokens, stops, pad_id, vocab,
+def _lockstep_batch(primary, intervention, prompts, eps, fractions, max_new_tokens, stops, pad, vocab,
                     temperature, top_p, js_top_p, sampler, chooser, out: CrossSamples) -> None:
-    ids, mask = left_pad(prompts, pad_id)
+    ids, mask = left_pad(prompts, pad)
     caches = DynamicCache(config=primary.config), DynamicCache(config=intervention.config)
     done = torch.zeros(len(prompts), dtype=torch.bool)
     stop_ids = torch.tensor(sorted(stops))
@@ -114,7 +115,7 @@ def _lockstep_batch(primary, intervention, prompts, eps, fractions, max_new_toke
         else:
             mixed = torch.where(choose[:, None], logits[1], logits[0]) / temperature
             token = torch.multinomial(top_p_truncate(log_probs(mixed)[1], top_p), 1, generator=sampler).squeeze(-1)
-        token = token.masked_fill(done, pad_id)
+        token = token.masked_fill(done, pad)
         tokens.append(token)
         flags.append(choose & ~done)
         divergences.append(js)
@@ -153,14 +154,12 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
               progress: bool = True) -> None:
     """For every eps: cross-sample with the divergence rule, then the random-position control with each
     response's realised fraction as its target. One row per (eps, rule, response) into ``out_file``."""
-    per = config.prompts_per_unit
     common = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
                   pad_token_id=pad_id(problems.tokenizer), vocab_size=len(problems.tokenizer),
                   temperature=config.temperature, top_p=config.top_p, js_top_p=config.js_top_p,
                   batch_size=config.batch_size)
 
-    def work(unit: int) -> pl.DataFrame:
-        index = list(range(unit * per, min((unit + 1) * per, len(problems))))
+    def work(unit: int, index: list[int]) -> pl.DataFrame:
         prompts, seed = [problems.prompts[i] for i in index], parallel.unit_seed(config.seed, unit)
         frames = []
         for eps in config.eps_grid:
@@ -170,12 +169,9 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
                 runs.append(("random", cross_sample(primary, intervention, prompts, seed=seed,
                                                     random_fraction=by_divergence.intervened_fraction(), **common)))
             for rule, out in runs:
-                problem = [index[i] for i in out.prompt_index]
+                problem, response = parallel.response_numbers(index, out.prompt_index, config.samples_per_problem)
                 frames.append(pl.DataFrame({
-                    "eps": [eps] * len(problem), "rule": rule,
-                    "response": [p * config.samples_per_problem + j % config.samples_per_problem
-                                 for j, p in enumerate(problem)],
-                    "problem": problem, "prompt_ids": [problems.prompts[i] for i in problem],
+                    "eps": [eps] * len(problem), "rule": rule, "response": response, "problem": problem, "prompt_ids": [problems.prompts[i] for i in problem],
                     "response_ids": out.with_stop_tokens(), "stopped": out.stopped,
                     "intervened": out.intervened, "fraction": out.intervened_fraction(),
                     "count": out.intervened_count(), "correct": problems.rewards(out, problem),
@@ -183,7 +179,8 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
                                      "intervened": pl.List(pl.Boolean)}))
         return pl.concat(frames)
 
-    parallel.run_units(-(-len(problems) // per), work, out_file, parts, desc="cross-sampling", progress=progress)
+    parallel.run_units(len(problems), config.prompts_per_unit, work, out_file, parts, desc="cross-sampling",
+                       progress=progress)
 
 
 def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConfig, cache=None,

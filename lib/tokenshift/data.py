@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .loading import offline
+from .loading import looks_like_path, offline
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -28,7 +28,7 @@ def load_problems(source, problem_field: str = "problem", answer_field: str = "a
     path = Path(source).expanduser()
     if path.exists():
         rows = _read(path)
-    elif path.suffix in SUFFIXES or str(source).startswith((".", "/", "~")):
+    elif path.suffix in SUFFIXES or looks_like_path(source):
         raise FileNotFoundError(f"data file {source} does not exist")
     else:
         rows = _read_hub(str(source))

@@ -54,6 +54,13 @@ def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return (0.5 * js).clamp(0.0, LN2)  # rounding can step a hair outside the bounds
 
 
+def ranked_threshold(ranked: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """From probabilities sorted descending per row: (threshold, number kept), both ``[N, 1]``. A token is
+    kept when the tokens ranked above it hold less than ``top_p``, so the top-1 always stays."""
+    n_keep = ((ranked.cumsum(-1) - ranked) < top_p).sum(-1, keepdim=True)  # mass ranked above < top_p
+    return ranked.gather(-1, n_keep - 1), n_keep
+
+
 def top_p_threshold(p: torch.Tensor, top_p: float, probe: int = 256) -> torch.Tensor:
     """Per row, the smallest probability kept by top-p truncation: the set is ``p >= threshold``.
 
@@ -63,13 +70,10 @@ def top_p_threshold(p: torch.Tensor, top_p: float, probe: int = 256) -> torch.Te
     wider (flat distributions) fall back to a full sort, so a 152k vocabulary costs a top-k, not a sort.
     """
     k = min(probe, p.shape[-1])
-    ranked = p.topk(k, dim=-1).values
-    n_keep = ((ranked.cumsum(-1) - ranked) < top_p).sum(-1, keepdim=True)  # mass ranked above < top_p
-    threshold = ranked.gather(-1, n_keep - 1)
+    threshold, n_keep = ranked_threshold(p.topk(k, dim=-1).values, top_p)
     wide = (n_keep == k).squeeze(-1) & (k < p.shape[-1])
     if wide.any():
-        full = p[wide].sort(dim=-1, descending=True).values
-        threshold[wide] = full.gather(-1, ((full.cumsum(-1) - full) < top_p).sum(-1, keepdim=True) - 1)
+        threshold[wide] = ranked_threshold(p[wide].sort(dim=-1, descending=True).values, top_p)[0]
     return threshold
 
 

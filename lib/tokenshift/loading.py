@@ -20,6 +20,11 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
 
 
+def looks_like_path(source) -> bool:
+    """A source written as a path (./x, /x, ~/x) is never read as a hub id."""
+    return str(source).startswith((".", "/", "~"))
+
+
 def check_model_source(source) -> None:
     """Refuse a model that cannot be loaded here, saying why and what to pass instead."""
     path = Path(source).expanduser()
@@ -28,7 +33,7 @@ def check_model_source(source) -> None:
             raise FileNotFoundError(f"model directory {path} has no config.json: pass a directory written by "
                                     "save_pretrained (or a hub download of one)")
         return
-    if not _HUB_ID.match(str(source)) or str(source).startswith((".", "/", "~")):
+    if not _HUB_ID.match(str(source)) or looks_like_path(source):
         raise FileNotFoundError(f"model path {source} does not exist: check the path, or pass a hub id such as "
                                 "Qwen/Qwen2.5-32B when online")
     if offline():

@@ -22,7 +22,7 @@ import warnings
 
 import torch
 
-from .divergence import LN2, LOGP_FLOOR, TINY, js_terms, log_probs, top_p_js
+from .divergence import LN2, LOGP_FLOOR, TINY, js_terms, log_probs, ranked_threshold, top_p_js
 
 # Tokens per row searched for the top-p nucleus: first a few, then more, then the whole vocabulary.
 FIRST_PROBE, PROBE = 16, 256
@@ -61,8 +61,7 @@ def _nucleus(top_logp: torch.Tensor, top_p: float):
     """From each row's most likely log-probabilities (descending): their probabilities, the top-p threshold
     (as ``divergence.top_p_threshold``), and whether the probe holds the whole kept set, ties included."""
     prob = top_logp.clamp(min=LOGP_FLOOR).exp()
-    n_keep = ((prob.cumsum(-1) - prob) < top_p).sum(-1, keepdim=True)
-    threshold = prob.gather(-1, n_keep - 1)
+    threshold, n_keep = ranked_threshold(prob, top_p)
     inside = (n_keep.squeeze(-1) < prob.shape[-1]) & (prob[:, -1] < threshold.squeeze(-1))
     return prob, threshold, inside
 

@@ -47,11 +47,20 @@ def unit_seed(seed: int, unit: int) -> int:
     return seed * 1_000_003 + unit
 
 
-def run_units(n_units: int, work: Callable[[int], pl.DataFrame], out_file: Path, parts: Path,
-              desc: str = "units", progress: bool = True) -> None:
-    """Compute ``work(unit)`` for every unit across the launcher's processes and merge the frames, in unit
+def response_numbers(index: list[int], prompt_index: list[int], n: int) -> tuple[list[int], list[int]]:
+    """For a unit's samples (``n`` per prompt, prompt-major; ``prompt_index`` into the unit's ``index``):
+    each one's problem and its response number in the whole run, problem * n + sample slot."""
+    problem = [index[i] for i in prompt_index]
+    return problem, [p * n + j % n for j, p in enumerate(problem)]
+
+
+def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.DataFrame], out_file: Path,
+              parts: Path, desc: str = "units", progress: bool = True) -> None:
+    """Cut items 0..n_items-1 (prompts or responses) into units of ``per_unit``, compute
+    ``work(unit, items)`` for every unit across the launcher's processes, and merge the frames, in unit
     order, into ``out_file`` (written by rank 0). Units already in ``parts`` (an earlier, interrupted run of
     the same job) are not computed again."""
+    n_units = -(-n_items // per_unit)
     me = current()
     parts.mkdir(parents=True, exist_ok=True)
     part = lambda unit: parts / f"unit-{unit:06d}.parquet"
@@ -61,7 +70,7 @@ def run_units(n_units: int, work: Callable[[int], pl.DataFrame], out_file: Path,
         if part(unit).is_file():
             continue
         tmp = part(unit).with_suffix(".tmp")
-        work(unit).write_parquet(tmp)
+        work(unit, list(range(unit * per_unit, min((unit + 1) * per_unit, n_items)))).write_parquet(tmp)
         tmp.rename(part(unit))  # atomic: a unit file is complete or absent
     barrier()
     if me.rank == 0:

@@ -40,19 +40,15 @@ def sample_responses(model, problems: ProblemSet, config: ShiftConfig, out_file:
                      progress: bool = True) -> None:
     """Sample ``config.samples_per_problem`` responses per problem into ``out_file``: one row per response,
     in problem-major order, with its stop token (if any) at the end of ``response_ids``."""
-    per = config.prompts_per_unit
-
-    def work(unit: int) -> pl.DataFrame:
-        index = list(range(unit * per, min((unit + 1) * per, len(problems))))
+    def work(unit: int, index: list[int]) -> pl.DataFrame:
         out = sampling.sample(model, [problems.prompts[i] for i in index], n=config.samples_per_problem,
                               max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
                               pad_token_id=pad_id(problems.tokenizer), vocab_size=len(problems.tokenizer),
                               temperature=config.temperature, top_p=config.top_p,
                               seed=parallel.unit_seed(config.seed, unit), batch_size=config.sample_batch_size)
-        problem = [index[i] for i in out.prompt_index]
+        problem, response = parallel.response_numbers(index, out.prompt_index, config.samples_per_problem)
         return pl.DataFrame({
-            "response": [p * config.samples_per_problem + j % config.samples_per_problem
-                         for j, p in enumerate(problem)],
+            "response": response,
             "problem": problem,
             "prompt_ids": [problems.prompts[i] for i in problem],
             "response_ids": out.with_stop_tokens(),
@@ -60,7 +56,8 @@ def sample_responses(model, problems: ProblemSet, config: ShiftConfig, out_file:
             "correct": problems.rewards(out, problem),
         }, schema_overrides={"prompt_ids": pl.List(pl.Int64), "response_ids": pl.List(pl.Int64)})
 
-    parallel.run_units(-(-len(problems) // per), work, out_file, parts, desc="sampling", progress=progress)
+    parallel.run_units(len(problems), config.prompts_per_unit, work, out_file, parts, desc="sampling",
+                       progress=progress)
 
 
 def score_responses(base, tuned, tokenizer, refs: pl.DataFrame, config: ShiftConfig, out_file: Path, parts: Path,
@@ -68,14 +65,13 @@ def score_responses(base, tuned, tokenizer, refs: pl.DataFrame, config: ShiftCon
     """Score ``base`` vs ``tuned`` on every response of ``refs`` (as ``sample_responses`` or one eps of
     ``cross_sampling.run_sweep`` writes them) into ``out_file``; see ``scoring.score_pair`` for the columns,
     plus ``problem``, and ``intervened`` per position for cross-sampled responses."""
-    per = config.responses_per_unit
     empty = refs.filter(pl.col("response_ids").list.len() == 0)
     if len(empty):
         raise ValueError(f"{len(empty)} reference responses are empty (responses {empty['response'].head(5).to_list()}"
                          "...): there is no position to score; raise max_new_tokens or drop them")
 
-    def work(unit: int) -> pl.DataFrame:
-        part = refs.slice(unit * per, per)
+    def work(unit: int, index: list[int]) -> pl.DataFrame:
+        part = refs[index]
         table = scoring.score_pair(base, tuned, tokenizer, part["prompt_ids"].to_list(),
                                    part["response_ids"].to_list(), correct=part["correct"].to_list(),
                                    top_p=config.js_top_p, batch_size=config.batch_size, progress=False)
@@ -89,7 +85,8 @@ def score_responses(base, tuned, tokenizer, refs: pl.DataFrame, config: ShiftCon
         return (table.drop("response").rename({"global": "response"})
                 .select("response", "problem", pl.exclude("response", "problem")))
 
-    parallel.run_units(-(-len(refs) // per), work, out_file, parts, desc="scoring", progress=progress)
+    parallel.run_units(len(refs), config.responses_per_unit, work, out_file, parts, desc="scoring",
+                       progress=progress)
 
 
 def responses(model_dir, problems: ProblemSet, config: ShiftConfig, cache: ArtifactCache | None = None,
