@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= default
 
-.PHONY: env browser reproduce smoke test lab lock clean-cache
+.PHONY: env browser reproduce smoke test test-fast lab lock clean-cache
 
 env: $(STAMP)
 
@@ -34,11 +34,17 @@ browser:
 	  echo "warning: could not install chromium; the viewer's browser test will fail until it is installed"
 
 # Unit tests, then the smoke profile through papermill, then nbval over the executed notebooks
-# (re-run in a warm cache; cells marked NBVAL_CHECK_OUTPUT must print the same again).
+# (re-run in a warm cache; cells marked NBVAL_CHECK_OUTPUT must print the same again). The smoke run's
+# notebooks and figures go to a temporary folder: testing writes nothing into the repository.
 test: env browser
 	$(PY) -m pytest -q tests
-	$(PY) -m tokenshift.runner --profile smoke
-	$(PY) -m pytest -q --nbval-lax papermill_runs/smoke
+	@out=$$(mktemp -d); export TOKENSHIFT_FIGURES=$$out/figures TOKENSHIFT_RUNS=$$out/runs; \
+	  $(PY) -m tokenshift.runner --profile smoke && $(PY) -m pytest -q -p no:cacheprovider --nbval-lax $$out/runs/smoke; \
+	  status=$$?; rm -rf $$out; exit $$status
+
+# The developers' loop: every unit test but those marked slow (notebooks, launchers), in well under a minute.
+test-fast: env
+	$(PY) -m pytest -q -m "not slow" tests
 
 lab: env
 	$(VENV)/bin/jupyter lab notebooks

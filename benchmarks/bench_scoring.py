@@ -75,7 +75,7 @@ def time_ratio(name, batch, length, tokenizer, repeats=3, **shape):
         base(input_ids=ids).logits, rl(input_ids=ids).logits
 
     def ours():
-        scoring.score_pair(base, rl, tokenizer, prompts, responses, batch_size=batch, progress=False)
+        scoring.score_pair(base, rl, tokenizer, prompts, responses, batch_size=batch, show_progress=False)
 
     plain(), ours()  # warm up
     t_plain, t_ours = best_of(plain, repeats), best_of(ours, repeats)
@@ -102,7 +102,7 @@ def memory_child(way: str) -> None:
     before = rss_mb()
     with torch.no_grad():
         if way == "ours":
-            table = scoring.score_pair(base, rl, Vocab(QWEN_VOCAB), [prompt], [response], progress=False)
+            table = scoring.score_pair(base, rl, Vocab(QWEN_VOCAB), [prompt], [response], show_progress=False)
             n = len(table)
         else:  # the naive way's first step alone: both models' full logits (its metrics would need many
             # more [T, V] temporaries and do not fit this machine)

@@ -1,4 +1,9 @@
 import pytest
+from hypothesis import settings
+
+# property tests draw the same examples on every run: a test that passes in CI passes for everyone
+settings.register_profile("deterministic", derandomize=True)
+settings.load_profile("deterministic")
 
 from tokenshift import models, organism, rl, sft
 from tokenshift.tokenizer import build_tokenizer
@@ -10,6 +15,18 @@ TINY_ORGANISM = organism.OrganismConfig(
     max_new_tokens=16, shape=TINY_SHAPE, base=sft.SFTConfig(steps=3, batch_size=8, warmup_steps=1),
     simplerl=TINY_RL, dapo=TINY_RL, sft_control=sft.SFTConfig(steps=2, batch_size=8, only_correct=True),
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def outputs_outside_the_repo(tmp_path_factory):
+    """Tests never write into the repository: the cache, figures and executed notebooks go to temporary folders
+    (notebook kernels and launcher processes inherit the environment)."""
+    root = tmp_path_factory.mktemp("outputs")
+    with pytest.MonkeyPatch.context() as mp:
+        for var, folder in (("TOKENSHIFT_CACHE", "cache"), ("TOKENSHIFT_FIGURES", "figures"),
+                            ("TOKENSHIFT_RUNS", "runs")):
+            mp.setenv(var, str(root / folder))
+        yield root
 
 
 @pytest.fixture(scope="session")

@@ -85,3 +85,35 @@ def test_bad_inputs_are_refused(tokenizer, pair):
         cross_sample(*pair, [[]], **kw(tokenizer))
     with pytest.raises(ValueError, match="one value per response"):
         cross_sample(*pair, prompts(tokenizer), random_fraction=[0.5], **kw(tokenizer))
+
+
+def test_a_random_control_that_never_fires_draws_what_the_primary_draws(tokenizer, pair):
+    """Why a sweep may reuse the divergence rule's rows where it handed nothing over: the control's coins come
+    from their own stream, so at fraction 0 its tokens are the primary's, seed for seed."""
+    ps = prompts(tokenizer)
+    plain = cross_sample(*pair, ps, eps=math.inf, n=2, seed=9, **kw(tokenizer))
+    never = cross_sample(*pair, ps, random_fraction=[0.0] * 6, n=2, seed=9, **kw(tokenizer))
+    assert never.response_ids == plain.response_ids and never.js == plain.js
+    assert not any(any(f) for f in never.intervened)
+
+
+def test_a_sweep_has_every_response_for_every_eps_and_rule(tmp_path, tokenizer, pair):
+    """Both rules, every eps, every response: even where a work unit never intervenes (here eps = 0.69,
+    above any JS of this pair), so accuracies can be compared slice by slice."""
+    import polars as pl
+
+    from tokenshift import task
+    from tokenshift.cross_sampling import SweepConfig, run_sweep
+    from tokenshift.problem_sets import OrganismProblems
+
+    problems = OrganismProblems(task.sample_problems(3, "held_out", seed=0), tokenizer)
+    config = SweepConfig(eps_grid=(math.inf, 0.69, 0.01, -1.0), samples_per_problem=2, max_new_tokens=6,
+                         prompts_per_unit=2)
+    run_sweep(*pair, problems, config, tmp_path / "sweep.parquet", tmp_path / "parts", show_progress=False)
+    sweep = pl.read_parquet(tmp_path / "sweep.parquet")
+    counts = sweep.group_by("eps", "rule").len()
+    assert len(counts) == 8 and (counts["len"] == 6).all()
+    quiet = sweep.filter(pl.col("eps") == 0.69)
+    assert quiet["count"].sum() == 0
+    by_rule = {rule: quiet.filter(pl.col("rule") == rule).drop("rule") for rule in ("divergence", "random")}
+    assert by_rule["divergence"].equals(by_rule["random"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
-from scipy.spatial.distance import jensenshannon
+from scipy.special import rel_entr
 from scipy.stats import entropy as scipy_entropy
 
 from tokenshift import divergence as dv, metrics
@@ -12,7 +12,9 @@ from tokenshift.metrics import pair_metrics
 
 
 def scipy_js(p, q):
-    return jensenshannon(p, q, base=math.e) ** 2
+    """JS from scipy's relative entropies (jensenshannon(...)**2 gives NaN for near-identical rows)."""
+    m = 0.5 * (np.asarray(p) + np.asarray(q))
+    return 0.5 * rel_entr(p, m).sum() + 0.5 * rel_entr(q, m).sum()
 
 
 def random_logits(n, v, scale, seed):
@@ -27,8 +29,8 @@ def test_full_vocabulary_metrics_match_scipy(v, scale, seed):
     p, q = a.double().softmax(-1).numpy(), b.double().softmax(-1).numpy()
     for i in range(4):
         assert m["js"][i].item() == pytest.approx(scipy_js(p[i], q[i]), abs=1e-5)
-        assert m["kl_base_rl"][i].item() == pytest.approx(scipy_entropy(p[i], q[i]), abs=1e-4, rel=1e-4)
-        assert m["kl_rl_base"][i].item() == pytest.approx(scipy_entropy(q[i], p[i]), abs=1e-4, rel=1e-4)
+        assert m["kl_base_tuned"][i].item() == pytest.approx(scipy_entropy(p[i], q[i]), abs=1e-4, rel=1e-4)
+        assert m["kl_tuned_base"][i].item() == pytest.approx(scipy_entropy(q[i], p[i]), abs=1e-4, rel=1e-4)
         assert m["entropy_base"][i].item() == pytest.approx(scipy_entropy(p[i]), abs=1e-5)
     assert torch.equal(m["js"], m["js_top_p"])  # top_p = 1 truncates nothing
 
@@ -105,9 +107,9 @@ def test_ranks_and_overlaps():
     base = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]]).log_softmax(-1)
     rl = torch.tensor([[0.0, 1.0, 4.0, 3.0, 2.0]]).log_softmax(-1)  # RL top-1 is the base's 3rd token
     m = pair_metrics(base, rl, max_k=5)
-    assert m["rl_top1_base_rank"].item() == 2
+    assert m["tuned_top1_base_rank"].item() == 2
     assert not m["top1_agree"].item()
-    assert m["rl_top1_base_prob"].item() == pytest.approx(base.exp()[0, 2].item())
+    assert m["tuned_top1_base_prob"].item() == pytest.approx(base.exp()[0, 2].item())
     # top sets: base 0,1,2,3,4 ; rl 2,3,4,1,0
     assert m["topk_overlap"][0].tolist() == pytest.approx([0.0, 0.0, 1 / 3, 3 / 4, 1.0])
 
@@ -147,3 +149,28 @@ def test_the_fused_metrics_equal_their_eager_version(monkeypatch):
     eager = pair_metrics(a, b)
     for name, value in fused.items():
         assert torch.allclose(value.float(), eager[name].float(), atol=1e-6, rtol=1e-5), name
+
+
+def test_a_masked_vocabulary_contributes_nothing():
+    """Logits of -inf (tokens a model can never emit) have probability 0: every metric equals the float64
+    reference on the tokens that remain, none is inf or NaN."""
+    a = random_logits(6, 40, 3.0, 21)
+    b = a + random_logits(6, 40, 0.7, 22)  # related models: their nuclei overlap
+    masked = torch.zeros(40, dtype=torch.bool)
+    masked[::3] = True
+    a[:, masked], b[:, masked] = -math.inf, -math.inf
+    b[0, 1] = -math.inf  # one token masked by one model only
+    m = pair_metrics(a, b, top_p=0.7)
+    for name in ("js", "js_top_p", "entropy_base", "entropy_tuned", "kl_tuned_base"):
+        assert torch.isfinite(m[name]).all(), name
+    p, q = a.double().softmax(-1).numpy(), b.double().softmax(-1).numpy()
+    for i in range(6):
+        assert m["js"][i].item() == pytest.approx(scipy_js(p[i], q[i]), abs=1e-5)
+        assert m["entropy_base"][i].item() == pytest.approx(scipy_entropy(p[i]), abs=1e-5)
+        assert m["kl_tuned_base"][i].item() == pytest.approx(scipy_entropy(q[i], p[i]), abs=1e-4, rel=1e-4)
+        if i > 0:  # row 0: the base gives mass to a token the tuned model masks, so KL(base || tuned) is infinite
+            assert m["kl_base_tuned"][i].item() == pytest.approx(scipy_entropy(p[i], q[i]), abs=1e-4, rel=1e-4)
+        tp = dv.top_p_truncate(torch.tensor(p[i : i + 1]).float(), 0.7).double().numpy()[0]
+        tq = dv.top_p_truncate(torch.tensor(q[i : i + 1]).float(), 0.7).double().numpy()[0]
+        assert m["js_top_p"][i].item() == pytest.approx(scipy_js(tp, tq), abs=1e-5)
+    assert m["kl_base_tuned"][0].item() == math.inf  # truly infinite, never NaN

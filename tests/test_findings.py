@@ -7,7 +7,7 @@ from tokenshift import findings
 
 @pytest.fixture
 def profile(monkeypatch, tmp_path):
-    monkeypatch.setattr(findings, "FIGURE_DIR", tmp_path)
+    monkeypatch.setenv("TOKENSHIFT_FIGURES", str(tmp_path))
     return "unit"
 
 
@@ -22,6 +22,12 @@ def test_record_merges_and_puts_paper_numbers_beside(profile):
 def test_non_numbers_are_refused(profile, bad):
     with pytest.raises(ValueError, match="must be a finite number"):
         findings.record(profile, {"a": bad})
+
+
+def test_a_full_run_starts_afresh_so_retired_findings_do_not_live_on(profile):
+    findings.record(profile, {"old.name": 1.0, "kept": 2.0})
+    findings.reset(profile)
+    assert findings.record(profile, {"kept": 3.0}) == {"kept": 3.0}
 
 
 def test_paper_number_needs_our_number(profile):

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from tokenshift import profiles, runner
-from tokenshift.paths import NOTEBOOK_DIR, PROFILE_DIR, REPO
+from tokenshift.paths import NOTEBOOK_DIR, REPO
 
 
 @pytest.mark.parametrize("profile", ["smoke", "default"])
@@ -14,7 +14,7 @@ def test_profiles_name_real_notebooks_and_parameters(profile):
     assert [name for name, _ in runs] == sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
     for name, params in runs:
         declared = papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))
-        assert set(params) <= set(declared) and "profile" in declared and "seed" in declared
+        assert set(params) <= set(declared) and "profile" in declared
 
 
 def test_every_notebook_has_a_tagged_parameters_cell_without_outputs():
@@ -32,10 +32,13 @@ def test_unknown_profile_is_refused_with_the_choices():
         profiles.load("smok")
 
 
-def write_profile(name, text):
-    path = PROFILE_DIR / f"{name}.yaml"
-    path.write_text(text)
-    return path
+@pytest.fixture
+def write_profile(tmp_path):
+    def write(name, text):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        return str(path)
+    return write
 
 
 @pytest.mark.parametrize("text, message", [
@@ -46,23 +49,49 @@ def write_profile(name, text):
     ("notebooks: {00_model_organism: {n_eval: 5}}", r"has no parameter\(s\) \['n_eval'\]"),
     ("notebooks: {99_missing: {}}", r"names notebook '99_missing'"),
     ("organisms: {}", r"unknown section\(s\) \['organisms'\]"),
+    ("shifts: {samples: 4}", r"test-bad.yaml: shifts: unknown parameter 'samples'; valid ones are .*'samples_per_problem'"),
+    ("shifts: {top_p: 1.5}", r"shifts: impossible shift setting\(s\) top_p=1.5"),
+    ("shifts: {samples_per_problem: 0}", r"impossible shift setting\(s\) samples_per_problem=0"),
+    ("notebooks: {01_sparsity: {samples_per_problem: 4}}", r"has no parameter\(s\) \['samples_per_problem'\]"),
 ])
-def test_bad_profiles_fail_before_any_work(text, message):
+def test_bad_profiles_fail_before_any_work(text, message, write_profile):
     path = write_profile("test-bad", text)
-    try:
-        with pytest.raises(ValueError, match=message):
-            runner.plan("test-bad")
-        assert runner.main(["--profile", "test-bad"]) == 2
-    finally:
-        path.unlink()
+    with pytest.raises(ValueError, match=message):
+        runner.plan(path)
+    assert runner.main(["--profile", path]) == 2
 
 
-def test_integers_are_accepted_for_float_fields():
+def test_integers_are_accepted_for_float_fields(write_profile):
     path = write_profile("test-floats", "organism: {dapo: {lr: 1}}\nnotebooks: {00_model_organism: {}}")
-    try:
-        assert profiles.organism_config("test-floats").dapo.lr == 1.0
-    finally:
-        path.unlink()
+    assert profiles.organism_config(path).dapo.lr == 1.0
+    assert profiles.name(path) == "test-floats"
+
+
+def test_the_shift_setup_is_shared_by_the_profiles_notebooks():
+    for profile in ("smoke", "default"):
+        params = profiles.notebook_parameters(profile)
+        assert not {"n_problems", "samples_per_problem", "js_top_p"} & {k for p in params.values() for k in (p or {})}
+    assert profiles.shift_setup("default").n_problems == 200
+
+
+def test_reading_a_profile_imports_no_model_code():
+    import subprocess
+    import sys
+
+    code = "import sys; from tokenshift import profiles; profiles.load('default'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_a_missing_kernel_is_named_with_the_fix(monkeypatch):
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    def missing(self, name):
+        raise NoSuchKernel(name)
+
+    monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", missing)
+    with pytest.raises(ValueError, match=r"kernel 'tokenshift' is not installed: run `make env`"):
+        runner.check_kernel()
 
 
 def test_environment_yml_wraps_the_same_pins():
@@ -91,3 +120,22 @@ def test_lock_pins_every_dependency_and_the_cpu_torch():
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (REPO / ".ci" / "run").read_text()
     assert "make test" in (REPO / "README.md").read_text()
+
+
+def test_a_full_run_rewrites_the_findings_and_a_partial_run_merges(monkeypatch, capsys):
+    from pathlib import Path
+
+    from tokenshift import findings
+
+    def fake_notebook(input_path, output_path, parameters, **kwargs):  # each notebook records one finding
+        findings.record(parameters["profile"], {f"from.{Path(input_path).stem}": 1.0})
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_notebook)
+    findings.record("smoke", {"retired.name": 5.0})
+    assert runner.main(["--profile", "smoke"]) == 0
+    found = findings.load("smoke")
+    assert "retired.name" not in found and len(found) == len(runner.plan("smoke"))
+    findings.record("smoke", {"recorded.elsewhere": 1.0})
+    assert runner.main(["--profile", "smoke", "--only", "01"]) == 0
+    assert "recorded.elsewhere" in findings.load("smoke")
+    assert "[smoke] 01_sparsity done" in capsys.readouterr().out

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ from transformers import AutoTokenizer
 
 import qwen_like
 from tokenshift import cli, data, findings, loading, pairs, profiles, runner, scoring, shifts
-from tokenshift.paths import FIGURE_DIR, PROFILE_DIR
+from tokenshift.paths import figure_root
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +26,13 @@ def run_cli(*argv):
 
 def pair_args(pair):
     base, rl, problems = pair
-    return ["--base", base, "--rl", rl, "--data", problems]
+    return ["--base", base, "--tuned", rl, "--data", problems]
 
 
 def test_the_pair_shares_one_template_and_one_stop_set(pair):
     base, rl, problems = pair
     tok = AutoTokenizer.from_pretrained(base)
-    made = pairs.math_problems(str(base), {"rl": str(rl)}, {"aime": str(problems)})(None, 0, None)
+    made = pairs.math_problems(str(base), {"tuned": str(rl)}, {"aime": str(problems)})(None, 0, None)
     endoftext, im_end = tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
     assert made.stop_ids == tuple(sorted({endoftext, im_end}))
     assert len(made) == 3 and made.answers[1] == "\\frac{3}{4}"
@@ -55,7 +54,7 @@ def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
     assert all(r[-1] == im_end for r, s in zip(rl_resp["response_ids"], rl_resp["stopped"]) if s)
 
-    run_cli("score", "--base", base, "--rl", rl, "--responses", tmp_path / "rl.parquet", "--out", tmp_path / "shifts.parquet")
+    run_cli("score", "--base", base, "--tuned", rl, "--responses", tmp_path / "rl.parquet", "--out", tmp_path / "shifts.parquet")
     shifts = pl.read_parquet(tmp_path / "shifts.parquet")
     assert len(shifts) == rl_resp["response_ids"].list.len().sum()
     assert shifts["js"].max() > 0.01 and shifts["base_top_ids"].arr.max().max() < len(tok)  # padding rows sliced
@@ -66,7 +65,7 @@ def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
     assert never["count"].sum() == 0 and set(cross["rule"]) == {"divergence", "random"}
     forward = cross.filter((pl.col("eps") == 0.01) & (pl.col("rule") == "divergence"))
     assert forward["count"].sum() > 0 and forward["correct"].mean() > never["correct"].mean()
-    run_cli("score", "--base", base, "--rl", rl, "--responses", tmp_path / "cross.parquet", "--eps", 0.01,
+    run_cli("score", "--base", base, "--tuned", rl, "--responses", tmp_path / "cross.parquet", "--eps", 0.01,
             "--out", tmp_path / "cross_scored.parquet")
     scored = pl.read_parquet(tmp_path / "cross_scored.parquet")
     assert scored["intervened"].sum() == forward.select(pl.col("intervened").list.head(pl.col("response_ids").list.len())
@@ -90,6 +89,7 @@ def torchrun(*argv, nproc=2):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_single_process_result(pair, tmp_path):
     base, rl, _ = pair
     small = ["--samples", 2, "--max-new-tokens", 24, "--prompts-per-unit", 1]
@@ -97,7 +97,7 @@ def test_two_processes_give_the_single_process_result(pair, tmp_path):
         run_cli(name, *pair_args(pair), *small, *extra, "--out", tmp_path / f"{name}-1.parquet")
         torchrun(name, *pair_args(pair), *small, *extra, "--out", tmp_path / f"{name}-2.parquet")
         assert pl.read_parquet(tmp_path / f"{name}-1.parquet").equals(pl.read_parquet(tmp_path / f"{name}-2.parquet"))
-    score = ["--base", base, "--rl", rl, "--responses", tmp_path / "sample-1.parquet", "--responses-per-unit", 2]
+    score = ["--base", base, "--tuned", rl, "--responses", tmp_path / "sample-1.parquet", "--responses-per-unit", 2]
     run_cli("score", *score, "--out", tmp_path / "score-1.parquet")
     torchrun("score", *score, "--out", tmp_path / "score-2.parquet")
     assert pl.read_parquet(tmp_path / "score-1.parquet").equals(pl.read_parquet(tmp_path / "score-2.parquet"))
@@ -110,7 +110,7 @@ def test_a_pair_with_different_vocabularies_is_refused(pair, tmp_path, capsys):
     tok = qwen_like.tokenizer("<|im_end|>", vocab_extra=("<|extra|>",))
     qwen_like.model(tok, seed=1).save_pretrained(other)
     tok.save_pretrained(other)
-    assert cli.main(["sample", "--base", str(base), "--rl", str(other), "--data", str(problems), "--out",
+    assert cli.main(["sample", "--base", str(base), "--tuned", str(other), "--data", str(problems), "--out",
                      str(tmp_path / "x.parquet")]) == 2
     err = capsys.readouterr().err
     assert "vocabularies differ" in err and "<|extra|>" in err
@@ -118,7 +118,7 @@ def test_a_pair_with_different_vocabularies_is_refused(pair, tmp_path, capsys):
 
 def test_a_missing_model_path_is_refused_before_loading(pair, tmp_path, capsys):
     base, _, problems = pair
-    assert cli.main(["sample", "--base", str(base), "--rl", str(tmp_path / "nowhere"), "--data", str(problems),
+    assert cli.main(["sample", "--base", str(base), "--tuned", str(tmp_path / "nowhere"), "--data", str(problems),
                      "--out", str(tmp_path / "x.parquet")]) == 2
     assert f"model path {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
 
@@ -184,29 +184,22 @@ def test_bad_arguments_are_named(pair, tmp_path, capsys):
     assert f"input file {tmp_path / 'none.parquet'} does not exist" in capsys.readouterr().err
 
 
-def test_the_analysis_notebooks_run_on_a_real_pair_profile(pair, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_the_analysis_notebooks_run_on_a_real_pair_profile(pair, tmp_path):
     """Notebooks 01-04 through papermill on a profile shaped like `paper`, with the tiny pair in it."""
     base, rl, problems = pair
-    name = "test-real-pair"
-    shift = {"samples_per_problem": 2, "n_problems": 0, "top_p": 0.7}
     spec = {"pairs": {"base": str(base), "tuned": {"dapo": str(rl)}, "data": {"tiny": str(problems)},
                       "labels": {"dapo": "tiny instruct"}, "max_new_tokens": 32},
-            "notebooks": {"01_sparsity": shift, "02_position_clustering": shift,
-                          "03_cross_sampling": {**shift, "eps_grid": [float("inf"), 0.01, -1.0]},
-                          "04_topk_overlap": shift}}
-    monkeypatch.setenv("TOKENSHIFT_CACHE", str(tmp_path / "cache"))  # the notebooks' kernels inherit it
-    path = PROFILE_DIR / f"{name}.yaml"
+            "shifts": {"samples_per_problem": 2, "n_problems": 0, "top_p": 0.7},
+            "notebooks": {"01_sparsity": {}, "02_position_clustering": {},
+                          "03_cross_sampling": {"eps_grid": [float("inf"), 0.01, -1.0]}, "04_topk_overlap": {}}}
+    path = tmp_path / "test-real-pair.yaml"
     path.write_text(yaml.safe_dump(spec))
-    try:
-        runner.run(name, runner.plan(name))
-        found = findings.load(name)
-        assert {"sparsity.dapo.mean", "position.dapo.mean_js_first_bin", "topk.dapo.positions"} <= set(found)
-        assert not any(".simplerl." in k or "sft_control" in k for k in found)  # only the profile's models
-        assert "tiny instruct vs base" in (FIGURE_DIR / name / "02_token_viewer.html").read_text()
-    finally:
-        path.unlink()
-        shutil.rmtree(PROFILE_DIR / name, ignore_errors=True)
-        shutil.rmtree(FIGURE_DIR / name, ignore_errors=True)
+    runner.run(str(path), runner.plan(str(path)))
+    found = findings.load(str(path))
+    assert {"sparsity.dapo.mean", "position.dapo.mean_js_first_bin", "topk.dapo.positions"} <= set(found)
+    assert not any(".simplerl." in k or "sft_control" in k for k in found)  # only the profile's models
+    assert "tiny instruct vs base" in (figure_root() / "test-real-pair" / "02_token_viewer.html").read_text()
 
 
 def test_a_tokenizer_without_a_pad_token_pads_with_its_eos(pair, tmp_path):
@@ -214,12 +207,12 @@ def test_a_tokenizer_without_a_pad_token_pads_with_its_eos(pair, tmp_path):
     tok = AutoTokenizer.from_pretrained(rl)
     tok.pad_token = None  # as Llama-style tokenizers ship
     assert loading.pad_id(tok) == tok.convert_tokens_to_ids("<|im_end|>")
-    made = pairs.math_problems(str(base), {"rl": str(rl)}, {"p": str(problems)})(None, 0, None)
+    made = pairs.math_problems(str(base), {"tuned": str(rl)}, {"p": str(problems)})(None, 0, None)
     made.tokenizer = tok
     model, _ = loading.load_model(rl)
-    shifts_config = shifts.ShiftConfig(samples_per_problem=2, max_new_tokens=8)
-    shifts.sample_responses(model, made, shifts_config, tmp_path / "r.parquet", tmp_path / "parts", progress=False)
+    config = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=8)
+    shifts.sample_responses(model, made, config, tmp_path / "r.parquet", tmp_path / "parts", show_progress=False)
     refs = pl.read_parquet(tmp_path / "r.parquet")
     table = scoring.score_pair(model, model, tok, refs["prompt_ids"].to_list(), refs["response_ids"].to_list(),
-                               progress=False)
+                               show_progress=False)
     assert len(refs) == 6 and (table["js"] == 0).all()

@@ -68,8 +68,8 @@ def coin_flip_rewards(monkeypatch):
 def test_training_is_deterministic_and_saves_checkpoints(tmp_path, tokenizer, tiny_model, monkeypatch):
     coin_flip_rewards(monkeypatch)
     config = dataclasses.replace(TINY_RL, max_new_tokens=12, kl_coef=0.1)
-    a, log = rl.train_rl(tiny_model, tokenizer, config, out_dir=tmp_path / "a", progress=False)
-    b, _ = rl.train_rl(tiny_model, tokenizer, config, out_dir=tmp_path / "b", progress=False)
+    a, log = rl.train_rl(tiny_model, tokenizer, config, out_dir=tmp_path / "a", show_progress=False)
+    b, _ = rl.train_rl(tiny_model, tokenizer, config, out_dir=tmp_path / "b", show_progress=False)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
     assert any(not torch.equal(pa, p0) for pa, p0 in zip(a.parameters(), tiny_model.parameters()))
@@ -81,7 +81,7 @@ def test_dapo_drops_groups_with_equal_rewards(tokenizer, tiny_model):
     # an untrained model never answers correctly, so every group is uniform and nothing is learned
     config = dataclasses.replace(rl.DAPO_LIKE, steps=1, prompts_per_step=2, samples_per_prompt=2,
                                  max_new_tokens=8, eval_every=100)
-    policy, log = rl.train_rl(tiny_model, tokenizer, config, progress=False)
+    policy, log = rl.train_rl(tiny_model, tokenizer, config, show_progress=False)
     assert log[0]["groups_kept"] == 0.0 and log[0]["reward"] == 0.0
     for p, p0 in zip(policy.parameters(), tiny_model.parameters()):
         assert torch.equal(p, p0)
@@ -90,8 +90,8 @@ def test_dapo_drops_groups_with_equal_rewards(tokenizer, tiny_model):
 def test_zero_scale_weights_train_exactly_like_the_baseline(tokenizer, tiny_model, monkeypatch):
     coin_flip_rewards(monkeypatch)
     base = dataclasses.replace(TINY_RL, max_new_tokens=10, updates_per_batch=2)
-    plain, _ = rl.train_rl(tiny_model, tokenizer, base, progress=False)
-    zero_s, log = rl.train_rl(tiny_model, tokenizer, dataclasses.replace(base, weight_alpha=50.0), progress=False)
+    plain, _ = rl.train_rl(tiny_model, tokenizer, base, show_progress=False)
+    zero_s, log = rl.train_rl(tiny_model, tokenizer, dataclasses.replace(base, weight_alpha=50.0), show_progress=False)
     assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), zero_s.parameters()))
     assert all(r["weighted_share"] == 0.0 for r in log)
 
@@ -114,12 +114,12 @@ def test_weights_carry_no_gradient_and_follow_the_formula():
 def test_weights_are_one_on_a_batch_first_update_only(tokenizer, tiny_model, monkeypatch):
     coin_flip_rewards(monkeypatch)
     weighted = dataclasses.replace(TINY_RL, max_new_tokens=10, weight_scale=1.0, weight_alpha=100.0)
-    _, once = rl.train_rl(tiny_model, tokenizer, dataclasses.replace(weighted, updates_per_batch=1), progress=False)
+    _, once = rl.train_rl(tiny_model, tokenizer, dataclasses.replace(weighted, updates_per_batch=1), show_progress=False)
     assert all(r["weighted_updates"] == 0 and r["weight_max"] == 1.0 for r in once)
-    _, twice = rl.train_rl(tiny_model, tokenizer, dataclasses.replace(weighted, updates_per_batch=2), progress=False)
+    _, twice = rl.train_rl(tiny_model, tokenizer, dataclasses.replace(weighted, updates_per_batch=2), show_progress=False)
     assert all(r["weighted_updates"] <= 1 for r in twice) and any(r["weighted_updates"] == 1 for r in twice)
     _, ref = rl.train_rl(tiny_model, tokenizer, dataclasses.replace(weighted, updates_per_batch=1,
-                                                                    weight_divergence="reference"), progress=False)
+                                                                    weight_divergence="reference"), show_progress=False)
     assert any(r["weighted_updates"] == 1 for r in ref[1:])  # the policy has left the reference after step 1
 
 

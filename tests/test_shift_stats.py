@@ -9,7 +9,7 @@ def table(rows):
     """rows: (response, position, length, js, rank, base_prob)"""
     return pl.DataFrame([
         {"response": r, "position": p, "length": n, "rel_position": (p + 0.5) / n, "js_top_p": js,
-         "top1_agree": rank == 0, "rl_top1_base_rank": rank, "rl_top1_base_prob": prob,
+         "top1_agree": rank == 0, "tuned_top1_base_rank": rank, "tuned_top1_base_prob": prob,
          "topk_overlap_1": float(rank == 0), "topk_overlap_2": 1.0}
         for r, p, n, js, rank, prob in rows
     ])
@@ -46,8 +46,8 @@ def test_reallocation_summary_at_high_js_only():
     t = table([(0, 0, 4, 0.5, 0, 0.6), (0, 1, 4, 0.5, 2, 0.1), (0, 2, 4, 0.5, 5, 0.001), (0, 3, 4, 0.0, 9, 0.0)])
     s = shift_stats.reallocation_summary(t)
     assert s["positions"] == 3
-    assert s["rl_top1_is_base_top1"] == pytest.approx(1 / 3)
-    assert s["rl_top1_in_base_top3"] == pytest.approx(2 / 3)
-    assert s["rl_top1_base_prob_lt_0.01"] == pytest.approx(1 / 3)
+    assert s["tuned_top1_is_base_top1"] == pytest.approx(1 / 3)
+    assert s["tuned_top1_in_base_top3"] == pytest.approx(2 / 3)
+    assert s["tuned_top1_base_prob_lt_0.01"] == pytest.approx(1 / 3)
     assert s["overlap_top1"] == pytest.approx(1 / 3) and s["overlap_top2"] == 1.0
     assert shift_stats.reallocation_summary(t.filter(pl.col("js_top_p") == 0)) == {"positions": 0.0}

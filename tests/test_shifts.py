@@ -1,51 +1,109 @@
 import polars as pl
+import pytest
 
-from tokenshift import models, shifts, task
+from tokenshift import cross_sampling, models, shifts, task
 from tokenshift.cache import ArtifactCache, model_fingerprint
 from tokenshift.problem_sets import OrganismProblems
 
 from conftest import TINY_SHAPE
 
 
-def test_shift_table_is_cached_and_scores_the_reference_responses(tmp_path, tokenizer):
+@pytest.fixture
+def pair_dirs(tmp_path, tokenizer):
     base_dir, tuned_dir = tmp_path / "base", tmp_path / "tuned"
     models.save(models.new_model(tokenizer, TINY_SHAPE, seed=0), tokenizer, base_dir)
     models.save(models.new_model(tokenizer, TINY_SHAPE, seed=1), tokenizer, tuned_dir)
+    return base_dir, tuned_dir
+
+
+def kinds(cache_dir):
+    return {p.name: len([e for e in p.iterdir() if not e.name.startswith(".")]) for p in cache_dir.iterdir()
+            if p.is_dir()}
+
+
+def test_shift_table_is_cached_and_scores_the_reference_responses(tmp_path, tokenizer, pair_dirs):
+    base_dir, tuned_dir = pair_dirs
     problems = OrganismProblems(task.sample_problems(3, "held_out", seed=0), tokenizer)
     # units of 2 prompts and 4 responses: the unit boundaries fall inside the problem set
-    config = shifts.ShiftConfig(samples_per_problem=2, max_new_tokens=8, prompts_per_unit=2, responses_per_unit=4)
+    sampling = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=8, prompts_per_unit=2)
+    scoring = shifts.ScoringConfig(responses_per_unit=4)
     cache = ArtifactCache(tmp_path / "cache")
-    table = shifts.shift_table(base_dir, tuned_dir, problems, config, cache=cache, progress=False)
-    refs = shifts.responses(tuned_dir, problems, config, cache)
+    table = shifts.shift_table(base_dir, tuned_dir, problems, sampling, scoring, cache=cache, show_progress=False)
+    refs = shifts.responses(tuned_dir, problems, sampling, cache)
     assert refs["response"].to_list() == list(range(6)) and refs["problem"].to_list() == [0, 0, 1, 1, 2, 2]
+    assert refs["correct"].dtype == pl.Boolean
     assert len(table) == sum(len(r) for r in refs["response_ids"])
     assert table["response"].unique().sort().to_list() == list(range(6))
+    assert table.columns[:3] == ["response", "problem", "correct"]
     assert (table["js"] > 0).any()
     assert table["base_top_ids"].dtype.shape == (5,) and (table["base_top_prob"].arr.sum() <= 1 + 1e-6).all()
-    entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert entries == ["responses", "shifts"]
+    assert kinds(tmp_path / "cache") == {"responses": 1, "verdicts": 1, "shifts": 1}
     assert not list((tmp_path / "cache").rglob("*.parts"))  # the units are merged and removed
-    again = shifts.shift_table(base_dir, tuned_dir, problems, config, cache=cache, progress=False)
+    again = shifts.shift_table(base_dir, tuned_dir, problems, sampling, scoring, cache=cache, show_progress=False)
     assert again.equals(table)
-    # on the base's responses instead: a different entry, the same columns
-    other = shifts.shift_table(base_dir, tuned_dir, problems, config, reference=base_dir, cache=cache, progress=False)
-    assert other.columns == table.columns and len(list((tmp_path / "cache" / "shifts").iterdir())) == 2
+    # re-scoring (another js_top_p) reuses the responses; batch sizes are not part of any key
+    shifts.shift_table(base_dir, tuned_dir, problems, sampling, shifts.ScoringConfig(js_top_p=0.9, batch_size=3),
+                       cache=cache, show_progress=False)
+    shifts.shift_table(base_dir, tuned_dir, problems, sampling, shifts.ScoringConfig(batch_size=3),
+                       cache=cache, show_progress=False)
+    assert kinds(tmp_path / "cache") == {"responses": 1, "verdicts": 1, "shifts": 2}
+    # on the base's responses instead: new responses and scores, the same columns
+    other = shifts.shift_table(base_dir, tuned_dir, problems, sampling, scoring, reference=base_dir, cache=cache,
+                               show_progress=False)
+    assert other.columns == table.columns and kinds(tmp_path / "cache") == {"responses": 2, "verdicts": 2, "shifts": 3}
+
+
+def test_the_sweeps_never_intervening_rows_are_the_reference_responses(tmp_path, tokenizer, pair_dirs):
+    """One decoding loop: cross-sampling at eps = inf, reverse, is plain sampling of the tuned model with the
+    same unit seeds, so it reproduces the shift tables' reference responses exactly."""
+    base_dir, tuned_dir = pair_dirs
+    problems = OrganismProblems(task.sample_problems(3, "held_out", seed=0), tokenizer)
+    sampling = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=8, prompts_per_unit=2, seed=4)
+    cache = ArtifactCache(tmp_path / "cache")
+    refs = shifts.responses(tuned_dir, problems, sampling, cache)
+    config = cross_sampling.SweepConfig(eps_grid=(float("inf"),), samples_per_problem=2, max_new_tokens=8,
+                                        prompts_per_unit=2, seed=4)
+    reverse = cross_sampling.sweep(tuned_dir, base_dir, problems, config, cache, show_progress=False)
+    reverse = reverse.filter(pl.col("rule") == "divergence")
+    assert reverse.select(refs.columns).equals(refs)
+
+
+def test_a_responses_file_is_judged_apart_from_sampling(tmp_path, tokenizer, pair_dirs, monkeypatch):
+    """A new verifier re-judges without re-sampling."""
+    _, tuned_dir = pair_dirs
+    problems = OrganismProblems(task.sample_problems(2, "held_out", seed=0), tokenizer)
+    sampling = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=6)
+    cache = ArtifactCache(tmp_path / "cache")
+    first = shifts.responses(tuned_dir, problems, sampling, cache)
+    assert not first["correct"].any()  # an untrained model
+    monkeypatch.setattr(OrganismProblems, "verify", lambda self, i, text, stopped: True)
+    monkeypatch.setattr(problems.verifier, "number", problems.verifier.number + 1)
+    second = shifts.responses(tuned_dir, problems, sampling, cache)
+    assert second["correct"].all() and second.drop("correct").equals(first.drop("correct"))
+    assert kinds(tmp_path / "cache") == {"responses": 1, "verdicts": 2}
 
 
 def test_an_interrupted_sampling_run_resumes_from_its_finished_units(tmp_path, tokenizer, tiny_model):
     problems = OrganismProblems(task.sample_problems(5, "held_out", seed=0), tokenizer)
-    config = shifts.ShiftConfig(samples_per_problem=2, max_new_tokens=6, prompts_per_unit=2)
+    config = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=6, prompts_per_unit=2)
     whole = tmp_path / "whole.parquet"
-    shifts.sample_responses(tiny_model, problems, config, whole, tmp_path / "parts-a", progress=False)
+    shifts.sample_responses(tiny_model, problems, config, whole, tmp_path / "parts-a", show_progress=False)
     # a run that stopped after its first unit left that unit behind; a marker frame shows it is reused as is
     parts = tmp_path / "parts-b"
     parts.mkdir()
+    (parts / "plan.json").write_text('{"n_items": 5, "per_unit": 2}')
     pl.read_parquet(whole).head(4).with_columns(pl.lit(True).alias("stopped")).write_parquet(parts / "unit-000000.parquet")
     resumed = tmp_path / "resumed.parquet"
-    shifts.sample_responses(tiny_model, problems, config, resumed, parts, progress=False)
+    shifts.sample_responses(tiny_model, problems, config, resumed, parts, show_progress=False)
     a, b = pl.read_parquet(whole), pl.read_parquet(resumed)
     assert b["stopped"].head(4).all() and a.tail(6).equals(b.tail(6))
     assert not parts.exists()
+    # units cut another way are not reused
+    parts.mkdir()
+    (parts / "plan.json").write_text('{"n_items": 5, "per_unit": 3}')
+    pl.read_parquet(whole).head(4).with_columns(pl.lit(True).alias("stopped")).write_parquet(parts / "unit-000000.parquet")
+    shifts.sample_responses(tiny_model, problems, config, resumed, parts, show_progress=False)
+    assert pl.read_parquet(resumed).equals(a)
 
 
 def test_fingerprint_follows_the_weights(tmp_path, tokenizer):
@@ -55,4 +113,40 @@ def test_fingerprint_follows_the_weights(tmp_path, tokenizer):
     assert model_fingerprint(a) == model_fingerprint(b)
     models.save(models.new_model(tokenizer, TINY_SHAPE, seed=2), tokenizer, b)
     assert model_fingerprint(a) != model_fingerprint(b)
-    assert model_fingerprint("Qwen/Qwen2.5-32B") == "hub:Qwen/Qwen2.5-32B"
+
+
+def torchrun(script, *args, nproc=2):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc), script,
+           *map(str, args)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_cached_entry_points_under_a_launcher_build_once_and_agree(tmp_path, tokenizer, pair_dirs):
+    """Under torchrun every rank takes its share of the units, rank 0 alone publishes, and every rank reads
+    the same complete entries, equal to what one process computes."""
+    from pathlib import Path
+
+    script = str(Path(__file__).with_name("ranked_cache.py"))
+    pair = pair_dirs[0].parent
+    (tmp_path / "two").mkdir()
+    torchrun(script, pair, tmp_path / "cache-two", tmp_path / "two")
+    (tmp_path / "one").mkdir()
+    torchrun(script, pair, tmp_path / "cache-one", tmp_path / "one", nproc=1)
+    for name in ("shifts", "sweep"):
+        one = pl.read_parquet(tmp_path / "one" / f"{name}-0.parquet")
+        for rank in (0, 1):
+            assert pl.read_parquet(tmp_path / "two" / f"{name}-{rank}.parquet").equals(one), (name, rank)
+    entries = {kind: sorted(p.name for p in (tmp_path / "cache-two" / kind).iterdir())
+               for kind in ("responses", "shifts", "cross_sampling")}
+    # one complete entry each, and no temporary directory or unit left behind
+    assert all(len([n for n in names if not n.startswith(".")]) == 1 for names in entries.values()), entries
+    assert all(n.endswith(".lock") for names in entries.values() for n in names if n.startswith(".")), entries
+    assert all(ArtifactCache.check(p) is None for kind in entries
+               for p in (tmp_path / "cache-two" / kind).iterdir() if not p.name.startswith("."))

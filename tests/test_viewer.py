@@ -17,8 +17,9 @@ def scored(tokenizer):
     base, rl = (models.new_model(tokenizer, TINY_SHAPE, seed=s).eval() for s in (0, 1))
     prompts = [tokenizer("12+34=")["input_ids"], tokenizer("5+6=")["input_ids"]]
     responses = [tokenizer("4+2=6 so 46")["input_ids"], tokenizer("so 11")["input_ids"]]
-    table = scoring.score_pair(base, rl, tokenizer, prompts, responses, correct=[True, False], progress=False)
-    return table.with_columns(problem=pl.col("response"), intervened=pl.col("position") % 3 == 0)
+    table = scoring.score_pair(base, rl, tokenizer, prompts, responses, show_progress=False)
+    return table.with_columns(problem=pl.col("response"), correct=pl.col("response") == 0,
+                              intervened=pl.col("position") % 3 == 0)
 
 
 def test_page_data_holds_every_token_with_both_top5(scored, tokenizer):
@@ -47,7 +48,7 @@ def test_the_page_renders_in_chromium_with_its_hover_data(scored, tokenizer, tmp
     assert len(re.findall(r'class="tok( intervened)?"', dom)) == len(scored)
     assert len(re.findall(r'class="tok intervened"', dom)) == scored["intervened"].sum()
     tooltip = re.search(r'<div id="tip"[^>]*>(.*?)</div>\s*<script', dom, re.S).group(1)
-    assert "base top-5" in tooltip and "RL top-5" in tooltip and len(re.findall(r"<td>\d\.\d{4}</td>", tooltip)) == 10
+    assert "base top-5" in tooltip and "tuned top-5" in tooltip and len(re.findall(r"<td>\d\.\d{4}</td>", tooltip)) == 10
     assert "2 of 2 responses" in dom
 
 

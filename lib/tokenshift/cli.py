@@ -3,14 +3,15 @@
 A typical run on real checkpoints (local directories or hub ids; a .jsonl/.parquet file with `problem` and
 `answer` fields):
 
-  tokenshift sample --base Qwen/Qwen2.5-32B --rl BytedTsinghua-SIA/DAPO-Qwen-32B --data aime24.jsonl \\
+  tokenshift sample --base Qwen/Qwen2.5-32B --tuned BytedTsinghua-SIA/DAPO-Qwen-32B --data aime24.jsonl \\
       --out runs/dapo/responses.parquet
-  tokenshift score --base Qwen/Qwen2.5-32B --rl BytedTsinghua-SIA/DAPO-Qwen-32B \\
+  tokenshift score --base Qwen/Qwen2.5-32B --tuned BytedTsinghua-SIA/DAPO-Qwen-32B \\
       --responses runs/dapo/responses.parquet --out runs/dapo/shifts.parquet
   tokenshift summarise runs/dapo/shifts.parquet
   tokenshift view runs/dapo/shifts.parquet --tokenizer Qwen/Qwen2.5-32B --out runs/dapo/viewer.html
-  tokenshift cross-sample --base ... --rl ... --data aime25.jsonl --eps inf 0.1 0.01 --out runs/dapo/cross.parquet
+  tokenshift cross-sample --base ... --tuned ... --data aime25.jsonl --eps inf 0.1 0.01 --out runs/dapo/cross.parquet
   tokenshift run-notebooks --profile paper
+  tokenshift cache --verify                  # hash every cached entry; --clean removes what killed builds left
 
 Sampling, scoring and cross-sampling split their problems across processes when started by a launcher,
 e.g. `torchrun --nproc-per-node 8 -m tokenshift.cli sample ...`; the merged output is identical to a
@@ -33,7 +34,7 @@ DEFAULTS = "(default: %(default)s)"
 
 def _pair_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
     p.add_argument("--base", required=True, help="base model: local directory or hub id")
-    p.add_argument("--rl", required=True, help="RL-tuned model: local directory or hub id")
+    p.add_argument("--tuned", required=True, help="tuned (e.g. RL) model: local directory or hub id")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
                    help="weights' dtype (default: bfloat16 on a GPU, float32 on the CPU; metrics are always fp32)")
     if data:
@@ -41,7 +42,7 @@ def _pair_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("--problem-field", default="problem", help=f"field holding the problem {DEFAULTS}")
         p.add_argument("--answer-field", default="answer", help=f"field holding the reference answer {DEFAULTS}")
         p.add_argument("--limit", type=int, help="use only the first LIMIT problems")
-        p.add_argument("--template-from", choices=["base", "rl"], default="base",
+        p.add_argument("--template-from", choices=["base", "tuned"], default="base",
                        help=f"whose tokenizer's chat template prompts both models {DEFAULTS}")
 
 
@@ -67,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
                                    "the last \\boxed{}). One row per response.")
     _pair_arguments(p)
     _sampling_arguments(p)
-    p.add_argument("--from", dest="sample_from", choices=["rl", "base"], default="rl",
+    p.add_argument("--from", dest="sample_from", choices=["tuned", "base"], default="tuned",
                    help=f"which model samples (the paper scores the RL model's own responses) {DEFAULTS}")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
 
@@ -89,12 +90,12 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cross-sample", help="decode with one model, hand high-divergence steps to the other",
                        description="Cross-sampling: decode with the primary model and take a token from the "
                                    "other wherever their JS divergence exceeds eps (forward: primary = base; "
-                                   "reverse: primary = RL); with each eps a random-position control at the same "
+                                   "reverse: primary = tuned); with each eps a random-position control at the same "
                                    "budget. One row per (eps, rule, response).")
     _pair_arguments(p)
     _sampling_arguments(p)
     p.add_argument("--direction", choices=["forward", "reverse"], default="forward",
-                   help=f"forward: base decodes, RL intervenes; reverse: the other way {DEFAULTS}")
+                   help=f"forward: base decodes, the tuned model intervenes; reverse: the other way {DEFAULTS}")
     p.add_argument("--eps", type=float, nargs="+", default=[math.inf, 0.1, 0.03, 0.01, 0.0],
                    help=f"thresholds to sweep; inf never intervenes {DEFAULTS}")
     p.add_argument("--js-top-p", type=float, default=1.0,
@@ -122,8 +123,16 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run-notebooks", help="run the numbered notebooks for a profile with papermill",
                        description="Same as `python -m tokenshift.runner`.")
-    p.add_argument("--profile", required=True, help="a papermill_runs/<profile>.yaml")
+    p.add_argument("--profile", required=True, help="a papermill_runs/<profile>.yaml, or a .yaml file")
     p.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
+
+    p = sub.add_parser("cache", help="check or tidy the artifact cache",
+                       description="List the cache's entries; --verify hashes every file of every entry against "
+                                   "its manifest (reading an entry only compares sizes and dates); --clean removes "
+                                   "the temporary directories of builds that were killed.")
+    p.add_argument("--verify", action="store_true", help="hash every file of every entry")
+    p.add_argument("--clean", action="store_true", help="remove temporary directories of killed builds")
+    p.add_argument("--root", type=Path, help="the cache's directory (default: $TOKENSHIFT_CACHE or .cache/)")
     return top
 
 
@@ -153,7 +162,7 @@ def _check_args(args) -> None:
 def _problems(args):
     from .pairs import math_problems
 
-    make = math_problems(args.base, {"rl": args.rl}, {"data": args.data}, template_from=args.template_from,
+    make = math_problems(args.base, {"tuned": args.tuned}, {"data": args.data}, template_from=args.template_from,
                          problem_field=args.problem_field, answer_field=args.answer_field)
     return make(args.limit, args.seed, None)
 
@@ -165,33 +174,47 @@ def _parts(out: Path, args) -> Path:
 
 
 def _load_pair(args):
-    from .loading import load_model
-    from .scoring import check_same_vocabulary
+    from .loading import check_same_vocabulary, load_model
 
     base, base_tok = load_model(args.base, dtype=args.dtype)
-    rl, rl_tok = load_model(args.rl, dtype=args.dtype)
-    check_same_vocabulary(base_tok, rl_tok)
-    return base, rl, base_tok
+    tuned, tuned_tok = load_model(args.tuned, dtype=args.dtype)
+    check_same_vocabulary(base_tok, tuned_tok)
+    return base, tuned, base_tok
+
+
+def _judge(out: Path, problems) -> None:
+    """Add each row's ``correct`` to a responses file (rank 0, once every rank has finished)."""
+    from .parallel import current
+
+    if current().rank == 0:
+        table = pl.read_parquet(out)
+        table = table.with_columns(pl.Series("correct", problems.verdicts(table), pl.Boolean))
+        tmp = out.with_name(f".{out.name}.judged")
+        table.write_parquet(tmp)
+        tmp.replace(out)
 
 
 def cmd_sample(args) -> None:
     from .loading import load_model
-    from .shifts import ShiftConfig, sample_responses
+    from .shifts import SamplingConfig, sample_responses
 
     problems = _problems(args)
-    model, _ = load_model(args.rl if args.sample_from == "rl" else args.base, dtype=args.dtype)
-    config = ShiftConfig(samples_per_problem=args.samples, temperature=args.temperature, top_p=args.top_p,
-                         max_new_tokens=args.max_new_tokens, seed=args.seed, prompts_per_unit=args.prompts_per_unit,
-                         sample_batch_size=args.batch_size)
+    model, _ = load_model(args.tuned if args.sample_from == "tuned" else args.base, dtype=args.dtype)
+    config = SamplingConfig(samples_per_problem=args.samples, temperature=args.temperature, top_p=args.top_p,
+                            max_new_tokens=args.max_new_tokens, seed=args.seed,
+                            prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sample_responses(model, problems, config, args.out, _parts(args.out, args))
+    _judge(args.out, problems)
     _report(args.out, lambda f: f"{len(f)} responses, accuracy {f['correct'].mean():.4f}")
 
 
 def cmd_score(args) -> None:
-    from .shifts import ShiftConfig, score_responses
+    from . import responses
+    from .shifts import ScoringConfig, score_responses
 
-    refs = pl.read_parquet(args.responses)
+    refs = responses.read(args.responses, "--responses")
+    where = f"--responses {args.responses}"
     if "eps" in refs.columns:  # a cross-sample file: one eps and rule of it
         if args.eps is None:
             raise ValueError(f"--responses {args.responses} is a cross-sample file: choose its responses with --eps "
@@ -199,15 +222,12 @@ def cmd_score(args) -> None:
         refs = refs.filter((pl.col("eps") == args.eps) & (pl.col("rule") == args.rule))
         if not len(refs):
             raise ValueError(f"--eps {args.eps} --rule {args.rule}: no such responses in {args.responses}")
-    missing = sorted({"response", "problem", "prompt_ids", "response_ids", "correct"} - set(refs.columns))
-    if missing:
-        raise ValueError(f"--responses {args.responses} lacks columns {missing}: pass a file written by "
-                         "`tokenshift sample` or `tokenshift cross-sample`")
-    base, rl, tok = _load_pair(args)
-    config = ShiftConfig(js_top_p=args.js_top_p, batch_size=args.batch_size,
-                         responses_per_unit=args.responses_per_unit)
+    responses.check(refs, where)
+    base, tuned, tok = _load_pair(args)
+    config = ScoringConfig(js_top_p=args.js_top_p, batch_size=args.batch_size,
+                           responses_per_unit=args.responses_per_unit)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    score_responses(base, rl, tok, refs, config, args.out, _parts(args.out, args))
+    score_responses(base, tuned, tok, refs, config, args.out, _parts(args.out, args))
     _report(args.out, lambda f: f"{len(f)} positions of {f['response'].n_unique()} responses")
 
 
@@ -215,13 +235,14 @@ def cmd_cross_sample(args) -> None:
     from .cross_sampling import SweepConfig, run_sweep
 
     problems = _problems(args)
-    base, rl, _ = _load_pair(args)
-    primary, intervention = (base, rl) if args.direction == "forward" else (rl, base)
+    base, tuned, _ = _load_pair(args)
+    primary, intervention = (base, tuned) if args.direction == "forward" else (tuned, base)
     config = SweepConfig(eps_grid=tuple(args.eps), samples_per_problem=args.samples, temperature=args.temperature,
                          top_p=args.top_p, js_top_p=args.js_top_p, max_new_tokens=args.max_new_tokens,
                          seed=args.seed, prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     run_sweep(primary, intervention, problems, config, args.out, _parts(args.out, args))
+    _judge(args.out, problems)
     _report(args.out, lambda f: f"{len(f)} responses over {f['eps'].n_unique()} eps values")
 
 
@@ -245,9 +266,9 @@ def _column(summary: dict[str, float]) -> pl.DataFrame:
 
 
 def cmd_summarise(args) -> None:
-    from . import shift_stats
+    from . import responses, shift_stats
 
-    frame = pl.read_parquet(args.file)
+    frame = responses.read(args.file, "input file")
     with pl.Config(float_precision=4, tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
         if "eps" in frame.columns:
             print(summarise_cross(frame))
@@ -266,13 +287,18 @@ def cmd_summarise(args) -> None:
 
 
 def cmd_view(args) -> None:
-    from . import viewer
+    from . import responses, viewer
     from .data import load_problems
     from .loading import load_tokenizer
 
+    table = responses.read(args.file, "input file")
+    missing = sorted({"response", "position", "token_id", "js", "js_top_p", "base_top_ids", "tuned_top_ids"}
+                     - set(table.columns))
+    if missing:
+        raise ValueError(f"{args.file} lacks the column(s) {missing} of a scored file: pass a file written by "
+                         "`tokenshift score`")
     tok = load_tokenizer(args.tokenizer)
     texts = [p.problem for p in load_problems(args.data, args.problem_field, args.answer_field)] if args.data else None
-    table = pl.read_parquet(args.file)
     path = viewer.write(args.out, table, tok, texts, args.title, args.max_responses)
     print(f"wrote {path}")
 
@@ -283,8 +309,26 @@ def cmd_run_notebooks(args) -> int:
     return runner.main(["--profile", args.profile, *(["--only", *args.only] if args.only else [])])
 
 
+def cmd_cache(args) -> int:
+    from .cache import ArtifactCache
+
+    cache = ArtifactCache(args.root)
+    entries = cache.entries()
+    print(f"{len(entries)} entries in {cache.root}")
+    if args.clean:
+        for tmp in cache.clean():
+            print(f"removed {tmp}, left by a killed build")
+    if args.verify:
+        damaged = cache.verify()
+        for entry, problem in damaged.items():
+            print(f"damaged: {entry}: {problem} (it is rebuilt on next use)")
+        print(f"{len(entries) - len(damaged)} intact, {len(damaged)} damaged")
+        return 1 if damaged else 0
+    return 0
+
+
 COMMANDS = {"sample": cmd_sample, "score": cmd_score, "cross-sample": cmd_cross_sample, "summarise": cmd_summarise,
-            "view": cmd_view, "run-notebooks": cmd_run_notebooks}
+            "view": cmd_view, "run-notebooks": cmd_run_notebooks, "cache": cmd_cache}
 
 
 def main(argv: list[str] | None = None) -> int:

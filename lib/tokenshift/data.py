@@ -5,20 +5,14 @@ and field."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from .loading import looks_like_path, offline
+from .problem_sets import MathProblem
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
-
-
-@dataclass(frozen=True)
-class MathProblem:
-    problem: str
-    answer: str
 
 
 def load_problems(source, problem_field: str = "problem", answer_field: str = "answer",
@@ -46,11 +40,20 @@ def load_problems(source, problem_field: str = "problem", answer_field: str = "a
 
 def _read(path: Path) -> list[tuple[str, dict]]:
     if path.suffix == ".parquet":
-        return [(f"{path} row {i + 1}", row) for i, row in enumerate(pl.read_parquet(path).to_dicts())]
+        try:
+            rows = pl.read_parquet(path).to_dicts()
+        except pl.exceptions.PolarsError as e:
+            raise ValueError(f"{path} cannot be read as Parquet ({str(e).splitlines()[0]}); pass a Parquet or "
+                             "JSON-lines file of problems") from None
+        return [(f"{path} row {i + 1}", row) for i, row in enumerate(rows)]
     if path.suffix not in (".jsonl", ".json"):
         raise ValueError(f"{path}: unknown format {path.suffix!r}; pass a .jsonl or .parquet file")
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark, as some editors write, is not data
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 JSON lines") from None
+    for n, line in enumerate(text.splitlines(), start=1):  # \n, \r\n and \r line ends alike
         if not line.strip():
             continue
         try:

@@ -15,26 +15,40 @@ import math
 
 import torch
 
+from .behaviour import Version
+
+DIVERGENCE = Version("divergence", 1, libraries=("torch",))
+
 LN2 = math.log(2.0)
 
 
-# Probabilities are computed from log-probabilities floored here (e^-80, about 1.8e-35): below it exp()
-# underflows into a slow path that made every metric ~10x slower. The floor changes no probability-weighted
-# sum at fp32 resolution; KL and ranks use the unfloored log-probabilities.
+# A token whose log-probability is below this floor (e^-80, about 1.8e-35) gets probability exactly 0: below it
+# exp() underflows into a slow path that made every metric ~10x slower, and a masked token (logit -inf) must
+# contribute nothing. Nothing probability-weighted moves at fp32 resolution.
 LOGP_FLOOR = -80.0
 TINY = torch.finfo(torch.float32).tiny  # smallest normal float: log() of a denormal is slow too
 
 
+@DIVERGENCE.code
+def probs_from_logp(logp: torch.Tensor) -> torch.Tensor:
+    """exp(logp), exactly 0 below ``LOGP_FLOOR`` (masked tokens included)."""
+    return logp.clamp(min=LOGP_FLOOR).exp().masked_fill(logp < LOGP_FLOOR, 0.0)
+
+
+@DIVERGENCE.code
 def log_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log-probabilities, probabilities) in fp32 from logits."""
+    """(log-probabilities, probabilities) in fp32 from logits; -inf logits (a masked vocabulary) give
+    probability 0."""
     logp = logits.float().log_softmax(-1)
-    return logp, logp.clamp(min=LOGP_FLOOR).exp()
+    return logp, probs_from_logp(logp)
 
 
+@DIVERGENCE.code
 def _log_or_tiny(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(min=TINY).log_()  # the clamp only touches exact zeros, whose terms are 0 anyway
 
 
+@DIVERGENCE.code
 def js_terms(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Elementwise terms of JS(P || Q), for small supports given as flat vectors (see ``top_p_js``);
     ``js_divergence`` computes the same sum over whole rows without the temporaries."""
@@ -42,6 +56,7 @@ def js_terms(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return 0.5 * (p * (_log_or_tiny(p) - logm)) + 0.5 * (q * (_log_or_tiny(q) - logm))
 
 
+@DIVERGENCE.code
 def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """JS(P || Q) per row from probabilities ``[N, V]``; entries where a probability is 0 contribute 0.
 
@@ -54,6 +69,7 @@ def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return (0.5 * js).clamp(0.0, LN2)  # rounding can step a hair outside the bounds
 
 
+@DIVERGENCE.code
 def ranked_threshold(ranked: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
     """From probabilities sorted descending per row: (threshold, number kept), both ``[N, 1]``. A token is
     kept when the tokens ranked above it hold less than ``top_p``, so the top-1 always stays."""
@@ -61,6 +77,7 @@ def ranked_threshold(ranked: torch.Tensor, top_p: float) -> tuple[torch.Tensor, 
     return ranked.gather(-1, n_keep - 1), n_keep
 
 
+@DIVERGENCE.code
 def top_p_threshold(p: torch.Tensor, top_p: float, probe: int = 256) -> torch.Tensor:
     """Per row, the smallest probability kept by top-p truncation: the set is ``p >= threshold``.
 
@@ -77,6 +94,7 @@ def top_p_threshold(p: torch.Tensor, top_p: float, probe: int = 256) -> torch.Te
     return threshold
 
 
+@DIVERGENCE.code
 def top_p_truncate(p: torch.Tensor, top_p: float) -> torch.Tensor:
     """``p`` truncated to its top-p set and renormalised (exactly 0 outside)."""
     if top_p >= 1.0:
@@ -85,6 +103,7 @@ def top_p_truncate(p: torch.Tensor, top_p: float) -> torch.Tensor:
     return kept / kept.sum(-1, keepdim=True)
 
 
+@DIVERGENCE.code
 def top_p_js(p: torch.Tensor, q: torch.Tensor, top_p: float) -> torch.Tensor:
     """JS between the top-p truncated, renormalised ``p`` and ``q``, over the union of their supports.
 

@@ -1,4 +1,4 @@
-"""Accuracy of a model on the organism's task, as the paper reports it: avg@k and pass@k with intervals.
+"""Accuracy of a model on a problem set, as the paper reports it: avg@k and pass@k with intervals.
 
 avg@k is the mean correctness of k samples per problem (the paper's avg@32); its 95% interval treats
 problems as the unit (samples of one problem are not independent). pass@k uses the unbiased estimator of
@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .problem_sets import ProblemSet
-from .sampling import sample
+from .behaviour import Version
+from .problem_sets import VERDICTS, ProblemSet
+from .sampling import DECODING, sample
+
+EVALUATION = Version("evaluation", 1, uses=(DECODING, VERDICTS))
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Accuracy:
         return f"avg@{k} = {self.avg:.3f} [{lo:.3f}, {hi:.3f}] over {self.correct.shape[0]} problems"
 
 
+@EVALUATION.code
 def evaluate(model, problems: ProblemSet, k: int, seed: int, max_new_tokens: int = 64, temperature: float = 1.0,
              top_p: float = 1.0) -> Accuracy:
     """Sample ``k`` responses per problem and verify each."""

@@ -2,7 +2,9 @@
 
 A flat JSON object of named numbers (``organism.base.pass@1``); where the paper reports a comparable
 number it stands beside it under the same name with ``.paper`` appended. Notebooks add their numbers
-with ``record``; the README's "paper vs this suite" table is generated from the ``default`` profile's file.
+with ``record``; a full run of a profile starts the file afresh (``reset``), so a renamed or retired finding
+does not live on, while a run of some notebooks merges into it. The README's "paper vs this suite" table is
+generated from the ``default`` profile's file.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import re
 import tempfile
 from pathlib import Path
 
-from .paths import FIGURE_DIR, REPO
+from . import profiles
+from .paths import REPO, figure_root
 
 PAPER_SUFFIX = ".paper"
 TABLE_BEGIN, TABLE_END = "<!-- findings-table:begin -->", "<!-- findings-table:end -->"
 
 
 def output_dir(profile: str) -> Path:
-    path = FIGURE_DIR / profile
+    path = figure_root() / profiles.name(profile)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -33,6 +36,11 @@ def path(profile: str) -> Path:
 def load(profile: str) -> dict[str, float]:
     p = path(profile)
     return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def reset(profile: str) -> None:
+    """Start the profile's findings afresh (a full run of its notebooks will record every finding again)."""
+    path(profile).unlink(missing_ok=True)
 
 
 def record(profile: str, values: dict[str, float], paper: dict[str, float] | None = None) -> dict[str, float]:

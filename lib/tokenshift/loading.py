@@ -88,6 +88,47 @@ def load_model(source, dtype: str | None = None, device_map="default"):
     return model.eval(), tokenizer
 
 
+def runtime(dtype: str | None = None) -> dict:
+    """The numerics a model loaded by ``load_model`` runs with, for cache keys: device type and dtype."""
+    gpu = torch.cuda.is_available()
+    return {"device": "cuda" if gpu else "cpu", "dtype": dtype or ("bfloat16" if gpu else "float32")}
+
+
+def model_name(model) -> str:
+    return getattr(model.config, "_name_or_path", "") or type(model).__name__
+
+
+def check_logits(logits: torch.Tensor, model, where) -> None:
+    """Refuse NaN or +inf logits, or a row where every token is -inf, naming the model and ``where(i)`` of the
+    first such row (its response and step or position). -inf alone is fine: a masked token has probability 0."""
+    if torch.isfinite(logits).all():
+        return
+    bad = torch.isnan(logits).any(-1) | torch.isposinf(logits).any(-1) | torch.isneginf(logits).all(-1)
+    if bad.any():
+        raise ValueError(f"model {model_name(model)!r} gives non-finite logits (NaN, +inf, or -inf everywhere) for "
+                         f"{where(int(bad.nonzero()[0, 0]))}: its weights or inputs are broken; check the "
+                         "checkpoint (e.g. for NaN weights) before analysing it")
+
+
+def check_same_vocabulary(base_tokenizer, tuned_tokenizer) -> None:
+    """Refuse a pair whose vocabularies differ (added special tokens included), saying which tokens differ.
+
+    Special-token *roles* may differ (a base model's EOS is <|endoftext|>, its instruct sibling's <|im_end|>):
+    both are in the shared vocabulary, and the pair's stop set holds both. Output layers padded past the
+    vocabulary may differ too: logits are sliced to the tokenizer's length.
+    """
+    a, b = base_tokenizer.get_vocab(), tuned_tokenizer.get_vocab()
+    if a != b:
+        only_a = sorted(set(a) - set(b))[:5]
+        only_b = sorted(set(b) - set(a))[:5]
+        moved = sorted(t for t in set(a) & set(b) if a[t] != b[t])[:5]
+        raise ValueError(
+            "the two models' vocabularies differ, so their distributions cannot be compared token by token: "
+            f"only in base {only_a}, only in the tuned model {only_b}, different ids {moved} (first 5 of each). "
+            "Pair models that share a tokenizer."
+        )
+
+
 def pad_id(tokenizer) -> int:
     """The id that pads batches: the tokenizer's pad token, else its EOS (Llama-style tokenizers have no pad
     token). Padded positions are masked or never read, so any id of the vocabulary serves."""

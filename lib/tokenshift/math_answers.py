@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from math_verify import parse, verify
 
+from .behaviour import Version
+
+MATH_ANSWERS = Version("math-answers", 1, libraries=("math-verify",))
 BOXED = ("\\boxed", "\\fbox")
 
 
+@MATH_ANSWERS.code
 def last_boxed(text: str) -> str | None:
     """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, nested braces matched; None
     when there is none or its braces never close (a response cut off by the length limit)."""
@@ -24,6 +28,7 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+@MATH_ANSWERS.code
 def is_correct(reference: str, response: str) -> bool:
     """True when the last boxed answer of ``response`` is equivalent to ``reference``."""
     answer = last_boxed(response)

@@ -9,6 +9,12 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 from transformers.utils import logging as hf_logging
 
+from . import seeding
+from .behaviour import Version
+
+ARCHITECTURE = Version("organism-architecture", 1, libraries=("torch", "transformers"))  # shape -> initial weights
+BATCHING = Version("batching", 1, libraries=("torch", "transformers"))  # sequences -> teacher-forced log-probs
+
 # transformers draws a progress bar for every load and save: noise around the organism's many small
 # checkpoints, which would bury the suite's own progress bars for the work that takes time.
 hf_logging.disable_progress_bar()
@@ -25,6 +31,7 @@ class ModelShape:
     max_positions: int = 128  # prompt (10 tokens) + response; longer sequences are refused
 
 
+@ARCHITECTURE.code
 def new_model(tokenizer, shape: ModelShape, seed: int) -> Qwen2ForCausalLM:
     config = Qwen2Config(
         vocab_size=len(tokenizer),
@@ -39,7 +46,7 @@ def new_model(tokenizer, shape: ModelShape, seed: int) -> Qwen2ForCausalLM:
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
-    torch.manual_seed(seed)
+    torch.manual_seed(seeding.derive(seed, "init"))
     return Qwen2ForCausalLM(config)
 
 
@@ -58,6 +65,7 @@ class Batch:
     response_mask: torch.Tensor  # [B, L - 1], float
 
 
+@BATCHING.code
 def make_batch(prompts: list[list[int]], responses: list[list[int]], pad_id: int, max_len: int | None = None) -> Batch:
     seqs = [p + r for p, r in zip(prompts, responses)]
     width = max(len(s) for s in seqs)
@@ -76,6 +84,7 @@ def make_batch(prompts: list[list[int]], responses: list[list[int]], pad_id: int
     return Batch(ids, attention, response)
 
 
+@BATCHING.code
 def token_logprobs(model, batch: Batch) -> torch.Tensor:
     """log pi(ids[t+1] | ids[:t+1]) for every position, [B, L-1], computed in fp32."""
     logits = model(input_ids=batch.ids, attention_mask=batch.attention_mask).logits[:, :-1].float()

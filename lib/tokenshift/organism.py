@@ -17,11 +17,17 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import divergence, evaluation, models, problem_sets, rl, sampling, sft, task, tokenizer
-from .cache import ArtifactCache
+from . import models, rl, seeding, sft, tokenizer
+from .behaviour import Version
+from .cache import ArtifactCache, model_fingerprint, spec
 from .loading import load_model
 
+ORGANISM = Version("organism", 1)  # how the parts are seeded, built and stored
 RL_NAMES = ("simplerl", "dapo")
+LABELS = {"base": "base (SFT on noisy demos)", "simplerl": "SimpleRL-like (GRPO + KL)",
+          "dapo": "DAPO-like (no KL, clip-higher)", "sft_control": "SFT control"}  # how figures name each model
+# the organism trains on the CPU in fp32 wherever it runs
+RUNTIME = {"device": "cpu", "dtype": "float32"}
 
 
 @dataclass(frozen=True)
@@ -36,10 +42,10 @@ class OrganismConfig:
         steps=120, batch_size=256, lr=3e-4, warmup_steps=10, only_correct=True, log_every=10
     )
 
+    @ORGANISM.code
     def part(self, name: str):
         """The named part's config with its derived seed and the shared length limit."""
-        offset = {"base": 0, "simplerl": 1, "dapo": 2, "sft_control": 3}[name]
-        config = replace(getattr(self, name), seed=self.seed * 10 + offset)
+        config = replace(getattr(self, name), seed=seeding.derive(self.seed, "organism", name))
         length = "max_new_tokens" if name in RL_NAMES else "max_response_tokens"
         return replace(config, **{length: self.max_new_tokens})
 
@@ -72,55 +78,59 @@ def run_log(model_dir: Path) -> list[dict]:
     return json.loads((Path(model_dir).parent / "log.json").read_text())
 
 
-BASE_CODE = (task, tokenizer, models, sft)
-RL_CODE = (*BASE_CODE, rl, sampling, divergence, evaluation, problem_sets)  # sampling uses divergence's top-p
-
-
-def _base(config: OrganismConfig, cache: ArtifactCache, progress: bool) -> tuple[Path, dict]:
-    """The base model's directory, and the key that identifies it inside its descendants' keys."""
-    key = {"shape": config.shape, "base": config.part("base")}
+@ORGANISM.code
+def base_model(config: OrganismConfig, cache: ArtifactCache | None = None, show_progress: bool = True) -> Path:
+    """The base model's directory: a new Qwen2 of ``config.shape`` SFT-trained on the demonstrator, cached."""
+    cache = cache or ArtifactCache()
+    entry = spec("base", (ORGANISM, tokenizer.TOKENIZER, models.ARCHITECTURE, sft.SFT),
+                 {"shape": config.shape, "sft": config.part("base")}, {"runtime": RUNTIME})
 
     def make_base(out: Path):
         tok = tokenizer.build_tokenizer()
-        model = models.new_model(tok, config.shape, seed=config.seed)
-        log = sft.train_sft(model, tok, config.part("base"), progress=progress)
+        model = models.new_model(tok, config.shape, seed=config.part("base").seed)
+        log = sft.train_sft(model, tok, config.part("base"), show_progress, desc="SFT base")
         _store(out, model, tok, log)
 
-    return cache.get_or_build("base", key, make_base, code=BASE_CODE) / "model", key
+    return cache.get_or_build(entry, make_base) / "model"
 
 
+@ORGANISM.code
 def rl_run(config: OrganismConfig, rl_config: rl.RLConfig, cache: ArtifactCache | None = None,
-           progress: bool = True) -> Path:
+           show_progress: bool = True, name: str = "run") -> Path:
     """An RL run from the organism's base with ``rl_config`` as given (its own seed included), cached;
     returns the final model's directory (checkpoints and ``log.json`` lie beside it)."""
     cache = cache or ArtifactCache()
-    base, base_key = _base(config, cache, progress)
+    base = base_model(config, cache, show_progress)
+    entry = spec("rl", (ORGANISM, rl.RL), rl_config, {"base": model_fingerprint(base), "runtime": RUNTIME})
 
     def build_run(out: Path):
-        model, tok = load_model(base)
-        policy, log = rl.train_rl(model, tok, rl_config, out_dir=out, progress=progress)
+        model, tok = load_model(base, dtype="float32", device_map=None)
+        policy, log = rl.train_rl(model, tok, rl_config, out_dir=out, show_progress=show_progress, desc=f"RL {name}")
         _store(out, policy, tok, log)
 
-    return cache.get_or_build("rl", {"base": base_key, "rl": rl_config}, build_run, code=RL_CODE) / "model"
+    return cache.get_or_build(entry, build_run) / "model"
 
 
+@ORGANISM.code
 def build(config: OrganismConfig = OrganismConfig(), cache: ArtifactCache | None = None,
-          progress: bool = True) -> Organism:
+          show_progress: bool = True) -> Organism:
     """Train whatever part of the organism is not cached yet; return where each model lies."""
     cache = cache or ArtifactCache()
-    base, base_key = _base(config, cache, progress)
-    rl_paths = {name: rl_run(config, config.part(name), cache, progress) for name in RL_NAMES}
+    base = base_model(config, cache, show_progress)
+    rl_paths = {name: rl_run(config, config.part(name), cache, show_progress, name) for name in RL_NAMES}
+    entry = spec("sft_control", (ORGANISM, sft.SFT), config.part("sft_control"),
+                 {"base": model_fingerprint(base), "runtime": RUNTIME})
 
     def make_sft_control(out: Path):
-        model, tok = load_model(base)
-        log = sft.train_sft(model, tok, config.part("sft_control"), progress=progress)
+        model, tok = load_model(base, dtype="float32", device_map=None)
+        log = sft.train_sft(model, tok, config.part("sft_control"), show_progress, desc="SFT control")
         _store(out, model, tok, log)
 
-    control_key = {"base": base_key, "sft": config.part("sft_control")}
-    control = cache.get_or_build("sft_control", control_key, make_sft_control, code=BASE_CODE) / "model"
+    control = cache.get_or_build(entry, make_sft_control) / "model"
     return Organism(config, base, rl_paths, control)
 
 
+@ORGANISM.code
 def _store(out: Path, model, tok, log: list[dict]) -> None:
     models.save(model, tok, out / "model")
     (out / "log.json").write_text(json.dumps(log))

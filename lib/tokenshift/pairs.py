@@ -18,10 +18,8 @@ from typing import Callable
 
 from . import organism, profiles, task
 from .data import load_problems
-from .loading import check_model_source, load_tokenizer, stop_ids
-from .plotting import LABELS
+from .loading import check_model_source, check_same_vocabulary, load_tokenizer, stop_ids
 from .problem_sets import INSTRUCTION, MathProblems, OrganismProblems, ProblemSet
-from .scoring import check_same_vocabulary
 
 
 @dataclass
@@ -45,13 +43,15 @@ class Pairs:
         return [(0, self.base), *found] if found else []
 
 
-def for_profile(profile: str, progress: bool = True) -> Pairs:
+def for_profile(profile: str, show_progress: bool = True) -> Pairs:
     section = profiles.load(profile).get("pairs")
-    return from_section(section, profile) if section else for_organism(profiles.organism_config(profile), progress)
+    if section:
+        return from_section(section, f"{profiles.name(profile)}.yaml")
+    return for_organism(profiles.organism_config(profile), show_progress)
 
 
-def for_organism(config: organism.OrganismConfig, progress: bool = True) -> Pairs:
-    org = organism.build(config, progress=progress)
+def for_organism(config: organism.OrganismConfig, show_progress: bool = True) -> Pairs:
+    org = organism.build(config, show_progress=show_progress)
     tok = load_tokenizer(org.base)
 
     def make(n, seed, benchmark):
@@ -59,7 +59,7 @@ def for_organism(config: organism.OrganismConfig, progress: bool = True) -> Pair
             raise ValueError(f"the organism has one benchmark, its held-out problems; got benchmark {benchmark!r}")
         return OrganismProblems(task.sample_problems(n, "held_out", seed), tok)
 
-    return Pairs(base=org.base, tuned=org.tuned, rl_names=list(organism.RL_NAMES), labels=LABELS,
+    return Pairs(base=org.base, tuned=org.tuned, rl_names=list(organism.RL_NAMES), labels=organism.LABELS,
                  max_new_tokens=config.max_new_tokens, make_problems=make,
                  checkpoint_paths={name: org.checkpoints(name)[1:] for name in organism.RL_NAMES})
 
@@ -91,7 +91,7 @@ def from_section(section: dict, where: str = "pairs") -> Pairs:
                          answer_field=section.get("answer_field", "answer"),
                          instruction=section.get("instruction", INSTRUCTION))
     return Pairs(base=section["base"], tuned=tuned, rl_names=list(tuned),
-                 labels={**LABELS, "base": section["base"], **tuned, **(section.get("labels") or {})},
+                 labels={"base": section["base"], **tuned, **(section.get("labels") or {})},
                  max_new_tokens=section.get("max_new_tokens", 8192), make_problems=make,
                  checkpoint_paths=checkpoints)
 

@@ -8,6 +8,7 @@ done, rank 0 merges the units in order. The merged file is identical whatever th
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -17,7 +18,11 @@ from typing import Callable
 import polars as pl
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
+
+from . import progress, seeding
+from .behaviour import Version
+
+UNITS = Version("units", 1)  # how work is cut into units and each unit seeded
 
 
 @dataclass(frozen=True)
@@ -42,11 +47,22 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast(value):
+    """Rank 0's ``value`` on every rank (a small picklable object); the value itself without a launcher."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+@UNITS.code
 def unit_seed(seed: int, unit: int) -> int:
     """The seed of one unit of work: depends on the run's seed and the unit, not on who runs it."""
-    return seed * 1_000_003 + unit
+    return seeding.derive(seed, "unit", unit)
 
 
+@UNITS.code
 def response_numbers(index: list[int], prompt_index: list[int], n: int) -> tuple[list[int], list[int]]:
     """For a unit's samples (``n`` per prompt, prompt-major; ``prompt_index`` into the unit's ``index``):
     each one's problem and its response number in the whole run, problem * n + sample slot."""
@@ -54,19 +70,27 @@ def response_numbers(index: list[int], prompt_index: list[int], n: int) -> tuple
     return problem, [p * n + j % n for j, p in enumerate(problem)]
 
 
+@UNITS.code
 def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.DataFrame], out_file: Path,
-              parts: Path, desc: str = "units", progress: bool = True) -> None:
+              parts: Path, desc: str = "units", show_progress: bool = True) -> None:
     """Cut items 0..n_items-1 (prompts or responses) into units of ``per_unit``, compute
     ``work(unit, items)`` for every unit across the launcher's processes, and merge the frames, in unit
     order, into ``out_file`` (written by rank 0). Units already in ``parts`` (an earlier, interrupted run of
-    the same job) are not computed again."""
+    the same job, cut the same way) are not computed again."""
     n_units = -(-n_items // per_unit)
     me = current()
-    parts.mkdir(parents=True, exist_ok=True)
+    plan = {"n_items": n_items, "per_unit": per_unit}
+    if me.rank == 0:
+        plan_file = parts / "plan.json"
+        if parts.exists() and (not plan_file.is_file() or json.loads(plan_file.read_text()) != plan):
+            shutil.rmtree(parts)  # units cut another way cannot be reused
+        parts.mkdir(parents=True, exist_ok=True)
+        plan_file.write_text(json.dumps(plan))
+    barrier()
     part = lambda unit: parts / f"unit-{unit:06d}.parquet"
     mine = [u for u in range(me.rank, n_units, me.world)]
     label = desc if me.world == 1 else f"{desc} (rank {me.rank}/{me.world})"
-    for unit in tqdm(mine, desc=label, disable=not progress, mininterval=2):
+    for unit in progress.bar(mine, desc=label, unit="unit", disable=not show_progress):
         if part(unit).is_file():
             continue
         tmp = part(unit).with_suffix(".tmp")

@@ -10,8 +10,6 @@ from .findings import output_dir
 DPI = 120
 # one colour per model of a pair, the same in every figure
 COLORS = {"base": "#4d4d4d", "simplerl": "#1f77b4", "dapo": "#d62728", "sft_control": "#2ca02c"}
-LABELS = {"base": "base (SFT on noisy demos)", "simplerl": "SimpleRL-like (GRPO + KL)",
-          "dapo": "DAPO-like (no KL, clip-higher)", "sft_control": "SFT control"}
 
 
 _EXTRA = ("#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")

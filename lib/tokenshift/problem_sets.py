@@ -8,11 +8,25 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+import polars as pl
+
 from . import math_answers, task
-from .data import MathProblem
+from .behaviour import Version
+
+VERDICTS = Version("verdicts", 1)  # how responses are decoded and handed to a verifier
 
 # The paper's prompt asks for step-by-step reasoning and a boxed answer; its exact wording is not published.
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+@dataclass(frozen=True)
+class MathProblem:
+    problem: str
+    answer: str
+
+
+def _sha256(obj) -> str:
+    return hashlib.sha256(json.dumps(obj).encode()).hexdigest()
 
 
 @dataclass
@@ -23,12 +37,15 @@ class ProblemSet:
     stop_ids: tuple[int, ...]  # a response ends at the first of these
     tokenizer: object  # decodes responses for the verifier
 
+    verifier = None  # the Version of the code that judges answers (set by each kind)
+
     def __len__(self) -> int:
         return len(self.prompts)
 
     def verify(self, index: int, response: str, stopped: bool) -> bool:
         raise NotImplementedError
 
+    @VERDICTS.code
     def decode(self, ids: list[int]) -> str:
         # special tokens stay visible, so a stray <pad> or <bos> inside a response fails verification
         return self.tokenizer.decode(ids, skip_special_tokens=False)
@@ -40,14 +57,29 @@ class ProblemSet:
         return [self.verify(i, self.decode(ids), stopped)
                 for i, ids, stopped in zip(problem, samples.response_ids, samples.stopped)]
 
-    def key(self) -> dict:
-        """Identity for cache keys: what the models read and how answers are judged."""
-        content = json.dumps([type(self).__name__, self.prompts, self.answers, list(self.stop_ids)])
-        return {"kind": type(self).__name__, "n": len(self), "sha256": hashlib.sha256(content.encode()).hexdigest()}
+    @VERDICTS.code
+    def verdicts(self, table: pl.DataFrame) -> list[bool]:
+        """Correctness of each row of a responses table (``problem``, ``response_ids`` with any stop token
+        last, ``stopped``), in row order."""
+        out = []
+        for problem, ids, stopped in table.select("problem", "response_ids", "stopped").iter_rows():
+            out.append(self.verify(problem, self.decode(ids[:-1] if stopped else ids), stopped))
+        return out
+
+    def prompt_key(self) -> dict:
+        """What sampling reads, for cache keys: the prompts' token ids and the stop set."""
+        return {"n": len(self), "prompts": _sha256(self.prompts), "stop_ids": list(self.stop_ids),
+                "vocab_size": len(self.tokenizer)}
+
+    def answer_key(self) -> dict:
+        """What judging reads, for cache keys: the reference answers (the verifier's version is in its code)."""
+        return {"kind": type(self).__name__, "answers": _sha256(self.answers)}
 
 
 class OrganismProblems(ProblemSet):
     """The organism's addition problems, judged by the task's strict verifier (format and stop required)."""
+
+    verifier = task.TASK
 
     def __init__(self, problems: list[task.Problem], tokenizer):
         self.problems = problems
@@ -55,6 +87,7 @@ class OrganismProblems(ProblemSet):
                          prompts=[[tokenizer.bos_token_id, *tokenizer(p.prompt)["input_ids"]] for p in problems],
                          stop_ids=(tokenizer.eos_token_id,), tokenizer=tokenizer)
 
+    @VERDICTS.code
     def verify(self, index: int, response: str, stopped: bool) -> bool:
         return task.verify(self.problems[index], response, stopped)
 
@@ -77,6 +110,8 @@ class MathProblems(ProblemSet):
     A response cut off by the length limit is judged on what it wrote, as math benchmarks usually are; it can
     only be right if it boxed an answer before the cut."""
 
+    verifier = math_answers.MATH_ANSWERS
+
     def __init__(self, problems: list[MathProblem], tokenizer, stop_ids: tuple[int, ...],
                  instruction: str = INSTRUCTION):
         super().__init__(texts=[p.problem for p in problems], answers=[p.answer for p in problems],
@@ -84,8 +119,10 @@ class MathProblems(ProblemSet):
                          stop_ids=tuple(stop_ids),
                          tokenizer=tokenizer)
 
+    @VERDICTS.code
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
+    @VERDICTS.code
     def verify(self, index: int, response: str, stopped: bool) -> bool:
         return math_answers.is_correct(self.answers[index], response)

@@ -15,16 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from . import evaluation, task
-from .problem_sets import OrganismProblems
-from .models import Batch, make_batch, save, token_logprobs
-from .sampling import sample
+from . import evaluation, progress, seeding, task
+from .behaviour import Version
+from .models import BATCHING, Batch, make_batch, save, token_logprobs
+from .problem_sets import VERDICTS, OrganismProblems
+from .sampling import DECODING, sample
+
+RL = Version("rl", 1, uses=(task.TASK, VERDICTS, DECODING, BATCHING, evaluation.EVALUATION))
 
 
 @dataclass(frozen=True)
 class RLConfig:
+    """One RL run's settings. The same knobs in TRL's ``GRPOConfig`` (for readers who know it): ``clip_low`` /
+    ``clip_high`` = ``epsilon`` / ``epsilon_high``, ``kl_coef`` = ``beta``, ``updates_per_batch`` =
+    ``num_iterations``, ``loss_agg`` = ``loss_type`` ("seq-mean-token-mean" is TRL's "grpo", "token-mean" its
+    "dapo"), ``samples_per_prompt`` = ``num_generations``, ``max_new_tokens`` = ``max_completion_length``."""
+
     steps: int = 120  # rollout batches
     prompts_per_step: int = 16  # P: training problems per batch
     samples_per_prompt: int = 16  # G: responses per problem, the group advantages are normalised over
@@ -61,6 +68,7 @@ SIMPLERL_LIKE = RLConfig(kl_coef=0.05)
 DAPO_LIKE = RLConfig(clip_high=0.28, loss_agg="token-mean", skip_uniform_groups=True)
 
 
+@RL.code
 def group_advantages(rewards: torch.Tensor) -> torch.Tensor:
     """(r - mean) / (std + 1e-6) within each group; ``rewards`` is [P, G]. A uniform group gets zeros."""
     mean = rewards.mean(dim=1, keepdim=True)
@@ -68,18 +76,21 @@ def group_advantages(rewards: torch.Tensor) -> torch.Tensor:
     return (rewards - mean) / (std + 1e-6)
 
 
+@RL.code
 def k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Schulman's k3 estimate of KL(pi || ref) from the sampled token: r - 1 - log r with r = ref/pi; >= 0."""
     log_ratio = ref_logp - logp
     return log_ratio.exp() - 1 - log_ratio
 
 
+@RL.code
 def advantage_weights(logp, anchor_logp, scale: float, alpha: float) -> torch.Tensor:
     """w_t = 1 + s (sigmoid(alpha KL_t) - 1/2), KL_t = k3 of KL(anchor || pi) on the sampled token; no gradient."""
     kl = k3(anchor_logp, logp.detach())  # k3(a, b) estimates KL(a-sampled || b) with ratio b/a: here pi/anchor
     return (1 + scale * (torch.sigmoid(alpha * kl) - 0.5)).detach()
 
 
+@RL.code
 def clipped_surrogate(logp, old_logp, advantages, clip_low, clip_high):
     """Per-token PPO loss -min(r A, clip(r) A) and where clipping was active; advantages broadcast per token."""
     ratio = (logp - old_logp).exp()
@@ -88,6 +99,7 @@ def clipped_surrogate(logp, old_logp, advantages, clip_low, clip_high):
     return -torch.minimum(unclipped, clipped), (clipped < unclipped)
 
 
+@RL.code
 def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
     """token-mean: every token counts once across the batch (DAPO); seq-mean-token-mean: every response does."""
     if mode == "token-mean":
@@ -96,17 +108,20 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.T
     return per_seq.mean()
 
 
-def train_rl(base, tokenizer, config: RLConfig, out_dir: Path | None = None, progress: bool = True):
+@RL.code
+def train_rl(base, tokenizer, config: RLConfig, out_dir: Path | None = None, show_progress: bool = True,
+             desc: str = "RL"):
     """RL-train a copy of ``base``; returns (policy, per-step log). Checkpoints go to ``out_dir/checkpoints``."""
     policy, reference = copy.deepcopy(base).train(), base.eval()
     opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=0.0)
-    eval_set = OrganismProblems(task.sample_problems(config.eval_problems, "held_out", seed=config.seed), tokenizer)
+    eval_set = OrganismProblems(task.sample_problems(config.eval_problems, "held_out",
+                                                     seed=seeding.derive(config.seed, "eval-problems")), tokenizer)
     log = []
-    for step in tqdm(range(1, config.steps + 1), desc="RL", disable=not progress, mininterval=2):
+    for step in progress.bar(range(1, config.steps + 1), desc=desc, unit="step", disable=not show_progress):
         stats = rl_step(policy, reference, opt, tokenizer, config, step)
         if step % config.eval_every == 0 or step == config.steps:
-            acc = evaluation.evaluate(policy.eval(), eval_set, k=config.eval_samples, seed=config.seed,
-                                      max_new_tokens=config.max_new_tokens)
+            acc = evaluation.evaluate(policy.eval(), eval_set, k=config.eval_samples,
+                                      seed=seeding.derive(config.seed, "eval"), max_new_tokens=config.max_new_tokens)
             stats["heldout_pass@1"] = acc.avg
         if out_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
             save(policy, tokenizer, Path(out_dir) / "checkpoints" / f"step_{step:04d}")
@@ -114,12 +129,14 @@ def train_rl(base, tokenizer, config: RLConfig, out_dir: Path | None = None, pro
     return policy.eval(), log
 
 
+@RL.code
 def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> dict:
     P, G = config.prompts_per_step, config.samples_per_prompt
-    problems = OrganismProblems(task.sample_problems(P, "train", seed=config.seed * 1_000_003 + step), tokenizer)
+    problems = OrganismProblems(task.sample_problems(P, "train", seed=seeding.derive(config.seed, "rl-problems", step)),
+                                tokenizer)
     rollouts = sample(policy.eval(), problems.prompts, n=G, max_new_tokens=config.max_new_tokens,
                       eos_token_id=problems.stop_ids, pad_token_id=tokenizer.pad_token_id,
-                      temperature=config.temperature, seed=config.seed * 1_000_003 + step)
+                      temperature=config.temperature, seed=seeding.derive(config.seed, "rollout", step))
     rewards = torch.tensor(problems.rewards(rollouts), dtype=torch.float).view(P, G)
     advantages = group_advantages(rewards).flatten()
     batch = make_batch([problems.prompts[i] for i in rollouts.prompt_index], rollouts.with_stop_tokens(),
@@ -141,7 +158,8 @@ def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> d
         return stats
     policy.train()
     clip_fracs, weights = [], []
-    for chunk in rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(step))].chunk(config.updates_per_batch):
+    order = torch.Generator().manual_seed(seeding.derive(config.seed, "minibatches", step))
+    for chunk in rows[torch.randperm(len(rows), generator=order)].chunk(config.updates_per_batch):
         sub = _rows(batch, chunk)
         logp = token_logprobs(policy, sub)
         anchor = old_logp[chunk] if config.weight_divergence == "old" else ref_logp[chunk]
@@ -165,5 +183,6 @@ def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> d
     return stats
 
 
+@RL.code
 def _rows(batch, index):
     return Batch(batch.ids[index], batch.attention_mask[index], batch.response_mask[index])

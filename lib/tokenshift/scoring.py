@@ -15,11 +15,14 @@ import functools
 import numpy as np
 import polars as pl
 import torch
-from tqdm import tqdm
 
-from .loading import pad_id
-from .metrics import pair_metrics
-from .models import make_batch
+from . import progress
+from .behaviour import Version
+from .loading import check_logits, pad_id
+from .metrics import METRICS, NonFiniteLogits, pair_metrics
+from .models import BATCHING, make_batch
+
+SCORING = Version("scoring", 1, uses=(METRICS, BATCHING), libraries=("torch", "transformers"))
 
 # The metrics run on chunks of logits of this many elements per model (32 MB in fp32, ~55 positions of a
 # 152k vocabulary), which bounds their temporaries.
@@ -47,31 +50,14 @@ def _allocate_large_blocks_with_mmap() -> None:
     mallopt(M_MMAP_THRESHOLD, 1 << 20)
 
 
-def check_same_vocabulary(base_tokenizer, rl_tokenizer) -> None:
-    """Refuse a pair whose vocabularies differ (added special tokens included), saying which tokens differ.
-
-    Special-token *roles* may differ (a base model's EOS is <|endoftext|>, its instruct sibling's <|im_end|>):
-    both are in the shared vocabulary, and the pair's stop set holds both. Output layers padded past the
-    vocabulary may differ too: logits are sliced to the tokenizer's length.
-    """
-    a, b = base_tokenizer.get_vocab(), rl_tokenizer.get_vocab()
-    if a != b:
-        only_a = sorted(set(a) - set(b))[:5]
-        only_b = sorted(set(b) - set(a))[:5]
-        moved = sorted(t for t in set(a) & set(b) if a[t] != b[t])[:5]
-        raise ValueError(
-            "the two models' vocabularies differ, so their distributions cannot be compared token by token: "
-            f"only in base {only_a}, only in RL {only_b}, different ids {moved} (first 5 of each). "
-            "Pair models that share a tokenizer."
-        )
-
-
+@SCORING.code
 def _hidden(model, batch, rows, cols) -> torch.Tensor:
     ids, mask = batch.ids.to(model.device), batch.attention_mask.to(model.device)
     return model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[rows.to(model.device),
                                                                                     cols.to(model.device)]
 
 
+@SCORING.code
 def _project(model, hidden, vocab: int, device) -> torch.Tensor:
     """fp32 logits over the tokenizer's vocabulary (padding rows of the output layer dropped) on ``device``."""
     head = model.get_output_embeddings()
@@ -79,48 +65,58 @@ def _project(model, hidden, vocab: int, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_pair(base, rl, tokenizer, prompts: list[list[int]], responses: list[list[int]],
-               correct: list[bool] | None = None, top_p: float = 0.7, max_k: int = 10,
-               batch_size: int = 16, chunk_positions: int | None = None, progress: bool = True) -> pl.DataFrame:
-    """Per-position metrics of ``base`` vs ``rl`` on each prompt+response (responses include any EOS token).
+@SCORING.code
+def score_pair(base, tuned, tokenizer, prompts: list[list[int]], responses: list[list[int]], top_p: float = 0.7,
+               max_k: int = 10, batch_size: int = 16, chunk_positions: int | None = None,
+               show_progress: bool = True) -> pl.DataFrame:
+    """Per-position metrics of ``base`` vs ``tuned`` on each prompt+response (responses include any EOS token).
 
-    Columns: response, position, rel_position ((position + 0.5) / length, in (0, 1)), length, token_id,
-    token, correct, and the metrics of ``metrics.pair_metrics`` (top-k overlaps as topk_overlap_1..k).
+    Columns: response (index into ``responses``), position, rel_position ((position + 0.5) / length, in
+    (0, 1)), length, token_id, token, and the metrics of ``metrics.pair_metrics`` (top-k overlaps as
+    topk_overlap_1..k).
     """
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     empty = [i for i, r in enumerate(responses) if not r]
     if empty:
         raise ValueError(f"responses {empty[:10]} are empty: there is no position to score; drop them first")
-    limit = min(base.config.max_position_embeddings, rl.config.max_position_embeddings)
+    limit = min(base.config.max_position_embeddings, tuned.config.max_position_embeddings)
     vocab = len(tokenizer)
     _allocate_large_blocks_with_mmap()
     chunk_positions = chunk_positions or max(1, CHUNK_ELEMENTS // vocab)
     frames = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="scoring", disable=not progress, mininterval=2):
+    for start in progress.bar(range(0, len(prompts), batch_size), desc="scoring", unit="batch",
+                              disable=not show_progress):
         stop = min(start + batch_size, len(prompts))
         batch = make_batch(prompts[start:stop], responses[start:stop], pad_id(tokenizer), max_len=limit)
         rows, cols = batch.response_mask.nonzero(as_tuple=True)  # positions predicting a response token
-        h_base, h_rl = _hidden(base, batch, rows, cols), _hidden(rl, batch, rows, cols)
+        h_base, h_tuned = _hidden(base, batch, rows, cols), _hidden(tuned, batch, rows, cols)
         device = h_base.device  # the metrics run where the base model's last layer is
         project = lambda model, h: _project(model, h, vocab, device)
         whole = len(rows) * vocab <= WHOLE_BATCH_ELEMENTS
+        prompt_len = torch.tensor([len(p) for p in prompts[start:stop]])
+        position = cols - (prompt_len[rows] - 1)
         if whole:
-            all_base, all_rl = project(base, h_base), project(rl, h_rl)
+            all_base, all_tuned = project(base, h_base), project(tuned, h_tuned)
         metrics: dict[str, list[torch.Tensor]] = {}
         for c in range(0, len(rows), chunk_positions):
             part = slice(c, c + chunk_positions)
             logits_base = all_base[part] if whole else project(base, h_base[part])
-            logits_rl = all_rl[part] if whole else project(rl, h_rl[part])
-            for name, value in pair_metrics(logits_base, logits_rl, top_p=top_p, max_k=max_k).items():
+            logits_tuned = all_tuned[part] if whole else project(tuned, h_tuned[part])
+            try:
+                values = pair_metrics(logits_base, logits_tuned, top_p=top_p, max_k=max_k)
+            except NonFiniteLogits as e:  # name the model and the response
+                where = f"response {int(rows[c + e.row]) + start} at position {int(position[c + e.row])}"
+                for model, logits in ((base, logits_base), (tuned, logits_tuned)):
+                    check_logits(logits[e.row : e.row + 1], model, lambda _: where)
+                raise
+            for name, value in values.items():
                 metrics.setdefault(name, []).append(value.cpu())
         metrics = {name: parts[0] if len(parts) == 1 else torch.cat(parts) for name, parts in metrics.items()}
         overlap = metrics.pop("topk_overlap")
         tops = {name: metrics.pop(name)[:, :TOP_TOKENS].numpy()
-                for name in ("base_top_ids", "base_top_prob", "rl_top_ids", "rl_top_prob")}
-        prompt_len = torch.tensor([len(p) for p in prompts[start:stop]])
+                for name in ("base_top_ids", "base_top_prob", "tuned_top_ids", "tuned_top_prob")}
         lengths = torch.tensor([len(r) for r in responses[start:stop]])
-        position = cols - (prompt_len[rows] - 1)
         token_ids = batch.ids[rows, cols + 1]
         distinct, where = token_ids.unique(return_inverse=True)  # name each distinct token once
         frame = {
@@ -128,10 +124,9 @@ def score_pair(base, rl, tokenizer, prompts: list[list[int]], responses: list[li
             "rel_position": ((position + 0.5) / lengths[rows]).numpy(), "length": lengths[rows].numpy(),
             "token_id": token_ids.numpy(),
             "token": np.array(tokenizer.convert_ids_to_tokens(distinct.tolist()), dtype=object)[where.numpy()],
-            "correct": np.asarray(correct[start:stop], dtype=bool)[rows.numpy()] if correct is not None else None,
             **{name: value.numpy() for name, value in metrics.items()},
             **{f"topk_overlap_{k + 1}": overlap[:, k].numpy() for k in range(overlap.shape[1])},
             **tops,
         }
-        frames.append(pl.DataFrame({k: v for k, v in frame.items() if v is not None}))
+        frames.append(pl.DataFrame(frame))
     return pl.concat(frames)

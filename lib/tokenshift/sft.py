@@ -7,10 +7,12 @@ import random
 from dataclasses import dataclass, field
 
 import torch
-from tqdm import tqdm
 
-from . import task
-from .models import make_batch, token_logprobs
+from . import progress, seeding, task
+from .behaviour import Version
+from .models import BATCHING, make_batch, token_logprobs
+
+SFT = Version("sft", 1, uses=(task.TASK, BATCHING))
 
 
 @dataclass(frozen=True)
@@ -27,9 +29,12 @@ class SFTConfig:
     log_every: int = 50
 
 
-def demonstrations(config: SFTConfig, rng: random.Random, tokenizer) -> tuple[list, list]:
-    """One batch of (prompt ids, response ids) from fresh training-split problems."""
-    problems = task.sample_problems(config.batch_size, "train", seed=rng.getrandbits(64))
+@SFT.code
+def demonstrations(config: SFTConfig, step: int, tokenizer) -> tuple[list, list]:
+    """Step ``step``'s batch of (prompt ids, response ids) from fresh training-split problems."""
+    seed = seeding.derive(config.seed, "sft-batch", step)
+    rng = random.Random(seed)
+    problems = task.sample_problems(config.batch_size, "train", seed=seed)
     prompts, responses = [], []
     for p in problems:
         if config.only_correct:
@@ -44,16 +49,15 @@ def demonstrations(config: SFTConfig, rng: random.Random, tokenizer) -> tuple[li
     return prompts, responses
 
 
-def train_sft(model, tokenizer, config: SFTConfig, progress: bool = True) -> list[dict]:
+@SFT.code
+def train_sft(model, tokenizer, config: SFTConfig, show_progress: bool = True, desc: str = "SFT") -> list[dict]:
     """Train ``model`` in place on demonstrations; returns the loss log."""
-    rng = random.Random(config.seed)
-    torch.manual_seed(config.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
     model.train()
     log, running = [], 0.0
-    for step in tqdm(range(1, config.steps + 1), desc="SFT", disable=not progress, mininterval=2):
-        prompts, responses = demonstrations(config, rng, tokenizer)
+    for step in progress.bar(range(1, config.steps + 1), desc=desc, unit="step", disable=not show_progress):
+        prompts, responses = demonstrations(config, step, tokenizer)
         batch = make_batch(prompts, responses, tokenizer.pad_token_id)
         logp = token_logprobs(model, batch)
         loss = -(logp * batch.response_mask).sum() / batch.response_mask.sum()
@@ -70,6 +74,7 @@ def train_sft(model, tokenizer, config: SFTConfig, progress: bool = True) -> lis
     return log
 
 
+@SFT.code
 def lr_factor(step: int, config: SFTConfig) -> float:
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps

@@ -49,15 +49,15 @@ def position_profile(table: pl.DataFrame, js: str = "js_top_p", bins: int = 10, 
 
 
 def reallocation_summary(table: pl.DataFrame, js: str = "js_top_p", high: float = 0.1) -> dict[str, float]:
-    """How probability mass moved at high-divergence positions: does RL promote tokens the base already liked?"""
+    """How probability mass moved at high-divergence positions: does the tuned model promote tokens the base already liked?"""
     hits = table.filter(pl.col(js) > high)
     if len(hits) == 0:
         return {"positions": 0.0}
-    rank = hits["rl_top1_base_rank"].to_numpy()
+    rank = hits["tuned_top1_base_rank"].to_numpy()
     out = {"positions": float(len(hits)),
-           "rl_top1_is_base_top1": float((rank == 0).mean()),
-           "rl_top1_in_base_top3": float((rank < 3).mean()),
-           "rl_top1_base_prob_lt_0.01": float((hits["rl_top1_base_prob"].to_numpy() < 0.01).mean())}
+           "tuned_top1_is_base_top1": float((rank == 0).mean()),
+           "tuned_top1_in_base_top3": float((rank < 3).mean()),
+           "tuned_top1_base_prob_lt_0.01": float((hits["tuned_top1_base_prob"].to_numpy() < 0.01).mean())}
     for col in sorted((c for c in table.columns if c.startswith("topk_overlap_")), key=lambda c: int(c.rsplit("_", 1)[1])):
         out[col.replace("topk_overlap_", "overlap_top")] = float(hits[col].mean())
     return out

@@ -18,10 +18,16 @@ import random
 import re
 from dataclasses import dataclass
 
+from . import seeding
+from .behaviour import Version
+
+TASK = Version("task", 1)  # problems, splits, the verifier and the demonstrator
+
 N_DIGITS = 4
 LOW, HIGH = 10 ** (N_DIGITS - 1), 10**N_DIGITS - 1
 
 
+@TASK.code
 @dataclass(frozen=True)
 class Problem:
     a: int
@@ -36,10 +42,12 @@ class Problem:
         return self.a + self.b
 
 
+@TASK.code
 def _digest(problem: Problem) -> bytes:
     return hashlib.sha256(f"{problem.a}+{problem.b}".encode()).digest()
 
 
+@TASK.code
 def is_held_out(problem: Problem) -> bool:
     """A fixed 20% of all problems, chosen by hash, is never trained on (by SFT or RL)."""
     return _digest(problem)[0] % 5 == 0
@@ -48,12 +56,14 @@ def is_held_out(problem: Problem) -> bool:
 SPLITS = ("train", "held_out", "validation", "test")  # validation and test are the two halves of held_out
 
 
+@TASK.code
 def split_of(problem: Problem) -> str:
     if not is_held_out(problem):
         return "train"
     return "validation" if _digest(problem)[1] % 2 == 0 else "test"
 
 
+@TASK.code
 def sample_problems(n: int, split: str, seed: int) -> list[Problem]:
     """``n`` distinct problems from ``split``, deterministic in ``seed``.
 
@@ -62,7 +72,7 @@ def sample_problems(n: int, split: str, seed: int) -> list[Problem]:
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    rng = random.Random(f"{split}-{seed}")
+    rng = random.Random(seeding.derive(seed, "problems", split))
     seen: set[Problem] = set()
     out: list[Problem] = []
     while len(out) < n:
@@ -73,15 +83,14 @@ def sample_problems(n: int, split: str, seed: int) -> list[Problem]:
     return out
 
 
-_FORMAT = re.compile(r"(?:\d\+\d(?:\+1)?=\d{1,2} )*so (\d{1,6})")
-
-
+@TASK.code
 def extract_answer(response: str) -> int | None:
     """The answer of a response in the expected format (steps, then one ``so <answer>``); else None."""
-    match = _FORMAT.fullmatch(response)
+    match = re.fullmatch(r"(?:\d\+\d(?:\+1)?=\d{1,2} )*so (\d{1,6})", response)
     return int(match.group(1)) if match else None
 
 
+@TASK.code
 def verify(problem: Problem, response: str, stopped: bool) -> bool:
     """True only for a correct answer in the expected format, properly terminated.
 
@@ -94,6 +103,7 @@ def verify(problem: Problem, response: str, stopped: bool) -> bool:
     return answer is not None and answer == problem.answer
 
 
+@TASK.code
 def column_steps(problem: Problem, forget_carry_at: int | None = None) -> tuple[list[str], int]:
     """The written column additions and the answer they lead to.
 
@@ -114,12 +124,14 @@ def column_steps(problem: Problem, forget_carry_at: int | None = None) -> tuple[
     return steps, int("".join(str(d) for d in reversed(digits)))
 
 
+@TASK.code
 def reliable_solution(problem: Problem) -> str:
     """The step-by-step strategy, always right."""
     steps, answer = column_steps(problem)
     return " ".join(steps) + f" so {answer}"
 
 
+@TASK.code
 @dataclass(frozen=True)
 class Demonstrator:
     """A noisy, human-like writer of solutions: the base model is SFT-trained to imitate it.

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from transformers.models.qwen2 import Qwen2Tokenizer
 
+from .behaviour import Version
+
+TOKENIZER = Version("tokenizer", 1, libraries=("transformers", "tokenizers"))
+
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 ALPHABET = "0123456789+= abcdefghijklmnopqrstuvwxyz"
 _BYTE_LEVEL_SPACE = "\u0120"  # how byte-level BPE spells " " in its vocabulary
 
 
+@TOKENIZER.code
 def build_tokenizer() -> Qwen2Tokenizer:
     chars = [_BYTE_LEVEL_SPACE if c == " " else c for c in ALPHABET]
     vocab = {tok: i for i, tok in enumerate([PAD, BOS, EOS, *chars])}

@@ -1,7 +1,7 @@
 """A self-contained HTML page for reading a scored set of responses token by token.
 
 Each response is shown as text with every token shaded by its JS divergence (full or top-p, switchable);
-hovering a token shows its position, both divergences and the base and RL models' top-5 next tokens with
+hovering a token shows its position, both divergences and the base and tuned models' top-5 next tokens with
 probabilities; a filter keeps correct or incorrect responses; tokens of cross-sampled responses that the
 intervention policy chose are outlined. One file, no network: the data is embedded as JSON and drawn by a
 small script, so it opens anywhere and can be mailed or embedded in a notebook.
@@ -74,7 +74,7 @@ function hover(e) {
   const r = D.responses[+el.dataset.r], t = r.tokens[+el.dataset.t];
   tip.innerHTML = `<div><b>${show(D.vocab[t[0]])}</b> at position ${+el.dataset.t} · JS ${t[1].toExponential(2)} · ` +
     `top-p JS ${t[2].toExponential(2)}${t[3] ? ' · <b>from the intervention</b>' : ''}</div>` +
-    topTable('base top-5', t[4], t[5]) + topTable('RL top-5', t[6], t[7]);
+    topTable('base top-5', t[4], t[5]) + topTable('tuned top-5', t[6], t[7]);
   tip.style.display = 'block';
   tip.style.left = Math.min(e.clientX + 12, window.innerWidth - tip.offsetWidth - 8) + 'px';
   tip.style.top = (e.clientY + 16) + 'px';
@@ -87,7 +87,7 @@ draw();
 if (location.hash === '#selftest') {  // for headless tests: hover the first token and keep the tooltip
   const first = document.querySelector('.tok');
   first.dispatchEvent(new MouseEvent('mouseover', {bubbles: true, clientX: 10, clientY: 10}));
-  document.body.dataset.selftest = document.getElementById('tip').innerHTML.includes('RL top-5') ? 'ok' : 'failed';
+  document.body.dataset.selftest = document.getElementById('tip').innerHTML.includes('tuned top-5') ? 'ok' : 'failed';
 }
 })();
 """
@@ -96,9 +96,9 @@ if (location.hash === '#selftest') {  // for headless tests: hover the first tok
 def page_data(table: pl.DataFrame, tokenizer, problem_texts: list[str] | None = None,
               max_responses: int | None = 100) -> dict:
     """The JSON the page draws: per response its tokens as [id, JS, top-p JS, intervened, base top ids, base
-    top probs, RL top ids, RL top probs], and the text of every id used (decoded one token at a time)."""
+    top probs, tuned top ids, tuned top probs], and the text of every id used (decoded one token at a time)."""
     needed = {"response", "problem", "position", "token_id", "js", "js_top_p", "base_top_ids", "base_top_prob",
-              "rl_top_ids", "rl_top_prob"}
+              "tuned_top_ids", "tuned_top_prob"}
     missing = sorted(needed - set(table.columns))
     if missing:
         raise ValueError(f"the table lacks columns {missing}: view a table written by `tokenshift score` "
@@ -117,7 +117,7 @@ def page_data(table: pl.DataFrame, tokenizer, problem_texts: list[str] | None = 
             tokens.append([ref(t["token_id"]), round(t["js"], 6), round(t["js_top_p"], 6),
                            bool(t["intervened"]) if cross else False,
                            [ref(i) for i in t["base_top_ids"]], [round(p, 4) for p in t["base_top_prob"]],
-                           [ref(i) for i in t["rl_top_ids"]], [round(p, 4) for p in t["rl_top_prob"]]])
+                           [ref(i) for i in t["tuned_top_ids"]], [round(p, 4) for p in t["tuned_top_prob"]]])
         problem = group["problem"][0]
         responses.append({"response": int(response), "problem": int(problem),
                           "correct": bool(group["correct"][0]) if "correct" in group.columns else False,

@@ -1,0 +1,25 @@
+"""Run by the launcher test: the cached entry points (shift tables, cross-sampling sweeps) under torchrun.
+
+    python -m torch.distributed.run --nproc-per-node 2 tests/ranked_cache.py PAIR_DIR CACHE_DIR OUT_DIR
+"""
+
+import sys
+from pathlib import Path
+
+from tokenshift import cross_sampling, parallel, shifts, task
+from tokenshift.cache import ArtifactCache
+from tokenshift.loading import load_tokenizer
+from tokenshift.problem_sets import OrganismProblems
+
+pair, cache_dir, out = map(Path, sys.argv[1:4])
+problems = OrganismProblems(task.sample_problems(5, "held_out", seed=0), load_tokenizer(pair / "base"))
+sampling = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=8, prompts_per_unit=1)
+scoring = shifts.ScoringConfig(responses_per_unit=3)
+sweep = cross_sampling.SweepConfig(eps_grid=(float("inf"), 0.05), samples_per_problem=2, max_new_tokens=8,
+                                   prompts_per_unit=2)
+cache = ArtifactCache(cache_dir)
+rank = parallel.current().rank
+table = shifts.shift_table(pair / "base", pair / "tuned", problems, sampling, scoring, cache=cache, show_progress=False)
+swept = cross_sampling.sweep(pair / "base", pair / "tuned", problems, sweep, cache, show_progress=False)
+table.write_parquet(out / f"shifts-{rank}.parquet")
+swept.write_parquet(out / f"sweep-{rank}.parquet")
