@@ -20,10 +20,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 # Every notebook for $(PROFILE) through papermill: figures/<profile>/, papermill_runs/<profile>/
 reproduce: env
-	$(PY) -m tokenshift.runner --profile $(PROFILE)
+	$(PY) -m tokenshift.suite.runner --profile $(PROFILE)
 
 smoke: env
-	$(PY) -m tokenshift.runner --profile smoke
+	$(PY) -m tokenshift.suite.runner --profile smoke
 
 # The token viewer's test opens its page in headless chromium: Debian's package, installed here if missing
 # (needs root and apt; elsewhere install chromium yourself).
@@ -39,7 +39,7 @@ browser:
 test: env browser
 	$(PY) -m pytest -q tests
 	@out=$$(mktemp -d); export TOKENSHIFT_FIGURES=$$out/figures TOKENSHIFT_RUNS=$$out/runs; \
-	  $(PY) -m tokenshift.runner --profile smoke && $(PY) -m pytest -q -p no:cacheprovider --nbval-lax $$out/runs/smoke; \
+	  $(PY) -m tokenshift.suite.runner --profile smoke && $(PY) -m pytest -q -p no:cacheprovider --nbval-lax $$out/runs/smoke; \
 	  status=$$?; rm -rf $$out; exit $$status
 
 # The developers' loop: every unit test but those marked slow (notebooks, launchers), in well under a minute.

@@ -15,10 +15,9 @@ from __future__ import annotations
 import time
 
 import torch
+from tokenshift.analyses.cross_sampling import cross_sample
+from tokenshift.models.divergence import js_divergence, log_probs
 from transformers import Qwen2Config, Qwen2ForCausalLM
-
-from tokenshift.cross_sampling import cross_sample
-from tokenshift.divergence import js_divergence, log_probs
 
 VOCAB, NO_EOS = 4096, -1
 

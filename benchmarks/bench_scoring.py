@@ -20,10 +20,9 @@ import sys
 import time
 
 import torch
+from tokenshift.models import scoring
+from tokenshift.organism.tokenizer import build_tokenizer
 from transformers import Qwen2Config, Qwen2ForCausalLM
-
-from tokenshift import scoring
-from tokenshift.tokenizer import build_tokenizer
 
 QWEN_VOCAB = 151_936
 

@@ -5,10 +5,11 @@ from hypothesis import settings
 settings.register_profile("deterministic", derandomize=True)
 settings.load_profile("deterministic")
 
-from tokenshift import models, organism, rl, sft
-from tokenshift.tokenizer import build_tokenizer
+from tokenshift import organism
+from tokenshift.organism import architecture, rl, sft
+from tokenshift.organism.tokenizer import build_tokenizer
 
-TINY_SHAPE = models.ModelShape(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+TINY_SHAPE = architecture.ModelShape(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
 TINY_RL = rl.RLConfig(steps=2, prompts_per_step=2, samples_per_prompt=4, checkpoint_every=1, eval_every=2,
                       eval_problems=2, eval_samples=2)
 TINY_ORGANISM = organism.OrganismConfig(
@@ -36,4 +37,4 @@ def tokenizer():
 
 @pytest.fixture
 def tiny_model(tokenizer):
-    return models.new_model(tokenizer, TINY_SHAPE, seed=0).eval()
+    return architecture.new_model(tokenizer, TINY_SHAPE, seed=0).eval()

@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 
 import torch
+from tokenshift.problems import problem_sets
 from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 from transformers.models.qwen2 import Qwen2Tokenizer
-
-from tokenshift import problem_sets
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

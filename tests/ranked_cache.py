@@ -6,10 +6,12 @@
 import sys
 from pathlib import Path
 
-from tokenshift import cross_sampling, parallel, shifts, task
-from tokenshift.cache import ArtifactCache
-from tokenshift.loading import load_tokenizer
-from tokenshift.problem_sets import OrganismProblems
+from tokenshift.analyses import cross_sampling, shifts
+from tokenshift.core import parallel
+from tokenshift.core.cache import ArtifactCache
+from tokenshift.models.loading import load_tokenizer
+from tokenshift.organism import task
+from tokenshift.organism.problems import OrganismProblems
 
 pair, cache_dir, out = map(Path, sys.argv[1:4])
 problems = OrganismProblems(task.sample_problems(5, "held_out", seed=0), load_tokenizer(pair / "base"))

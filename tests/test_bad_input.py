@@ -5,10 +5,10 @@ import json
 
 import polars as pl
 import pytest
-
-from tokenshift import cli, data, responses
-from tokenshift.sampling import sample
-
+from tokenshift.models import responses
+from tokenshift.models.sampling import sample
+from tokenshift.problems import data
+from tokenshift.suite import cli
 
 
 @pytest.mark.parametrize("encoding, newline", [("utf-8-sig", "\n"), ("utf-8", "\r\n"), ("utf-8-sig", "\r\n")])
@@ -81,7 +81,7 @@ def test_impossible_sampling_settings_are_refused_by_name(tokenizer, tiny_model,
 
 
 def test_the_same_checks_guard_cross_sampling(tokenizer, tiny_model):
-    from tokenshift.cross_sampling import cross_sample
+    from tokenshift.analyses.cross_sampling import cross_sample
 
     with pytest.raises(ValueError, match="max_new_tokens must be an integer of at least 1, got 0"):
         cross_sample(tiny_model, tiny_model, [[1, 5]], max_new_tokens=0, eos_token_id=tokenizer.eos_token_id,

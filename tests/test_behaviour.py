@@ -2,13 +2,13 @@
 
 import json
 
-from tokenshift import behaviour
-from tokenshift.behaviour import SNAPSHOT, Version, differences, snapshot, source_hash
+from tokenshift.core import behaviour
+from tokenshift.core.behaviour import SNAPSHOT, Version, differences, snapshot, source_hash
 
 
 def test_every_behaviour_version_matches_its_snapshot():
     problems = differences(json.loads(SNAPSHOT.read_text()), snapshot())
-    assert not problems, "\n".join(problems) + "\n(python -m tokenshift.behaviour --refresh rewrites the snapshot)"
+    assert not problems, "\n".join(problems) + "\n(python -m tokenshift.core.behaviour --refresh rewrites the snapshot)"
 
 
 def documented(x):
@@ -40,6 +40,8 @@ def test_the_guard_asks_for_a_bump_or_a_refresh():
     bumped = {"metrics": {"number": 2, "code": {"m.f": "aaa", "m.g": "ccc"}}}
     assert differences(old, bumped) == ["metrics was bumped to 2: refresh the snapshot"]
     assert differences(old, {}) == ["version 'metrics' is gone: refresh the snapshot"]
+    moved = {"metrics": {"number": 1, "code": {"pkg.m.f": "aaa", "pkg.m.g": "bbb"}}}
+    assert differences(old, moved) == []  # the same code under new names
 
 
 def test_a_version_closes_over_what_it_uses():

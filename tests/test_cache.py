@@ -5,10 +5,9 @@ import time
 from dataclasses import dataclass
 
 import pytest
-
-from tokenshift import cache as cache_mod
-from tokenshift.behaviour import Version
-from tokenshift.cache import ArtifactCache, execution, spec
+from tokenshift.core import cache as cache_mod
+from tokenshift.core.behaviour import Version
+from tokenshift.core.cache import ArtifactCache, execution, spec
 
 CODE = Version("test-cache-code", 1)
 
@@ -38,7 +37,7 @@ def test_miss_then_hit(tmp_path):
                                              "mtime_ns": (first / "log.json").stat().st_mtime_ns}
     assert manifest["identity"]["versions"] == {"test-cache-code": 1}
     assert {"commit", "dirty", "modules"} <= set(manifest["provenance"])  # provenance, not identity
-    assert "tokenshift/cache.py" in manifest["provenance"]["modules"]
+    assert "tokenshift/core/cache.py" in manifest["provenance"]["modules"]
     assert c.digest(first, "log.json") == cache_mod.sha256(first / "log.json")
 
 

@@ -2,19 +2,17 @@ import math
 
 import pytest
 import torch
-
-from tokenshift import models
-from tokenshift.cross_sampling import cross_sample
-from tokenshift.metrics import pair_metrics
-from tokenshift.sampling import sample
-
 from conftest import TINY_SHAPE
+from tokenshift.analyses.cross_sampling import cross_sample
+from tokenshift.models.metrics import pair_metrics
+from tokenshift.models.sampling import sample
+from tokenshift.organism import architecture
 
 
 @pytest.fixture
 def pair(tokenizer):
-    return (models.new_model(tokenizer, TINY_SHAPE, seed=0).eval(),
-            models.new_model(tokenizer, TINY_SHAPE, seed=1).eval())
+    return (architecture.new_model(tokenizer, TINY_SHAPE, seed=0).eval(),
+            architecture.new_model(tokenizer, TINY_SHAPE, seed=1).eval())
 
 
 def prompts(tokenizer, texts=("1234+5678=", "9+1=", "55+5=")):
@@ -101,10 +99,9 @@ def test_a_sweep_has_every_response_for_every_eps_and_rule(tmp_path, tokenizer, 
     """Both rules, every eps, every response: even where a work unit never intervenes (here eps = 0.69,
     above any JS of this pair), so accuracies can be compared slice by slice."""
     import polars as pl
-
-    from tokenshift import task
-    from tokenshift.cross_sampling import SweepConfig, run_sweep
-    from tokenshift.problem_sets import OrganismProblems
+    from tokenshift.analyses.cross_sampling import SweepConfig, run_sweep
+    from tokenshift.organism import task
+    from tokenshift.organism.problems import OrganismProblems
 
     problems = OrganismProblems(task.sample_problems(3, "held_out", seed=0), tokenizer)
     config = SweepConfig(eps_grid=(math.inf, 0.69, 0.01, -1.0), samples_per_problem=2, max_new_tokens=6,

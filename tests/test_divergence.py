@@ -3,12 +3,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import rel_entr
 from scipy.stats import entropy as scipy_entropy
-
-from tokenshift import divergence as dv, metrics
-from tokenshift.metrics import pair_metrics
+from tokenshift.models import divergence as dv
+from tokenshift.models import metrics
+from tokenshift.models.metrics import pair_metrics
 
 
 def scipy_js(p, q):

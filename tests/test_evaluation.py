@@ -3,8 +3,7 @@ import math
 
 import numpy as np
 import pytest
-
-from tokenshift.evaluation import Accuracy
+from tokenshift.problems.evaluation import Accuracy
 
 
 def brute_force_pass_at(row, k):

@@ -1,8 +1,7 @@
 import json
 
 import pytest
-
-from tokenshift import findings
+from tokenshift.suite import findings
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 import pytest
 import torch
-
-from tokenshift import models
-from tokenshift.loading import load_model
+from tokenshift.models import batching, loading
+from tokenshift.models.loading import load_model
 
 
 def test_save_load_round_trip(tmp_path, tokenizer, tiny_model):
-    models.save(tiny_model, tokenizer, tmp_path)
+    loading.save(tiny_model, tokenizer, tmp_path)
     loaded, loaded_tok = load_model(tmp_path)
     ids = torch.tensor([tokenizer("12+34=so 46")["input_ids"]])
     assert torch.equal(tiny_model(ids).logits, loaded(ids).logits)
@@ -14,7 +13,7 @@ def test_save_load_round_trip(tmp_path, tokenizer, tiny_model):
 
 
 def test_make_batch_marks_the_positions_that_predict_response_tokens():
-    batch = models.make_batch([[1, 5, 6], [1, 7]], [[8, 2], [9, 9, 9]], pad_id=0)
+    batch = batching.make_batch([[1, 5, 6], [1, 7]], [[8, 2], [9, 9, 9]], pad_id=0)
     assert batch.ids.tolist() == [[1, 5, 6, 8, 2], [1, 7, 9, 9, 9]]
     assert batch.attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 1]]
     # logprobs[:, t] scores ids[:, t+1]: response tokens start at index len(prompt)
@@ -23,18 +22,18 @@ def test_make_batch_marks_the_positions_that_predict_response_tokens():
 
 def test_make_batch_refuses_sequences_longer_than_the_context():
     with pytest.raises(ValueError, match="exceeds the model's context of 4"):
-        models.make_batch([[1, 2, 3]], [[4, 5]], pad_id=0, max_len=4)
+        batching.make_batch([[1, 2, 3]], [[4, 5]], pad_id=0, max_len=4)
 
 
 def test_token_logprobs_match_a_manual_computation(tokenizer, tiny_model):
-    batch = models.make_batch([[1, 5, 6]], [[8, 2]], pad_id=0)
-    logp = models.token_logprobs(tiny_model, batch)
+    batch = batching.make_batch([[1, 5, 6]], [[8, 2]], pad_id=0)
+    logp = batching.token_logprobs(tiny_model, batch)
     logits = tiny_model(batch.ids).logits[0]
     manual = [logits[t].log_softmax(-1)[batch.ids[0, t + 1]] for t in range(4)]
     assert torch.allclose(logp[0], torch.stack(manual), atol=1e-6)
 
 
 def test_right_padding_does_not_change_real_positions(tokenizer, tiny_model):
-    alone = models.token_logprobs(tiny_model, models.make_batch([[1, 5]], [[6, 2]], pad_id=0))
-    padded = models.token_logprobs(tiny_model, models.make_batch([[1, 5], [1, 5, 6, 7]], [[6, 2], [8, 9, 2]], pad_id=0))
+    alone = batching.token_logprobs(tiny_model, batching.make_batch([[1, 5]], [[6, 2]], pad_id=0))
+    padded = batching.token_logprobs(tiny_model, batching.make_batch([[1, 5], [1, 5, 6, 7]], [[6, 2], [8, 9, 2]], pad_id=0))
     assert torch.allclose(alone[0], padded[0, :3], atol=1e-5)

@@ -1,12 +1,11 @@
 import dataclasses
 
 import torch
-
-from tokenshift import organism, rl, sft
-from tokenshift.cache import ArtifactCache
-from tokenshift.loading import load_model
-
 from conftest import TINY_ORGANISM
+from tokenshift import organism
+from tokenshift.core.cache import ArtifactCache
+from tokenshift.models.loading import load_model
+from tokenshift.organism import rl, sft
 
 
 def weights(path):

@@ -3,9 +3,8 @@ import json
 import papermill
 import pytest
 import yaml
-
-from tokenshift import profiles, runner
-from tokenshift.paths import NOTEBOOK_DIR, REPO
+from tokenshift.core.paths import NOTEBOOK_DIR, REPO
+from tokenshift.suite import profiles, runner
 
 
 @pytest.mark.parametrize("profile", ["smoke", "default"])
@@ -49,7 +48,8 @@ def write_profile(tmp_path):
     ("notebooks: {00_model_organism: {n_eval: 5}}", r"has no parameter\(s\) \['n_eval'\]"),
     ("notebooks: {99_missing: {}}", r"names notebook '99_missing'"),
     ("organisms: {}", r"unknown section\(s\) \['organisms'\]"),
-    ("shifts: {samples: 4}", r"test-bad.yaml: shifts: unknown parameter 'samples'; valid ones are .*'samples_per_problem'"),
+    ("shifts: {samples: 4}",
+     r"test-bad.yaml: shifts: unknown parameter 'samples'; valid ones are .*'samples_per_problem'"),
     ("shifts: {top_p: 1.5}", r"shifts: impossible shift setting\(s\) top_p=1.5"),
     ("shifts: {samples_per_problem: 0}", r"impossible shift setting\(s\) samples_per_problem=0"),
     ("notebooks: {01_sparsity: {samples_per_problem: 4}}", r"has no parameter\(s\) \['samples_per_problem'\]"),
@@ -78,7 +78,7 @@ def test_reading_a_profile_imports_no_model_code():
     import subprocess
     import sys
 
-    code = "import sys; from tokenshift import profiles; profiles.load('default'); print('torch' in sys.modules)"
+    code = "import sys; from tokenshift.suite import profiles; profiles.load('default'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -125,7 +125,7 @@ def test_ci_runs_the_readme_test_command():
 def test_a_full_run_rewrites_the_findings_and_a_partial_run_merges(monkeypatch, capsys):
     from pathlib import Path
 
-    from tokenshift import findings
+    from tokenshift.suite import findings
 
     def fake_notebook(input_path, output_path, parameters, **kwargs):  # each notebook records one finding
         findings.record(parameters["profile"], {f"from.{Path(input_path).stem}": 1.0})

@@ -1,6 +1,6 @@
 import time
 
-from tokenshift import progress
+from tokenshift.core import progress
 
 
 def test_bars_write_to_the_runners_stream_not_the_notebook(tmp_path, monkeypatch, capsys):

@@ -7,12 +7,14 @@ import sys
 
 import polars as pl
 import pytest
-import yaml
-from transformers import AutoTokenizer
-
 import qwen_like
-from tokenshift import cli, data, findings, loading, pairs, profiles, runner, scoring, shifts
-from tokenshift.paths import figure_root
+import yaml
+from tokenshift.analyses import shifts
+from tokenshift.core.paths import figure_root
+from tokenshift.models import loading, scoring
+from tokenshift.problems import data
+from tokenshift.suite import cli, findings, pairs, profiles, runner
+from transformers import AutoTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
 def torchrun(*argv, nproc=2):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-           "-m", "tokenshift.cli", *map(str, argv)]
+           "-m", "tokenshift.suite.cli", *map(str, argv)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
 

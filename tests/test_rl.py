@@ -2,11 +2,9 @@ import dataclasses
 
 import pytest
 import torch
-
-from tokenshift import rl
-from tokenshift.problem_sets import OrganismProblems
-
 from conftest import TINY_RL
+from tokenshift.organism import rl
+from tokenshift.organism.problems import OrganismProblems
 
 
 def test_group_advantages_are_normalised_within_groups():

@@ -1,6 +1,5 @@
 import torch
-
-from tokenshift.sampling import sample
+from tokenshift.models.sampling import sample
 
 
 def prompts(tokenizer, texts):

@@ -1,12 +1,11 @@
 import pytest
 import torch
+from conftest import TINY_SHAPE
+from tokenshift.models import loading, scoring
+from tokenshift.models.sampling import left_pad, positions, sample
+from tokenshift.organism import architecture
 from transformers import DynamicCache
 from transformers.models.qwen2 import Qwen2Tokenizer
-
-from tokenshift import loading, models, scoring
-from tokenshift.sampling import left_pad, positions, sample
-
-from conftest import TINY_SHAPE
 
 
 def encode(tokenizer, texts):
@@ -30,12 +29,12 @@ def test_a_model_against_itself_has_zero_divergence_everywhere(tokenizer, tiny_m
 
 
 def test_scores_match_an_unbatched_full_forward(tokenizer, tiny_model):
-    other = models.new_model(tokenizer, TINY_SHAPE, seed=1).eval()
+    other = architecture.new_model(tokenizer, TINY_SHAPE, seed=1).eval()
     prompts = encode(tokenizer, ["1234+5678=", "9+1="])
     responses = [tokenizer("4+8=12 so 6912")["input_ids"], tokenizer("so 10")["input_ids"] + [2]]
     table = scoring.score_pair(tiny_model, other, tokenizer, prompts, responses, batch_size=2,
                                chunk_positions=3, show_progress=False)
-    from tokenshift.metrics import pair_metrics
+    from tokenshift.models.metrics import pair_metrics
     for i, (p, r) in enumerate(zip(prompts, responses)):
         ids = torch.tensor([p + r])
         with torch.no_grad():
@@ -86,7 +85,7 @@ def test_empty_responses_and_overlong_sequences_are_refused(tokenizer, tiny_mode
 
 def test_padded_output_layer_is_sliced_to_the_tokenizer(tokenizer, tiny_model):
     # Qwen pads its output layer past the tokenizer; rows beyond it must not enter the distributions
-    padded = models.new_model(tokenizer, TINY_SHAPE, seed=0)
+    padded = architecture.new_model(tokenizer, TINY_SHAPE, seed=0)
     padded.resize_token_embeddings(len(tokenizer) + 7)
     with torch.no_grad():
         padded.get_output_embeddings().weight[len(tokenizer):] = 5.0  # would dominate if not sliced
@@ -96,7 +95,7 @@ def test_padded_output_layer_is_sliced_to_the_tokenizer(tokenizer, tiny_model):
 
 
 def test_projecting_chunk_by_chunk_gives_the_same_table(tokenizer, tiny_model, monkeypatch):
-    other = models.new_model(tokenizer, TINY_SHAPE, seed=1).eval()
+    other = architecture.new_model(tokenizer, TINY_SHAPE, seed=1).eval()
     prompts = encode(tokenizer, ["1234+5678=", "9+1="])
     responses = [tokenizer("4+8=12 so 6912")["input_ids"], tokenizer("so 10")["input_ids"] + [2]]
     score = lambda: scoring.score_pair(tiny_model, other, tokenizer, prompts, responses, chunk_positions=4,
@@ -110,7 +109,7 @@ def test_projecting_chunk_by_chunk_gives_the_same_table(tokenizer, tiny_model, m
 
 
 def test_a_model_with_a_nan_weight_is_refused_by_name(tokenizer, tiny_model, tmp_path):
-    broken = models.new_model(tokenizer, TINY_SHAPE, seed=1)
+    broken = architecture.new_model(tokenizer, TINY_SHAPE, seed=1)
     with torch.no_grad():
         broken.get_output_embeddings().weight[7, 0] = float("nan")  # one bad output row: NaN logits everywhere
     broken.save_pretrained(tmp_path / "broken")

@@ -1,6 +1,5 @@
 import pytest
-
-from tokenshift import parallel, seeding
+from tokenshift.core import parallel, seeding
 
 
 def test_seeds_are_stable_and_apart():

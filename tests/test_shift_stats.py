@@ -1,8 +1,7 @@
 
 import polars as pl
 import pytest
-
-from tokenshift import shift_stats
+from tokenshift.analyses import shift_stats
 
 
 def table(rows):

@@ -1,18 +1,18 @@
 import polars as pl
 import pytest
-
-from tokenshift import cross_sampling, models, shifts, task
-from tokenshift.cache import ArtifactCache, model_fingerprint
-from tokenshift.problem_sets import OrganismProblems
-
 from conftest import TINY_SHAPE
+from tokenshift.analyses import cross_sampling, shifts
+from tokenshift.core.cache import ArtifactCache, model_fingerprint
+from tokenshift.models import loading
+from tokenshift.organism import architecture, task
+from tokenshift.organism.problems import OrganismProblems
 
 
 @pytest.fixture
 def pair_dirs(tmp_path, tokenizer):
     base_dir, tuned_dir = tmp_path / "base", tmp_path / "tuned"
-    models.save(models.new_model(tokenizer, TINY_SHAPE, seed=0), tokenizer, base_dir)
-    models.save(models.new_model(tokenizer, TINY_SHAPE, seed=1), tokenizer, tuned_dir)
+    loading.save(architecture.new_model(tokenizer, TINY_SHAPE, seed=0), tokenizer, base_dir)
+    loading.save(architecture.new_model(tokenizer, TINY_SHAPE, seed=1), tokenizer, tuned_dir)
     return base_dir, tuned_dir
 
 
@@ -92,7 +92,8 @@ def test_an_interrupted_sampling_run_resumes_from_its_finished_units(tmp_path, t
     parts = tmp_path / "parts-b"
     parts.mkdir()
     (parts / "plan.json").write_text('{"n_items": 5, "per_unit": 2}')
-    pl.read_parquet(whole).head(4).with_columns(pl.lit(True).alias("stopped")).write_parquet(parts / "unit-000000.parquet")
+    marked = pl.read_parquet(whole).head(4).with_columns(pl.lit(True).alias("stopped"))
+    marked.write_parquet(parts / "unit-000000.parquet")
     resumed = tmp_path / "resumed.parquet"
     shifts.sample_responses(tiny_model, problems, config, resumed, parts, show_progress=False)
     a, b = pl.read_parquet(whole), pl.read_parquet(resumed)
@@ -101,17 +102,18 @@ def test_an_interrupted_sampling_run_resumes_from_its_finished_units(tmp_path, t
     # units cut another way are not reused
     parts.mkdir()
     (parts / "plan.json").write_text('{"n_items": 5, "per_unit": 3}')
-    pl.read_parquet(whole).head(4).with_columns(pl.lit(True).alias("stopped")).write_parquet(parts / "unit-000000.parquet")
+    marked = pl.read_parquet(whole).head(4).with_columns(pl.lit(True).alias("stopped"))
+    marked.write_parquet(parts / "unit-000000.parquet")
     shifts.sample_responses(tiny_model, problems, config, resumed, parts, show_progress=False)
     assert pl.read_parquet(resumed).equals(a)
 
 
 def test_fingerprint_follows_the_weights(tmp_path, tokenizer):
     a, b = tmp_path / "a", tmp_path / "b"
-    models.save(models.new_model(tokenizer, TINY_SHAPE, seed=0), tokenizer, a)
-    models.save(models.new_model(tokenizer, TINY_SHAPE, seed=0), tokenizer, b)
+    loading.save(architecture.new_model(tokenizer, TINY_SHAPE, seed=0), tokenizer, a)
+    loading.save(architecture.new_model(tokenizer, TINY_SHAPE, seed=0), tokenizer, b)
     assert model_fingerprint(a) == model_fingerprint(b)
-    models.save(models.new_model(tokenizer, TINY_SHAPE, seed=2), tokenizer, b)
+    loading.save(architecture.new_model(tokenizer, TINY_SHAPE, seed=2), tokenizer, b)
     assert model_fingerprint(a) != model_fingerprint(b)
 
 

@@ -1,10 +1,9 @@
 import random
 
 import pytest
-
-from hypothesis import given, strategies as st
-
-from tokenshift import task
+from hypothesis import given
+from hypothesis import strategies as st
+from tokenshift.organism import task
 
 problems = st.builds(task.Problem, st.integers(task.LOW, task.HIGH), st.integers(task.LOW, task.HIGH))
 alphabet_text = st.text(alphabet="0123456789+= so", max_size=40)

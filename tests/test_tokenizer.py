@@ -1,17 +1,17 @@
 import pytest
-from hypothesis import given, settings, strategies as st
-from transformers import AutoTokenizer
-
-from tokenshift import models
-from tokenshift.tokenizer import ALPHABET, check_text
-
 from conftest import TINY_SHAPE
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenshift.models import loading
+from tokenshift.organism import architecture
+from tokenshift.organism.tokenizer import ALPHABET, check_text
+from transformers import AutoTokenizer
 
 
 @pytest.fixture(scope="module")
 def saved_dir(tmp_path_factory, tokenizer):
     path = tmp_path_factory.mktemp("model")
-    models.save(models.new_model(tokenizer, TINY_SHAPE, seed=0), tokenizer, path)
+    loading.save(architecture.new_model(tokenizer, TINY_SHAPE, seed=0), tokenizer, path)
     return path
 
 

@@ -6,15 +6,15 @@ import subprocess
 
 import polars as pl
 import pytest
-
-from tokenshift import models, scoring, viewer
-
 from conftest import TINY_SHAPE
+from tokenshift.analyses import viewer
+from tokenshift.models import scoring
+from tokenshift.organism import architecture
 
 
 @pytest.fixture
 def scored(tokenizer):
-    base, rl = (models.new_model(tokenizer, TINY_SHAPE, seed=s).eval() for s in (0, 1))
+    base, rl = (architecture.new_model(tokenizer, TINY_SHAPE, seed=s).eval() for s in (0, 1))
     prompts = [tokenizer("12+34=")["input_ids"], tokenizer("5+6=")["input_ids"]]
     responses = [tokenizer("4+2=6 so 46")["input_ids"], tokenizer("so 11")["input_ids"]]
     table = scoring.score_pair(base, rl, tokenizer, prompts, responses, show_progress=False)

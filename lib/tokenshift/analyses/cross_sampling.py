@@ -1,0 +1,171 @@
+"""Cross-sampling, the paper's causal test (shared/paper.md, "Cross-sampling"): decode with a primary policy
+and hand each token over to an intervention policy only where the two disagree.
+
+Both models decode the same batch in lockstep (``sampling.decode``, the suite's one decoding loop), each with
+its own KV cache. At every step both score the current (mixed) prefix; when the JS divergence between their
+next-token distributions exceeds ``eps`` the token is sampled from the intervention policy, otherwise from
+the primary. Forward (primary = base, intervention = RL) asks whether the few high-divergence decisions
+suffice for RL's gain; reverse (primary = RL, intervention = base) whether they are necessary.
+
+The random-position control (the reviewers' request) intervenes instead at randomly chosen steps, each
+response with its own target fraction (the fraction a divergence-based run realised on the same prompt and
+sample slot). Its coin flips come from a stream of their own, so the sampler's draws are the same as plain
+sampling's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from ..core import parallel, seeding
+from ..core.behaviour import Version
+from ..core.cache import ArtifactCache, model_fingerprint, spec
+from ..models import responses
+from ..models.loading import check_same_vocabulary, load_model, pad_id, runtime
+from ..models.sampling import DECODING, Samples, decode, stop_set
+from ..problems.problem_sets import ProblemSet
+from ..problems.verdicts import judged
+
+CROSS_SAMPLING = Version("cross-sampling", 1, uses=(DECODING, parallel.UNITS, responses.RESPONSES))
+
+
+@dataclass
+class CrossSamples(Samples):
+    @property
+    def intervened(self) -> list[list[bool]]:
+        """Per response token (and the stop step): taken from the intervention policy?"""
+        return self.chosen
+
+    def intervened_fraction(self) -> list[float]:
+        """Per response, the share of its decoding steps (end-of-sequence included) taken by the intervention."""
+        return [sum(flags) / len(flags) if flags else 0.0 for flags in self.chosen]
+
+    def intervened_count(self) -> list[int]:
+        return [sum(flags) for flags in self.chosen]
+
+
+@CROSS_SAMPLING.code
+def divergence_rule(eps: float):
+    """Hand a step over where JS(primary || intervention) > eps (eps = inf: never; eps < 0: always)."""
+    return lambda js, rows: js > eps
+
+
+@CROSS_SAMPLING.code
+def random_rule(fractions: Sequence[float], seed: int):
+    """Hand each step of response r over with probability ``fractions[r]``, from the chooser's own stream."""
+    fractions = torch.tensor(list(fractions), dtype=torch.float)
+    chooser = torch.Generator().manual_seed(seeding.derive(seed, "random-control"))
+    return lambda js, rows: torch.rand(len(rows), generator=chooser) < fractions[rows]
+
+
+@CROSS_SAMPLING.code
+def cross_sample(
+    primary,
+    intervention,
+    prompts: list[list[int]],
+    *,
+    eps: float = math.inf,
+    random_fraction: list[float] | None = None,
+    n: int = 1,
+    max_new_tokens: int,
+    eos_token_id: int | Sequence[int],
+    pad_token_id: int,
+    vocab_size: int | None = None,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    js_top_p: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> CrossSamples:
+    """Sample ``n`` responses per prompt, switching to ``intervention`` where JS > ``eps``.
+
+    ``random_fraction`` (one value per response, in prompt-major order) replaces the divergence rule by the
+    random-position control. ``js_top_p`` < 1 measures the divergence on top-p truncated distributions, as the
+    divergence library does; ``vocab_size`` slices output layers padded past the tokenizer. Temperature and
+    ``top_p`` shape the sampling as usual.
+    """
+    n_responses = len(prompts) * n
+    if random_fraction is not None and len(random_fraction) != n_responses:
+        raise ValueError(f"random_fraction needs one value per response ({n_responses}), got {len(random_fraction)}")
+    rule = divergence_rule(eps) if random_fraction is None else random_rule(random_fraction, seed)
+    out = decode([primary, intervention], prompts, n=n, max_new_tokens=max_new_tokens,
+                 stop_ids=stop_set(eos_token_id), pad_id=pad_token_id, vocab_size=vocab_size,
+                 temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, choose=rule,
+                 js_top_p=js_top_p)
+    return CrossSamples(**vars(out))
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A cross-sampling sweep over eps on a problem set."""
+
+    eps_grid: tuple[float, ...] = (math.inf, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 1e-4, 0.0)  # inf: never intervene
+    samples_per_problem: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    js_top_p: float = 1.0  # 1: full-vocabulary JS decides; < 1: top-p truncated JS
+    max_new_tokens: int = 48
+    seed: int = 0
+    prompts_per_unit: int = 64  # work unit (its seed derives from the run's seed and its index)
+    batch_size: int = 256  # sequences decoded together (it fixes which draws each response gets)
+
+
+@CROSS_SAMPLING.code
+def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, out_file: Path, parts: Path,
+              show_progress: bool = True) -> None:
+    """For every eps: cross-sample with the divergence rule, then the random-position control with each
+    response's realised fraction as its target. One row per (eps, rule, response) into ``out_file``, in the
+    responses schema plus ``responses.CROSS_COLUMNS``; correctness is judged separately."""
+    common = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
+                  pad_token_id=pad_id(problems.tokenizer), vocab_size=len(problems.tokenizer),
+                  temperature=config.temperature,
+                  top_p=config.top_p, js_top_p=config.js_top_p, batch_size=config.batch_size)
+
+    def work(unit: int, index: list[int]) -> pl.DataFrame:
+        prompts, seed = [problems.prompts[i] for i in index], parallel.unit_seed(config.seed, unit)
+        frames = []
+        for eps in config.eps_grid:
+            by_divergence = cross_sample(primary, intervention, prompts, eps=eps, seed=seed, **common)
+            # the control at the realised fractions; where nothing was handed over it would draw exactly the
+            # divergence rule's tokens (its coins never fire, the sampler's stream is the same), so those are reused
+            by_chance = by_divergence
+            if any(by_divergence.intervened_count()):
+                by_chance = cross_sample(primary, intervention, prompts, seed=seed,
+                                         random_fraction=by_divergence.intervened_fraction(), **common)
+            runs = [("divergence", by_divergence), ("random", by_chance)]
+            for rule, out in runs:
+                rows = responses.frame(problems.prompts, index, out, config.samples_per_problem)
+                frames.append(rows.with_columns(
+                    pl.Series("eps", [eps] * len(rows), pl.Float64), pl.lit(rule).alias("rule"),
+                    pl.Series("intervened", out.intervened, pl.List(pl.Boolean)),
+                    pl.Series("fraction", out.intervened_fraction(), pl.Float64),
+                    pl.Series("count", out.intervened_count(), pl.Int64)))
+        return pl.concat(frames).select(*responses.CROSS_COLUMNS, *responses.COLUMNS)
+
+    parallel.run_units(len(problems), config.prompts_per_unit, work, out_file, parts, desc="cross-sampling",
+                       show_progress=show_progress)
+
+
+def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConfig, cache: ArtifactCache | None = None,
+          show_progress: bool = True) -> pl.DataFrame:
+    """``run_sweep`` on two model directories (or hub ids), cached as Parquet, with each row judged (``correct``).
+    Under a launcher every rank takes its share of the work units."""
+    cache = cache or ArtifactCache()
+    entry = spec("cross_sampling", CROSS_SAMPLING, config, {
+        "primary": model_fingerprint(primary_dir), "intervention": model_fingerprint(intervention_dir),
+        "problems": problems.prompt_key(), "runtime": runtime()})
+
+    def build(out: Path):
+        primary, tok = load_model(primary_dir)
+        intervention, other_tok = load_model(intervention_dir)
+        check_same_vocabulary(tok, other_tok)
+        run_sweep(primary, intervention, problems, config, out / "sweep.parquet", cache.parts(entry), show_progress)
+
+    path = cache.get_or_build(entry, build, collective=True)
+    return judged(path, "sweep.parquet", problems, cache)

@@ -1,0 +1,24 @@
+"""Where the suite keeps things: everything is found from the repository root, whatever the working directory.
+Tests (and anyone who wants a run kept apart) point the outputs elsewhere with environment variables."""
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+PROFILE_DIR = REPO / "papermill_runs"
+NOTEBOOK_DIR = REPO / "notebooks"
+
+
+def cache_root() -> Path:
+    """The artifact cache: ``$TOKENSHIFT_CACHE`` if set, else ``.cache/`` in the repository."""
+    return Path(os.environ.get("TOKENSHIFT_CACHE", REPO / ".cache"))
+
+
+def figure_root() -> Path:
+    """Figures and findings, per profile: ``$TOKENSHIFT_FIGURES`` if set, else ``figures/``."""
+    return Path(os.environ.get("TOKENSHIFT_FIGURES", REPO / "figures"))
+
+
+def run_root() -> Path:
+    """Executed notebooks, per profile: ``$TOKENSHIFT_RUNS`` if set, else ``papermill_runs/``."""
+    return Path(os.environ.get("TOKENSHIFT_RUNS", PROFILE_DIR))

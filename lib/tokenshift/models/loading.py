@@ -1,0 +1,169 @@
+"""Loading any causal LM pair the analyses compare: the organism's directories, real checkpoints on disk, or
+hub ids when online. Bad input is refused before any weights are read."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers.utils import logging as hf_logging
+
+from ..core import parallel
+
+# transformers draws a progress bar for every load and save: noise around the organism's many small
+# checkpoints, which would bury the suite's own progress bars for the work that takes time.
+hf_logging.disable_progress_bar()
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+
+
+def looks_like_path(source) -> bool:
+    """A source written as a path (./x, /x, ~/x) is never read as a hub id."""
+    return str(source).startswith((".", "/", "~"))
+
+
+def check_model_source(source) -> None:
+    """Refuse a model that cannot be loaded here, saying why and what to pass instead."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model directory {path} has no config.json: pass a directory written by "
+                                    "save_pretrained (or a hub download of one)")
+        return
+    if not _HUB_ID.match(str(source)) or looks_like_path(source):
+        raise FileNotFoundError(f"model path {source} does not exist: check the path, or pass a hub id such as "
+                                "Qwen/Qwen2.5-32B when online")
+    if offline():
+        raise ConnectionError(f"{source} is not a local directory and is read as a hub id, but the hub is offline "
+                              "(HF_HUB_OFFLINE is set): download it where you are online "
+                              f"(`hf download {source} --local-dir DIR`) and pass DIR")
+
+
+def _unreachable(source, e: Exception) -> ConnectionError:
+    return ConnectionError(f"could not load {source} ({type(e).__name__}: {str(e).splitlines()[0]}); if it is a hub "
+                           f"id and this machine is offline, download it where you are online "
+                           f"(`hf download {source} --local-dir DIR`) and pass DIR")
+
+
+def load_tokenizer(source):
+    """The tokenizer of a local model directory or hub id, refusing what cannot be loaded here."""
+    check_model_source(source)
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except OSError as e:
+        raise _unreachable(source, e) from e
+
+
+def default_device_map():
+    """One GPU per process under a launcher, all GPUs (sharded) for a single process, else the CPU."""
+    if not torch.cuda.is_available():
+        return None
+    rank = parallel.current()
+    return {"": rank.local_rank} if rank.world > 1 else "auto"
+
+
+def load_model(source, dtype: str | None = None, device_map="default"):
+    """Model (eval mode) and tokenizer from a local directory or a hub id.
+
+    ``dtype``: "float32", "bfloat16" or "float16"; by default bfloat16 on a GPU and float32 on the CPU.
+    ``device_map``: as transformers takes it; by default ``default_device_map()`` (``"auto"`` shards a model
+    too large for one GPU over all of them). Metrics are computed in fp32 whatever the weights' dtype.
+    """
+    check_model_source(source)
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
+    device_map = default_device_map() if device_map == "default" else device_map
+    torch_dtype = DTYPES[dtype] if dtype else (torch.bfloat16 if device_map is not None else torch.float32)
+    tokenizer = load_tokenizer(source)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, device_map=device_map)
+    except OSError as e:
+        raise _unreachable(source, e) from e
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(f"{source}: the tokenizer has {len(tokenizer)} tokens but the output layer only "
+                         f"{model.config.vocab_size} rows; the directory mixes files of different models")
+    return model.eval(), tokenizer
+
+
+def runtime(dtype: str | None = None) -> dict:
+    """The numerics a model loaded by ``load_model`` runs with, for cache keys: device type and dtype."""
+    gpu = torch.cuda.is_available()
+    return {"device": "cuda" if gpu else "cpu", "dtype": dtype or ("bfloat16" if gpu else "float32")}
+
+
+def model_name(model) -> str:
+    return getattr(model.config, "_name_or_path", "") or type(model).__name__
+
+
+def check_logits(logits: torch.Tensor, model, where) -> None:
+    """Refuse NaN or +inf logits, or a row where every token is -inf, naming the model and ``where(i)`` of the
+    first such row (its response and step or position). -inf alone is fine: a masked token has probability 0."""
+    if torch.isfinite(logits).all():
+        return
+    bad = torch.isnan(logits).any(-1) | torch.isposinf(logits).any(-1) | torch.isneginf(logits).all(-1)
+    if bad.any():
+        raise ValueError(f"model {model_name(model)!r} gives non-finite logits (NaN, +inf, or -inf everywhere) for "
+                         f"{where(int(bad.nonzero()[0, 0]))}: its weights or inputs are broken; check the "
+                         "checkpoint (e.g. for NaN weights) before analysing it")
+
+
+def check_same_vocabulary(base_tokenizer, tuned_tokenizer) -> None:
+    """Refuse a pair whose vocabularies differ (added special tokens included), saying which tokens differ.
+
+    Special-token *roles* may differ (a base model's EOS is <|endoftext|>, its instruct sibling's <|im_end|>):
+    both are in the shared vocabulary, and the pair's stop set holds both. Output layers padded past the
+    vocabulary may differ too: logits are sliced to the tokenizer's length.
+    """
+    a, b = base_tokenizer.get_vocab(), tuned_tokenizer.get_vocab()
+    if a != b:
+        only_a = sorted(set(a) - set(b))[:5]
+        only_b = sorted(set(b) - set(a))[:5]
+        moved = sorted(t for t in set(a) & set(b) if a[t] != b[t])[:5]
+        raise ValueError(
+            "the two models' vocabularies differ, so their distributions cannot be compared token by token: "
+            f"only in base {only_a}, only in the tuned model {only_b}, different ids {moved} (first 5 of each). "
+            "Pair models that share a tokenizer."
+        )
+
+
+def save(model, tokenizer, path) -> None:
+    """A model directory that ``load_model`` (and ``AutoModelForCausalLM``) reads back."""
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+
+
+def pad_id(tokenizer) -> int:
+    """The id that pads batches: the tokenizer's pad token, else its EOS (Llama-style tokenizers have no pad
+    token). Padded positions are masked or never read, so any id of the vocabulary serves."""
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+
+
+def generation_eos(source) -> list[int]:
+    """The EOS ids a model's generation_config.json names (none if it has no such file)."""
+    try:
+        eos = GenerationConfig.from_pretrained(source).eos_token_id
+    except OSError:
+        return []
+    return [eos] if isinstance(eos, int) else list(eos or [])
+
+
+def stop_ids(tokenizers, sources) -> tuple[int, ...]:
+    """One stop set for a pair: every EOS its tokenizers and generation configs name (a base model stops on
+    <|endoftext|>, its instruct sibling on <|im_end|>; sampled with one set, both end where either would)."""
+    ids = {tok.eos_token_id for tok in tokenizers if tok.eos_token_id is not None}
+    for source in sources:
+        ids.update(generation_eos(source))
+    if not ids:
+        raise ValueError("neither model nor tokenizer names an end-of-sequence token: set eos_token in the "
+                         "tokenizer or eos_token_id in generation_config.json")
+    return tuple(sorted(ids))

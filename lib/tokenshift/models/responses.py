@@ -1,0 +1,62 @@
+"""The responses schema: one row per sampled or cross-sampled response, as the sampling stages, the cache and
+the command line write and read it. Scoring reads ``prompt_ids`` and ``response_ids`` (the stop token, if
+any, last) exactly as sampled, so no text is ever re-tokenised between models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from ..core import parallel
+from ..core.behaviour import Version
+from .sampling import Samples
+
+RESPONSES = Version("responses-schema", 1)  # how sampled ids become rows
+
+COLUMNS = {"response": pl.Int64, "problem": pl.Int64, "prompt_ids": pl.List(pl.Int64),
+           "response_ids": pl.List(pl.Int64), "stopped": pl.Boolean}
+# cross-sampled responses also say at which threshold and by which rule, and which steps were handed over
+CROSS_COLUMNS = {"eps": pl.Float64, "rule": pl.String, "intervened": pl.List(pl.Boolean), "fraction": pl.Float64,
+                 "count": pl.Int64}
+
+
+@RESPONSES.code
+def frame(prompts: list[list[int]], index: list[int], samples: Samples, n: int) -> pl.DataFrame:
+    """The rows of one work unit: ``samples`` answer ``n`` times each of the problems ``index`` (whose prompts
+    are ``prompts[index[i]]``), numbered as in the whole run."""
+    problem, response = parallel.response_numbers(index, samples.prompt_index, n)
+    return pl.DataFrame({"response": response, "problem": problem, "prompt_ids": [prompts[i] for i in problem],
+                         "response_ids": samples.with_stop_tokens(), "stopped": samples.stopped}, schema=COLUMNS)
+
+
+def check(table: pl.DataFrame, where: str) -> pl.DataFrame:
+    """Refuse a table that does not hold responses, naming what is wrong and what to pass instead."""
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{where} lacks the column(s) {missing} of a responses file (it has {table.columns}): "
+                         "pass a file written by `tokenshift sample` or `tokenshift cross-sample`")
+    wrong = {c: str(table.schema[c]) for c, t in COLUMNS.items() if table.schema[c] != t}
+    if wrong:
+        raise ValueError(f"{where}: column types {wrong} are not those of a responses file "
+                         f"({ {c: str(t) for c, t in COLUMNS.items()} })")
+    keys = ["response", *(c for c in ("eps", "rule") if c in table.columns)]
+    duplicated = table.filter(pl.struct(keys).is_duplicated())
+    if len(duplicated):
+        raise ValueError(f"{where}: {len(duplicated)} rows repeat a response number ({keys} = "
+                         f"{duplicated.select(keys).row(0)} and others); a responses file numbers each once")
+    return table
+
+
+def read(path: Path, where: str = "responses file") -> pl.DataFrame:
+    """A responses (or cross-sample) Parquet file, checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{where} {path} does not exist")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PAR1":
+        raise ValueError(f"{where} {path} is not a Parquet file: pass the .parquet that `tokenshift sample`, "
+                         "`tokenshift cross-sample` or `tokenshift score` wrote")
+    return pl.read_parquet(path)

@@ -1,0 +1,190 @@
+"""The suite's one decoding loop: seeded, batched sampling with a KV cache, from one model or from two in
+lockstep.
+
+With one model it is plain sampling (left-padded prompts, temperature, top-p, a set of stop tokens). With
+two, both read the same (mixed) prefix, each with its own KV cache, and at every step a ``choose`` rule says,
+row by row, whose distribution the token is drawn from; the JS divergence between the two next-token
+distributions is recorded and given to the rule. That is cross-sampling (``cross_sampling``), and because
+it is this same loop with the same draw, a rule that never chooses the second model reproduces plain
+sampling from the first token for token, with the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from transformers import DynamicCache
+
+from ..core.behaviour import Version
+from .divergence import DIVERGENCE, js_divergence, log_probs, top_p_js, top_p_truncate
+from .loading import check_logits
+
+DECODING = Version("decoding", 1, uses=(DIVERGENCE,), libraries=("torch", "transformers"))
+
+# choose(js [B], rows [B] of job indices) -> [B] bool: True draws the row's token from the second model
+Choose = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Samples:
+    """Responses to a list of prompts, ``n`` per prompt, in prompt-major order."""
+
+    prompt_index: list[int]  # which prompt each response answers
+    response_ids: list[list[int]]  # generated ids, without the stop token
+    stopped: list[bool]  # True where the model emitted a stop token before the length limit
+    stop_token: list[int | None]  # the stop token emitted, None if none
+    # two models only, per decoding step (the stop step included): drawn from the second model? their JS
+    chosen: list[list[bool]] = field(default_factory=list)
+    js: list[list[float]] = field(default_factory=list)
+
+    def with_stop_tokens(self) -> list[list[int]]:
+        """Each response with the stop token it ended on: the ids a teacher-forced forward should read."""
+        return [ids + ([stop] if stop is not None else []) for ids, stop in zip(self.response_ids, self.stop_token)]
+
+
+def stop_set(eos_token_id: int | Sequence[int]) -> set[int]:
+    """The stop tokens as a set: real pairs may stop on several (a base model's <|endoftext|>, an instruct
+    model's <|im_end|>)."""
+    return {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
+
+
+@DECODING.code
+def split_at_stop(row: list[int], stops: set[int]) -> tuple[list[int], int | None]:
+    """A decoded row cut before its first stop token, and that token (None if the row never stopped)."""
+    for i, token in enumerate(row):
+        if token in stops:
+            return row[:i], token
+    return row, None
+
+
+@DECODING.code
+def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask for sequences of different lengths, padded on the left."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if s:
+            ids[i, width - len(s) :] = torch.tensor(s)
+            mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+@DECODING.code
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that start at 0 on each row's first real token, whatever its left padding."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+@DECODING.code
+def draw(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
+    """One token id per row of ``logits`` ([B, V]); temperature 0 means greedy. The only draw of the suite."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = top_p_truncate(log_probs(logits.float() / temperature)[1], top_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def check_settings(prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
+                   batch_size: int) -> None:
+    """Refuse impossible settings by name, before any model runs."""
+    if not prompts:
+        raise ValueError("no prompts to continue")
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("an empty prompt cannot be continued: give every prompt at least one token")
+    for name, value in (("n", n), ("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+
+@torch.no_grad()
+@DECODING.code
+def decode(models: Sequence, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int,
+           stop_ids: set[int], pad_id: int, vocab_size: int | None = None, temperature: float = 1.0,
+           top_p: float = 1.0, seed: int = 0, batch_size: int = 256, choose: Choose | None = None,
+           js_top_p: float = 1.0) -> Samples:
+    """Sample ``n`` responses to each prompt (token-id lists), ``batch_size`` sequences at a time, from one
+    model, or from two where ``choose`` picks the second model's distribution row by row and step by step.
+
+    A response ends at the first of ``stop_ids``. ``vocab_size`` slices output layers padded past the tokenizer.
+    ``js_top_p`` < 1 measures the recorded divergence on top-p truncated distributions.
+    """
+    if len(models) not in (1, 2) or (len(models) == 2) != (choose is not None):
+        raise ValueError("decode takes one model, or two models and a choose rule")
+    check_settings(prompts, n, max_new_tokens, temperature, top_p, batch_size)
+    generator = torch.Generator().manual_seed(seed)
+    jobs = [i for i in range(len(prompts)) for _ in range(n)]
+    out = Samples(prompt_index=jobs, response_ids=[], stopped=[], stop_token=[])
+    for start in range(0, len(jobs), batch_size):
+        rows = list(range(start, min(start + batch_size, len(jobs))))
+        _decode_batch(models, [prompts[jobs[r]] for r in rows], rows, max_new_tokens, stop_ids, pad_id,
+                      vocab_size, temperature, top_p, generator, choose, js_top_p, out)
+    return out
+
+
+@DECODING.code
+def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temperature, top_p, generator,
+                  choose, js_top_p, out: Samples) -> None:
+    ids, mask = left_pad(prompts, pad)
+    caches = [DynamicCache(config=m.config) for m in models]
+    done = torch.zeros(len(prompts), dtype=torch.bool)
+    stop_ids = torch.tensor(sorted(stops))
+    job = torch.tensor(rows)
+    tokens, chosen, divergences = [], [], []
+    step_ids, pos = ids, positions(mask)
+    for step in range(max_new_tokens):
+        # each model reads its inputs on its own device; decisions and draws happen on the CPU in fp32, so a
+        # seed gives the same tokens wherever the models run
+        logits = []
+        for model, cache in zip(models, caches):
+            out_logits = model(input_ids=step_ids.to(model.device), attention_mask=mask.to(model.device),
+                               position_ids=pos.to(model.device), cache=cache, use_cache=True).logits
+            logits.append(out_logits[:, -1, :vocab].float().cpu())
+            live = [r for r, d in zip(rows, done.tolist()) if not d]
+            check_logits(logits[-1][~done], model, lambda i: f"response {live[i]} at step {step}")
+        if choose is None:
+            mixed = logits[0]
+        else:
+            p, q = (log_probs(x)[1] for x in logits)
+            js = top_p_js(p, q, js_top_p) if js_top_p < 1.0 else js_divergence(p, q)
+            pick = choose(js, job)
+            mixed = torch.where(pick[:, None], logits[1], logits[0])
+            chosen.append(pick & ~done)
+            divergences.append(js)
+        token = draw(mixed, temperature, top_p, generator).masked_fill(done, pad)
+        tokens.append(token)
+        done |= torch.isin(token, stop_ids)
+        if done.all():
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        step_ids, pos = token[:, None], pos[:, -1:] + 1
+    tokens = torch.stack(tokens, dim=1).tolist()
+    chosen = torch.stack(chosen, dim=1).tolist() if chosen else [[] for _ in tokens]
+    divergences = torch.stack(divergences, dim=1).tolist() if divergences else [[] for _ in tokens]
+    for row, row_chosen, row_js in zip(tokens, chosen, divergences):
+        ids_, stop = split_at_stop(row, stops)
+        steps = len(ids_) + (stop is not None)
+        out.response_ids.append(ids_)
+        out.stopped.append(stop is not None)
+        out.stop_token.append(stop)
+        if choose is not None:
+            out.chosen.append(row_chosen[:steps])
+            out.js.append(row_js[:steps])
+
+
+def sample(model, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int, eos_token_id: int | Sequence[int],
+           pad_token_id: int, vocab_size: int | None = None, temperature: float = 1.0, top_p: float = 1.0,
+           seed: int = 0, batch_size: int = 256) -> Samples:
+    """Sample ``n`` responses to each prompt from one model; a response ends at the first of the
+    ``eos_token_id`` stop tokens (one id or several)."""
+    return decode([model], prompts, n=n, max_new_tokens=max_new_tokens, stop_ids=stop_set(eos_token_id),
+                  pad_id=pad_token_id, vocab_size=vocab_size, temperature=temperature, top_p=top_p, seed=seed,
+                  batch_size=batch_size)

@@ -1,0 +1,22 @@
+"""The organism's problems as a problem set, so every analysis asks them as it asks a math benchmark."""
+
+from __future__ import annotations
+
+from ..problems.problem_sets import VERDICTS, ProblemSet
+from . import task
+
+
+class OrganismProblems(ProblemSet):
+    """The organism's addition problems, judged by the task's strict verifier (format and stop required)."""
+
+    verifier = task.TASK
+
+    def __init__(self, problems: list[task.Problem], tokenizer):
+        self.problems = problems
+        super().__init__(texts=[p.prompt for p in problems], answers=[str(p.answer) for p in problems],
+                         prompts=[[tokenizer.bos_token_id, *tokenizer(p.prompt)["input_ids"]] for p in problems],
+                         stop_ids=(tokenizer.eos_token_id,), tokenizer=tokenizer)
+
+    @VERDICTS.code
+    def verify(self, index: int, response: str, stopped: bool) -> bool:
+        return task.verify(self.problems[index], response, stopped)

@@ -1,0 +1,192 @@
+"""A compact GRPO-family RLVR trainer: the organism's "SimpleRL-like" and "DAPO-like" runs.
+
+One step: sample G responses to each of P training problems from the current policy, score them with the
+task's verifier, normalise rewards within each group (GRPO's advantage), then take ``updates_per_batch``
+mini-batch steps on the clipped policy-gradient loss, optionally with a k3 KL penalty to the frozen
+reference (the base). References: Shao et al. 2024 (GRPO, DeepSeekMath) for group-normalised advantages
+and the k3 penalty; Yu et al. 2025 (DAPO) for clip-higher, token-mean aggregation and dropping groups whose
+rewards are all equal (DAPO re-samples to refill the batch; we simply train on the groups that remain).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..core import progress, seeding
+from ..core.behaviour import Version
+from ..models.batching import BATCHING, Batch, make_batch, token_logprobs
+from ..models.loading import save
+from ..models.sampling import DECODING, sample
+from ..problems import evaluation
+from ..problems.problem_sets import VERDICTS
+from . import task
+from .problems import OrganismProblems
+
+RL = Version("rl", 1, uses=(task.TASK, VERDICTS, DECODING, BATCHING, evaluation.EVALUATION))
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """One RL run's settings. The same knobs in TRL's ``GRPOConfig`` (for readers who know it): ``clip_low`` /
+    ``clip_high`` = ``epsilon`` / ``epsilon_high``, ``kl_coef`` = ``beta``, ``updates_per_batch`` =
+    ``num_iterations``, ``loss_agg`` = ``loss_type`` ("seq-mean-token-mean" is TRL's "grpo", "token-mean" its
+    "dapo"), ``samples_per_prompt`` = ``num_generations``, ``max_new_tokens`` = ``max_completion_length``."""
+
+    steps: int = 120  # rollout batches
+    prompts_per_step: int = 16  # P: training problems per batch
+    samples_per_prompt: int = 16  # G: responses per problem, the group advantages are normalised over
+    lr: float = 5e-4  # AdamW, constant
+    updates_per_batch: int = 1  # mini-batch updates per rollout batch; >1 reuses rollouts (ratio != 1)
+    clip_low: float = 0.2  # the ratio pi/pi_old is clipped to [1 - clip_low, 1 + clip_high]
+    clip_high: float = 0.2  # DAPO's "clip-higher" raises this to 0.28
+    kl_coef: float = 0.0  # weight of the k3 estimate of KL(pi || pi_ref) per token; 0 = no KL term
+    loss_agg: str = "seq-mean-token-mean"  # GRPO: mean over each response, then over responses; or "token-mean"
+    skip_uniform_groups: bool = False  # drop groups whose rewards are all equal (they carry no advantage)
+    # divergence-weighted advantage (the paper's diagnostic): A_t -> w_t A_t, w_t = 1 + s (sigmoid(alpha KL_t) - 1/2),
+    # w_t detached; KL_t is the k3 estimate on the sampled token of KL(pi_old || pi) ("old", the paper's) or
+    # KL(pi_ref || pi) ("reference", the frozen base). KL_t to pi_old is 0 on a batch's first update, so the
+    # weights act only when updates_per_batch > 1.
+    weight_scale: float = 0.0  # s; 0 leaves every advantage as it is
+    weight_alpha: float = 0.0  # alpha > 0 boosts high-divergence tokens, alpha < 0 low-divergence ones
+    weight_divergence: str = "old"  # "old" or "reference"
+    max_new_tokens: int = 48  # response length limit; a response cut here earns reward 0
+    temperature: float = 1.0
+    checkpoint_every: int = 20  # save the policy every this many steps (the evolution analysis reads them)
+    eval_every: int = 20  # log held-out pass@1 every this many steps
+    eval_problems: int = 64  # held-out problems in that log (a slice, for the curve only)
+    eval_samples: int = 4
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.loss_agg not in ("seq-mean-token-mean", "token-mean"):
+            raise ValueError(f"loss_agg must be 'seq-mean-token-mean' or 'token-mean', got {self.loss_agg!r}")
+        if self.weight_divergence not in ("old", "reference"):
+            raise ValueError(f"weight_divergence must be 'old' or 'reference', got {self.weight_divergence!r}")
+
+
+SIMPLERL_LIKE = RLConfig(kl_coef=0.05)
+DAPO_LIKE = RLConfig(clip_high=0.28, loss_agg="token-mean", skip_uniform_groups=True)
+
+
+@RL.code
+def group_advantages(rewards: torch.Tensor) -> torch.Tensor:
+    """(r - mean) / (std + 1e-6) within each group; ``rewards`` is [P, G]. A uniform group gets zeros."""
+    mean = rewards.mean(dim=1, keepdim=True)
+    std = rewards.std(dim=1, keepdim=True, unbiased=False)
+    return (rewards - mean) / (std + 1e-6)
+
+
+@RL.code
+def k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimate of KL(pi || ref) from the sampled token: r - 1 - log r with r = ref/pi; >= 0."""
+    log_ratio = ref_logp - logp
+    return log_ratio.exp() - 1 - log_ratio
+
+
+@RL.code
+def advantage_weights(logp, anchor_logp, scale: float, alpha: float) -> torch.Tensor:
+    """w_t = 1 + s (sigmoid(alpha KL_t) - 1/2), KL_t = k3 of KL(anchor || pi) on the sampled token; no gradient."""
+    kl = k3(anchor_logp, logp.detach())  # k3(a, b) estimates KL(a-sampled || b) with ratio b/a: here pi/anchor
+    return (1 + scale * (torch.sigmoid(alpha * kl) - 0.5)).detach()
+
+
+@RL.code
+def clipped_surrogate(logp, old_logp, advantages, clip_low, clip_high):
+    """Per-token PPO loss -min(r A, clip(r) A) and where clipping was active; advantages broadcast per token."""
+    ratio = (logp - old_logp).exp()
+    unclipped = ratio * advantages
+    clipped = ratio.clamp(1 - clip_low, 1 + clip_high) * advantages
+    return -torch.minimum(unclipped, clipped), (clipped < unclipped)
+
+
+@RL.code
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """token-mean: every token counts once across the batch (DAPO); seq-mean-token-mean: every response does."""
+    if mode == "token-mean":
+        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+    per_seq = (per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    return per_seq.mean()
+
+
+@RL.code
+def train_rl(base, tokenizer, config: RLConfig, out_dir: Path | None = None, show_progress: bool = True,
+             desc: str = "RL"):
+    """RL-train a copy of ``base``; returns (policy, per-step log). Checkpoints go to ``out_dir/checkpoints``."""
+    policy, reference = copy.deepcopy(base).train(), base.eval()
+    opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=0.0)
+    eval_set = OrganismProblems(task.sample_problems(config.eval_problems, "held_out",
+                                                     seed=seeding.derive(config.seed, "eval-problems")), tokenizer)
+    log = []
+    for step in progress.bar(range(1, config.steps + 1), desc=desc, unit="step", disable=not show_progress):
+        stats = rl_step(policy, reference, opt, tokenizer, config, step)
+        if step % config.eval_every == 0 or step == config.steps:
+            acc = evaluation.evaluate(policy.eval(), eval_set, k=config.eval_samples,
+                                      seed=seeding.derive(config.seed, "eval"), max_new_tokens=config.max_new_tokens)
+            stats["heldout_pass@1"] = acc.avg
+        if out_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+            save(policy, tokenizer, Path(out_dir) / "checkpoints" / f"step_{step:04d}")
+        log.append(stats)
+    return policy.eval(), log
+
+
+@RL.code
+def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> dict:
+    P, G = config.prompts_per_step, config.samples_per_prompt
+    problems = OrganismProblems(task.sample_problems(P, "train", seed=seeding.derive(config.seed, "rl-problems", step)),
+                                tokenizer)
+    rollouts = sample(policy.eval(), problems.prompts, n=G, max_new_tokens=config.max_new_tokens,
+                      eos_token_id=problems.stop_ids, pad_token_id=tokenizer.pad_token_id,
+                      temperature=config.temperature, seed=seeding.derive(config.seed, "rollout", step))
+    rewards = torch.tensor(problems.rewards(rollouts), dtype=torch.float).view(P, G)
+    advantages = group_advantages(rewards).flatten()
+    batch = make_batch([problems.prompts[i] for i in rollouts.prompt_index], rollouts.with_stop_tokens(),
+                       tokenizer.pad_token_id,
+                       max_len=policy.config.max_position_embeddings)
+    keep = torch.ones(P * G, dtype=torch.bool)
+    if config.skip_uniform_groups:
+        keep = (rewards.max(dim=1).values != rewards.min(dim=1).values).repeat_interleave(G)
+    with torch.no_grad():
+        old_logp = token_logprobs(policy, batch)
+        ref_logp = token_logprobs(reference, batch)
+    stats = {"step": step, "reward": rewards.mean().item(),
+             "response_length": batch.response_mask.sum(-1).mean().item(),
+             "kl_to_base": aggregate(k3(old_logp, ref_logp), batch.response_mask, "token-mean").item(),
+             "groups_kept": keep.view(P, G)[:, 0].float().mean().item(), "clip_frac": 0.0,
+             "weight_mean": 1.0, "weight_max": 1.0, "weighted_share": 0.0, "weighted_updates": 0}
+    rows = keep.nonzero().squeeze(-1)
+    if len(rows) == 0:
+        return stats
+    policy.train()
+    clip_fracs, weights = [], []
+    order = torch.Generator().manual_seed(seeding.derive(config.seed, "minibatches", step))
+    for chunk in rows[torch.randperm(len(rows), generator=order)].chunk(config.updates_per_batch):
+        sub = _rows(batch, chunk)
+        logp = token_logprobs(policy, sub)
+        anchor = old_logp[chunk] if config.weight_divergence == "old" else ref_logp[chunk]
+        w = advantage_weights(logp, anchor, config.weight_scale, config.weight_alpha)
+        per_token, clipped = clipped_surrogate(logp, old_logp[chunk], w * advantages[chunk, None],
+                                               config.clip_low, config.clip_high)
+        if config.kl_coef:
+            per_token = per_token + config.kl_coef * k3(logp, ref_logp[chunk])
+        loss = aggregate(per_token, sub.response_mask, config.loss_agg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        opt.step()
+        clip_fracs.append(aggregate(clipped.float(), sub.response_mask, "token-mean").item())
+        weights.append(w[sub.response_mask.bool()])
+    stats["clip_frac"] = sum(clip_fracs) / len(clip_fracs)
+    w = torch.cat(weights)
+    nontrivial = [(x - 1).abs().gt(1e-6).any().item() for x in weights]
+    stats.update(weight_mean=w.mean().item(), weight_max=w.max().item(),
+                 weighted_share=(w - 1).abs().gt(1e-6).float().mean().item(), weighted_updates=int(sum(nontrivial)))
+    return stats
+
+
+@RL.code
+def _rows(batch, index):
+    return Batch(batch.ids[index], batch.attention_mask[index], batch.response_mask[index])

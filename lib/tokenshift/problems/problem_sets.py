@@ -1,0 +1,112 @@
+"""What a pair is asked: prompts (tokenised once, with one template for both models), the pair's stop
+tokens, and a verifier. The organism's addition problems (``organism.problems``) and math benchmarks share
+this interface, so every analysis runs on either unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import polars as pl
+
+from ..core.behaviour import Version
+from . import math_answers
+
+VERDICTS = Version("verdicts", 1)  # how responses are decoded and handed to a verifier
+
+# The paper's prompt asks for step-by-step reasoning and a boxed answer; its exact wording is not published.
+INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+@dataclass(frozen=True)
+class MathProblem:
+    problem: str
+    answer: str
+
+
+def _sha256(obj) -> str:
+    return hashlib.sha256(json.dumps(obj).encode()).hexdigest()
+
+
+@dataclass
+class ProblemSet:
+    texts: list[str]  # each problem as a person reads it
+    answers: list[str]
+    prompts: list[list[int]]  # token ids given to both models
+    stop_ids: tuple[int, ...]  # a response ends at the first of these
+    tokenizer: object  # decodes responses for the verifier
+
+    verifier = None  # the Version of the code that judges answers (set by each kind)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def verify(self, index: int, response: str, stopped: bool) -> bool:
+        raise NotImplementedError
+
+    @VERDICTS.code
+    def decode(self, ids: list[int]) -> str:
+        # special tokens stay visible, so a stray <pad> or <bos> inside a response fails verification
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def rewards(self, samples, problem: list[int] | None = None) -> list[bool]:
+        """Correctness of each sample (``sampling.Samples`` or ``cross_sampling.CrossSamples``); ``problem``
+        gives each sample's index in this set when the samples answered a subset of its prompts."""
+        problem = samples.prompt_index if problem is None else problem
+        return [self.verify(i, self.decode(ids), stopped)
+                for i, ids, stopped in zip(problem, samples.response_ids, samples.stopped)]
+
+    @VERDICTS.code
+    def verdicts(self, table: pl.DataFrame) -> list[bool]:
+        """Correctness of each row of a responses table (``problem``, ``response_ids`` with any stop token
+        last, ``stopped``), in row order."""
+        out = []
+        for problem, ids, stopped in table.select("problem", "response_ids", "stopped").iter_rows():
+            out.append(self.verify(problem, self.decode(ids[:-1] if stopped else ids), stopped))
+        return out
+
+    def prompt_key(self) -> dict:
+        """What sampling reads, for cache keys: the prompts' token ids and the stop set."""
+        return {"n": len(self), "prompts": _sha256(self.prompts), "stop_ids": list(self.stop_ids),
+                "vocab_size": len(self.tokenizer)}
+
+    def answer_key(self) -> dict:
+        """What judging reads, for cache keys: the reference answers (the verifier's version is in its code)."""
+        return {"kind": type(self).__name__, "answers": _sha256(self.answers)}
+
+
+def math_prompt(tokenizer, problem: str, instruction: str = INSTRUCTION) -> list[int]:
+    """The problem with the instruction, through the tokenizer's chat template when it has one, else as plain
+    text."""
+    content = f"{problem}\n{instruction}"
+    if tokenizer.chat_template:
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
+                                            tokenize=True, return_dict=True)["input_ids"]
+        return list(ids)
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    return bos + tokenizer(f"{content}\n", add_special_tokens=False)["input_ids"]
+
+
+class MathProblems(ProblemSet):
+    """Math benchmark problems judged by math-verify on the last \\boxed{} answer.
+
+    A response cut off by the length limit is judged on what it wrote, as math benchmarks usually are; it can
+    only be right if it boxed an answer before the cut."""
+
+    verifier = math_answers.MATH_ANSWERS
+
+    def __init__(self, problems: list[MathProblem], tokenizer, stop_ids: tuple[int, ...],
+                 instruction: str = INSTRUCTION):
+        super().__init__(texts=[p.problem for p in problems], answers=[p.answer for p in problems],
+                         prompts=[math_prompt(tokenizer, p.problem, instruction) for p in problems],
+                         stop_ids=tuple(stop_ids),
+                         tokenizer=tokenizer)
+
+    @VERDICTS.code
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    @VERDICTS.code
+    def verify(self, index: int, response: str, stopped: bool) -> bool:
+        return math_answers.is_correct(self.answers[index], response)

@@ -1,0 +1,347 @@
+"""tokenshift: the suite's analyses on any base/RL model pair, from the command line.
+
+A typical run on real checkpoints (local directories or hub ids; a .jsonl/.parquet file with `problem` and
+`answer` fields):
+
+  tokenshift sample --base Qwen/Qwen2.5-32B --tuned BytedTsinghua-SIA/DAPO-Qwen-32B --data aime24.jsonl \\
+      --out runs/dapo/responses.parquet
+  tokenshift score --base Qwen/Qwen2.5-32B --tuned BytedTsinghua-SIA/DAPO-Qwen-32B \\
+      --responses runs/dapo/responses.parquet --out runs/dapo/shifts.parquet
+  tokenshift summarise runs/dapo/shifts.parquet
+  tokenshift view runs/dapo/shifts.parquet --tokenizer Qwen/Qwen2.5-32B --out runs/dapo/viewer.html
+  tokenshift cross-sample --base ... --tuned ... --data aime25.jsonl --eps inf 0.1 0.01 --out runs/dapo/cross.parquet
+  tokenshift run-notebooks --profile paper
+  tokenshift cache --verify                  # hash every cached entry; --clean removes what killed builds left
+
+Sampling, scoring and cross-sampling split their problems across processes when started by a launcher,
+e.g. `torchrun --nproc-per-node 8 -m tokenshift.suite.cli sample ...`; the merged output is identical to a
+single process's. An interrupted run picks up from the units it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import polars as pl
+
+DEFAULTS = "(default: %(default)s)"
+
+
+def _pair_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
+    p.add_argument("--base", required=True, help="base model: local directory or hub id")
+    p.add_argument("--tuned", required=True, help="tuned (e.g. RL) model: local directory or hub id")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                   help="weights' dtype (default: bfloat16 on a GPU, float32 on the CPU; metrics are always fp32)")
+    if data:
+        p.add_argument("--data", required=True, help="problems: a .jsonl or .parquet file, or a hub dataset id")
+        p.add_argument("--problem-field", default="problem", help=f"field holding the problem {DEFAULTS}")
+        p.add_argument("--answer-field", default="answer", help=f"field holding the reference answer {DEFAULTS}")
+        p.add_argument("--limit", type=int, help="use only the first LIMIT problems")
+        p.add_argument("--template-from", choices=["base", "tuned"], default="base",
+                       help=f"whose tokenizer's chat template prompts both models {DEFAULTS}")
+
+
+def _sampling_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--samples", type=int, default=32, help=f"samples per problem {DEFAULTS}")
+    p.add_argument("--temperature", type=float, default=1.0, help=DEFAULTS)
+    p.add_argument("--top-p", type=float, default=0.7, help=f"nucleus sampling {DEFAULTS}")
+    p.add_argument("--max-new-tokens", type=int, default=8192, help=DEFAULTS)
+    p.add_argument("--seed", type=int, default=0, help=DEFAULTS)
+    p.add_argument("--prompts-per-unit", type=int, default=4,
+                   help=f"problems per work unit (the unit of splitting, seeding and resuming) {DEFAULTS}")
+    p.add_argument("--batch-size", type=int, default=64, help=f"sequences decoded together {DEFAULTS}")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="tokenshift", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("sample", help="sample responses from one model of a pair",
+                       description="Sample responses to the problems from one model of a pair, with the pair's "
+                                   "one prompt template and stop-token set, and check each answer (math-verify on "
+                                   "the last \\boxed{}). One row per response.")
+    _pair_arguments(p)
+    _sampling_arguments(p)
+    p.add_argument("--from", dest="sample_from", choices=["tuned", "base"], default="tuned",
+                   help=f"which model samples (the paper scores the RL model's own responses) {DEFAULTS}")
+    p.add_argument("--out", required=True, type=Path, help="output .parquet file")
+
+    p = sub.add_parser("score", help="per-token divergence of a pair on sampled responses",
+                       description="Teacher-force both models on the same token ids and write one row per "
+                                   "(response, position): JS (full and top-p), KL both ways, entropies, ranks, "
+                                   "top-k overlap, top-5 tokens of each model.")
+    _pair_arguments(p, data=False)
+    p.add_argument("--responses", required=True, type=Path,
+                   help="a .parquet written by `tokenshift sample` or `tokenshift cross-sample`")
+    p.add_argument("--eps", type=float, help="for a cross-sample file: score the responses of this eps")
+    p.add_argument("--rule", choices=["divergence", "random"], default="divergence",
+                   help=f"for a cross-sample file: which rule's responses {DEFAULTS}")
+    p.add_argument("--js-top-p", type=float, default=0.7, help=f"p of the truncated JS {DEFAULTS}")
+    p.add_argument("--batch-size", type=int, default=4, help=f"sequences per forward pass {DEFAULTS}")
+    p.add_argument("--responses-per-unit", type=int, default=16, help=f"work unit size {DEFAULTS}")
+    p.add_argument("--out", required=True, type=Path, help="output .parquet file")
+
+    p = sub.add_parser("cross-sample", help="decode with one model, hand high-divergence steps to the other",
+                       description="Cross-sampling: decode with the primary model and take a token from the "
+                                   "other wherever their JS divergence exceeds eps (forward: primary = base; "
+                                   "reverse: primary = tuned); with each eps a random-position control at the same "
+                                   "budget. One row per (eps, rule, response).")
+    _pair_arguments(p)
+    _sampling_arguments(p)
+    p.add_argument("--direction", choices=["forward", "reverse"], default="forward",
+                   help=f"forward: base decodes, the tuned model intervenes; reverse: the other way {DEFAULTS}")
+    p.add_argument("--eps", type=float, nargs="+", default=[math.inf, 0.1, 0.03, 0.01, 0.0],
+                   help=f"thresholds to sweep; inf never intervenes {DEFAULTS}")
+    p.add_argument("--js-top-p", type=float, default=1.0,
+                   help=f"1: full-vocabulary JS decides; below 1: top-p truncated JS {DEFAULTS}")
+    p.add_argument("--out", required=True, type=Path, help="output .parquet file")
+
+    p = sub.add_parser("summarise", help="print the paper's summaries of a scored or cross-sampled file",
+                       description="For a scored file: sparsity, position profile and re-allocation at high-JS "
+                                   "positions. For a cross-sample file: accuracy and budget per eps and rule.")
+    p.add_argument("file", type=Path, help="a .parquet from `tokenshift score` or `tokenshift cross-sample`")
+    p.add_argument("--high", type=float, default=0.1, help=f"high-divergence threshold {DEFAULTS}")
+    p.add_argument("--js", choices=["js_top_p", "js"], default="js_top_p", help=f"which JS {DEFAULTS}")
+
+    p = sub.add_parser("view", help="write the HTML token viewer for a scored file",
+                       description="A self-contained HTML page: tokens shaded by JS, hover for both models' "
+                                   "top-5, a correct/incorrect filter, intervened tokens marked.")
+    p.add_argument("file", type=Path, help="a .parquet from `tokenshift score`")
+    p.add_argument("--tokenizer", required=True, help="the pair's tokenizer (usually the base model)")
+    p.add_argument("--data", help="the problems file, to show each problem above its response")
+    p.add_argument("--problem-field", default="problem", help=DEFAULTS)
+    p.add_argument("--answer-field", default="answer", help=DEFAULTS)
+    p.add_argument("--max-responses", type=int, default=100, help=DEFAULTS)
+    p.add_argument("--title", default="Token viewer", help=DEFAULTS)
+    p.add_argument("--out", required=True, type=Path, help="output .html file")
+
+    p = sub.add_parser("run-notebooks", help="run the numbered notebooks for a profile with papermill",
+                       description="Same as `python -m tokenshift.suite.runner`.")
+    p.add_argument("--profile", required=True, help="a papermill_runs/<profile>.yaml, or a .yaml file")
+    p.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
+
+    p = sub.add_parser("cache", help="check or tidy the artifact cache",
+                       description="List the cache's entries; --verify hashes every file of every entry against "
+                                   "its manifest (reading an entry only compares sizes and dates); --clean removes "
+                                   "the temporary directories of builds that were killed.")
+    p.add_argument("--verify", action="store_true", help="hash every file of every entry")
+    p.add_argument("--clean", action="store_true", help="remove temporary directories of killed builds")
+    p.add_argument("--root", type=Path, help="the cache's directory (default: $TOKENSHIFT_CACHE or .cache/)")
+    return top
+
+
+def _check_args(args) -> None:
+    """Refuse bad values by name before anything is loaded."""
+    positive = ["samples", "max_new_tokens", "limit", "prompts_per_unit", "batch_size", "responses_per_unit",
+                "max_responses"]
+    for name in positive:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    for name in ("top_p", "js_top_p"):
+        value = getattr(args, name, None)
+        if value is not None and not 0 < value <= 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
+    if getattr(args, "temperature", 1.0) < 0:
+        raise ValueError(f"--temperature must be >= 0, got {args.temperature}")
+    for name, label in (("responses", "--responses"), ("file", "input file")):
+        path = getattr(args, name, None)
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"{label} {path} does not exist")
+    out = getattr(args, "out", None)
+    if out is not None and out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give a file name")
+
+
+def _problems(args):
+    from .pairs import math_problems
+
+    make = math_problems(args.base, {"tuned": args.tuned}, {"data": args.data}, template_from=args.template_from,
+                         problem_field=args.problem_field, answer_field=args.answer_field)
+    return make(args.limit, args.seed, None)
+
+
+def _parts(out: Path, args) -> Path:
+    """Where a run keeps finished units; named by its arguments, so only the same job resumes from them."""
+    digest = hashlib.sha256(json.dumps(sorted((k, str(v)) for k, v in vars(args).items())).encode()).hexdigest()
+    return out.with_name(f".{out.name}.parts-{digest[:12]}")
+
+
+def _load_pair(args):
+    from ..models.loading import check_same_vocabulary, load_model
+
+    base, base_tok = load_model(args.base, dtype=args.dtype)
+    tuned, tuned_tok = load_model(args.tuned, dtype=args.dtype)
+    check_same_vocabulary(base_tok, tuned_tok)
+    return base, tuned, base_tok
+
+
+def _judge(out: Path, problems) -> None:
+    """Add each row's ``correct`` to a responses file (rank 0, once every rank has finished)."""
+    from ..core.parallel import current
+
+    if current().rank == 0:
+        table = pl.read_parquet(out)
+        table = table.with_columns(pl.Series("correct", problems.verdicts(table), pl.Boolean))
+        tmp = out.with_name(f".{out.name}.judged")
+        table.write_parquet(tmp)
+        tmp.replace(out)
+
+
+def cmd_sample(args) -> None:
+    from ..analyses.shifts import SamplingConfig, sample_responses
+    from ..models.loading import load_model
+
+    problems = _problems(args)
+    model, _ = load_model(args.tuned if args.sample_from == "tuned" else args.base, dtype=args.dtype)
+    config = SamplingConfig(samples_per_problem=args.samples, temperature=args.temperature, top_p=args.top_p,
+                            max_new_tokens=args.max_new_tokens, seed=args.seed,
+                            prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    sample_responses(model, problems, config, args.out, _parts(args.out, args))
+    _judge(args.out, problems)
+    _report(args.out, lambda f: f"{len(f)} responses, accuracy {f['correct'].mean():.4f}")
+
+
+def cmd_score(args) -> None:
+    from ..analyses.shifts import ScoringConfig, score_responses
+    from ..models import responses
+
+    refs = responses.read(args.responses, "--responses")
+    where = f"--responses {args.responses}"
+    if "eps" in refs.columns:  # a cross-sample file: one eps and rule of it
+        if args.eps is None:
+            raise ValueError(f"--responses {args.responses} is a cross-sample file: choose its responses with --eps "
+                             f"(one of {sorted(refs['eps'].unique().to_list())})")
+        refs = refs.filter((pl.col("eps") == args.eps) & (pl.col("rule") == args.rule))
+        if not len(refs):
+            raise ValueError(f"--eps {args.eps} --rule {args.rule}: no such responses in {args.responses}")
+    responses.check(refs, where)
+    base, tuned, tok = _load_pair(args)
+    config = ScoringConfig(js_top_p=args.js_top_p, batch_size=args.batch_size,
+                           responses_per_unit=args.responses_per_unit)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    score_responses(base, tuned, tok, refs, config, args.out, _parts(args.out, args))
+    _report(args.out, lambda f: f"{len(f)} positions of {f['response'].n_unique()} responses")
+
+
+def cmd_cross_sample(args) -> None:
+    from ..analyses.cross_sampling import SweepConfig, run_sweep
+
+    problems = _problems(args)
+    base, tuned, _ = _load_pair(args)
+    primary, intervention = (base, tuned) if args.direction == "forward" else (tuned, base)
+    config = SweepConfig(eps_grid=tuple(args.eps), samples_per_problem=args.samples, temperature=args.temperature,
+                         top_p=args.top_p, js_top_p=args.js_top_p, max_new_tokens=args.max_new_tokens,
+                         seed=args.seed, prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    run_sweep(primary, intervention, problems, config, args.out, _parts(args.out, args))
+    _judge(args.out, problems)
+    _report(args.out, lambda f: f"{len(f)} responses over {f['eps'].n_unique()} eps values")
+
+
+def _report(out: Path, what) -> None:
+    from ..core.parallel import current
+
+    if current().rank == 0:
+        print(f"wrote {out}: {what(pl.read_parquet(out))}")
+
+
+def summarise_cross(frame: pl.DataFrame) -> pl.DataFrame:
+    """Accuracy and intervention budget per (eps, rule) of a cross-sample file."""
+    return (frame.group_by("eps", "rule")
+            .agg(pl.col("correct").mean().alias("accuracy"), (100 * pl.col("fraction").mean()).alias("pct_intervened"),
+                 pl.col("count").mean().alias("tokens_per_response"), pl.len().alias("responses"))
+            .sort("rule", "eps", descending=[False, True]))
+
+
+def _column(summary: dict[str, float]) -> pl.DataFrame:
+    return pl.DataFrame({"metric": list(summary), "value": list(summary.values())})
+
+
+def cmd_summarise(args) -> None:
+    from ..analyses import shift_stats
+    from ..models import responses
+
+    frame = responses.read(args.file, "input file")
+    with pl.Config(float_precision=4, tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
+        if "eps" in frame.columns:
+            print(summarise_cross(frame))
+            return
+        if args.js not in frame.columns:
+            raise ValueError(f"{args.file} has no column {args.js!r}: pass a file from `tokenshift score` "
+                             "or `tokenshift cross-sample`")
+        print(f"{frame['response'].n_unique()} responses, {len(frame)} positions, "
+              f"accuracy of the responses {frame.group_by('response').agg(pl.col('correct').first())['correct'].mean():.4f}")
+        print("\nsparsity:")
+        print(_column(shift_stats.sparsity_summary(frame, js=args.js, high=args.high)))
+        print(f"\n{args.js} by normalised position:")
+        print(shift_stats.position_profile(frame, js=args.js, high=args.high))
+        print(f"\nat positions with {args.js} > {args.high}:")
+        print(_column(shift_stats.reallocation_summary(frame, js=args.js, high=args.high)))
+
+
+def cmd_view(args) -> None:
+    from ..analyses import viewer
+    from ..models import responses
+    from ..models.loading import load_tokenizer
+    from ..problems.data import load_problems
+
+    table = responses.read(args.file, "input file")
+    missing = sorted({"response", "position", "token_id", "js", "js_top_p", "base_top_ids", "tuned_top_ids"}
+                     - set(table.columns))
+    if missing:
+        raise ValueError(f"{args.file} lacks the column(s) {missing} of a scored file: pass a file written by "
+                         "`tokenshift score`")
+    tok = load_tokenizer(args.tokenizer)
+    texts = [p.problem for p in load_problems(args.data, args.problem_field, args.answer_field)] if args.data else None
+    path = viewer.write(args.out, table, tok, texts, args.title, args.max_responses)
+    print(f"wrote {path}")
+
+
+def cmd_run_notebooks(args) -> int:
+    from . import runner
+
+    return runner.main(["--profile", args.profile, *(["--only", *args.only] if args.only else [])])
+
+
+def cmd_cache(args) -> int:
+    from ..core.cache import ArtifactCache
+
+    cache = ArtifactCache(args.root)
+    entries = cache.entries()
+    print(f"{len(entries)} entries in {cache.root}")
+    if args.clean:
+        for tmp in cache.clean():
+            print(f"removed {tmp}, left by a killed build")
+    if args.verify:
+        damaged = cache.verify()
+        for entry, problem in damaged.items():
+            print(f"damaged: {entry}: {problem} (it is rebuilt on next use)")
+        print(f"{len(entries) - len(damaged)} intact, {len(damaged)} damaged")
+        return 1 if damaged else 0
+    return 0
+
+
+COMMANDS = {"sample": cmd_sample, "score": cmd_score, "cross-sample": cmd_cross_sample, "summarise": cmd_summarise,
+            "view": cmd_view, "run-notebooks": cmd_run_notebooks, "cache": cmd_cache}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        _check_args(args)
+        return COMMANDS[args.command](args) or 0
+    except (ValueError, FileNotFoundError, ConnectionError) as e:
+        print(f"tokenshift {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

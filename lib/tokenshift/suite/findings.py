@@ -1,0 +1,103 @@
+"""The findings file: headline numbers of a profile, ``figures/<profile>/findings.json``.
+
+A flat JSON object of named numbers (``organism.base.pass@1``); where the paper reports a comparable
+number it stands beside it under the same name with ``.paper`` appended. Notebooks add their numbers
+with ``record``; a full run of a profile starts the file afresh (``reset``), so a renamed or retired finding
+does not live on, while a run of some notebooks merges into it. The README's "paper vs this suite" table is
+generated from the ``default`` profile's file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from ..core.paths import REPO, figure_root
+from . import profiles
+
+PAPER_SUFFIX = ".paper"
+TABLE_BEGIN, TABLE_END = "<!-- findings-table:begin -->", "<!-- findings-table:end -->"
+
+
+def output_dir(profile: str) -> Path:
+    path = figure_root() / profiles.name(profile)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def path(profile: str) -> Path:
+    return output_dir(profile) / "findings.json"
+
+
+def load(profile: str) -> dict[str, float]:
+    p = path(profile)
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def reset(profile: str) -> None:
+    """Start the profile's findings afresh (a full run of its notebooks will record every finding again)."""
+    path(profile).unlink(missing_ok=True)
+
+
+def record(profile: str, values: dict[str, float], paper: dict[str, float] | None = None) -> dict[str, float]:
+    """Merge ``values`` (and the paper's numbers for some of them) into the profile's findings file."""
+    paper = paper or {}
+    stray = set(paper) - set(values)
+    if stray:
+        raise ValueError(f"paper numbers given for names with no value of ours: {sorted(stray)}")
+    merged = load(profile)
+    for name, value in values.items():
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"finding {name!r} must be a finite number, got {value!r}")
+        merged[name] = float(value)
+    merged.update({name + PAPER_SUFFIX: float(v) for name, v in paper.items()})
+    _write_atomic(path(profile), json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
+    return merged
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, target)
+
+
+CI_SUFFIXES = (".ci95_low", ".ci95_high")
+
+
+def markdown_table(findings: dict[str, float]) -> str:
+    """One row per finding; a finding's 95% interval (``<name>.ci95_low/high``) goes in its row."""
+    rows = ["| finding | this suite (organism) | paper |", "|---|---:|---:|"]
+    for name, value in findings.items():
+        if name.endswith((PAPER_SUFFIX, *CI_SUFFIXES)):
+            continue
+        ours = f"{value:.3g}"
+        low, high = (findings.get(name + s) for s in CI_SUFFIXES)
+        if low is not None and high is not None:
+            ours += f" [{low:.3g}, {high:.3g}]"
+        paper = findings.get(name + PAPER_SUFFIX)
+        rows.append(f"| `{name}` | {ours} | {'' if paper is None else f'{paper:.3g}'} |")
+    return "\n".join(rows)
+
+
+def update_readme(profile: str = "default", readme: Path = REPO / "README.md") -> None:
+    """Rewrite the table between the README's findings-table markers from the profile's findings file."""
+    text = readme.read_text()
+    if TABLE_BEGIN not in text or TABLE_END not in text:
+        raise ValueError(f"{readme} has no {TABLE_BEGIN} ... {TABLE_END} markers to put the table between")
+    table = markdown_table(load(profile))
+    pattern = re.compile(re.escape(TABLE_BEGIN) + ".*?" + re.escape(TABLE_END), re.S)
+    readme.write_text(pattern.sub(lambda _: f"{TABLE_BEGIN}\n{table}\n{TABLE_END}", text))
+
+
+def check_written(profile: str, names: list[str], files: list[str] = ()) -> None:
+    """End-of-notebook check: papermill reports success even when a notebook wrote nothing."""
+    found = load(profile)
+    missing = [n for n in names if n not in found] + [f for f in files if not (output_dir(profile) / f).is_file()]
+    if missing:
+        raise RuntimeError(f"this notebook promised but did not write: {missing} (in {output_dir(profile)})")
+    print(f"all {len(names)} findings and {len(files)} files written to {output_dir(profile)}")

@@ -1,0 +1,132 @@
+"""The model pairs a profile analyses, and the problems it asks them: the organism (built on first use), or
+real checkpoints with a math benchmark (the profile's ``pairs`` section). Notebooks 01-04 and the CLI take
+everything from here, so the same analyses run on either.
+
+A ``pairs`` section (see papermill_runs/paper.yaml)::
+
+    pairs:
+      base: Qwen/Qwen2.5-32B                       # local directory or hub id
+      tuned: {dapo: BytedTsinghua-SIA/DAPO-Qwen-32B, simplerl: hkust-nlp/Qwen-2.5-32B-SimpleRL-Zoo}
+      data: HuggingFaceH4/aime_2024                # .jsonl/.parquet file, or hub dataset id
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .. import organism
+from ..models.loading import check_model_source, check_same_vocabulary, load_tokenizer, stop_ids
+from ..organism import task
+from ..organism.problems import OrganismProblems
+from ..problems.data import load_problems
+from ..problems.problem_sets import INSTRUCTION, MathProblems, ProblemSet
+from . import profiles
+
+
+@dataclass
+class Pairs:
+    base: str | Path
+    tuned: dict[str, str | Path]  # every model compared with the base, by name
+    rl_names: list[str]  # the RL models among them (checkpoints, cross-sampling)
+    labels: dict[str, str]  # how figures name each model
+    max_new_tokens: int  # response length limit
+    make_problems: Callable[[int | None, int, str | None], ProblemSet]
+    checkpoint_paths: dict[str, list[tuple[int, str | Path]]] = field(default_factory=dict)
+
+    def problems(self, n: int | None, seed: int, benchmark: str | None = None) -> ProblemSet:
+        """``n`` problems (None: all the benchmark has); ``seed`` picks the organism's held-out problems;
+        ``benchmark`` names one of the profile's benchmarks (default: its first)."""
+        return self.make_problems(n, seed, benchmark or None)
+
+    def checkpoints(self, name: str) -> list[tuple[int, str | Path]]:
+        """(step, model) along RL run ``name``, step 0 being the base; empty when the profile names none."""
+        found = self.checkpoint_paths.get(name, [])
+        return [(0, self.base), *found] if found else []
+
+
+def for_profile(profile: str, show_progress: bool = True) -> Pairs:
+    section = profiles.load(profile).get("pairs")
+    if section:
+        return from_section(section, f"{profiles.name(profile)}.yaml")
+    return for_organism(profiles.organism_config(profile), show_progress)
+
+
+def for_organism(config: organism.OrganismConfig, show_progress: bool = True) -> Pairs:
+    org = organism.build(config, show_progress=show_progress)
+    tok = load_tokenizer(org.base)
+
+    def make(n, seed, benchmark):
+        if benchmark not in (None, "held_out"):
+            raise ValueError(f"the organism has one benchmark, its held-out problems; got benchmark {benchmark!r}")
+        return OrganismProblems(task.sample_problems(n, "held_out", seed), tok)
+
+    return Pairs(base=org.base, tuned=org.tuned, rl_names=list(organism.RL_NAMES), labels=organism.LABELS,
+                 max_new_tokens=config.max_new_tokens, make_problems=make,
+                 checkpoint_paths={name: org.checkpoints(name)[1:] for name in organism.RL_NAMES})
+
+
+PAIR_FIELDS = {"base": str, "tuned": dict, "labels": dict, "checkpoints": dict, "data": (str, dict),
+               "problem_field": str, "answer_field": str, "template_from": str, "instruction": str,
+               "max_new_tokens": int}
+
+
+def from_section(section: dict, where: str = "pairs") -> Pairs:
+    """Real checkpoints as a profile's ``pairs`` section names them; the models and local data files are
+    checked (paths exist, vocabularies agree, fields present) before any weights are read."""
+    if not isinstance(section, dict):
+        raise ValueError(f"{where}: pairs must be a mapping, got {section!r}")
+    for name, value in section.items():
+        if name not in PAIR_FIELDS:
+            raise ValueError(f"{where}: pairs has no field {name!r}; valid ones are {sorted(PAIR_FIELDS)}")
+        if not isinstance(value, PAIR_FIELDS[name]):
+            raise ValueError(f"{where}: pairs.{name} has the wrong type: {value!r}")
+    missing = [f for f in ("base", "tuned", "data") if f not in section]
+    if missing:
+        raise ValueError(f"{where}: pairs needs {missing}")
+    tuned = {str(k): str(v) for k, v in section["tuned"].items()}
+    checkpoints = {name: sorted((int(step), str(path)) for step, path in steps.items())
+                   for name, steps in (section.get("checkpoints") or {}).items()}
+    data = section["data"] if isinstance(section["data"], dict) else {"default": section["data"]}
+    make = math_problems(section["base"], tuned, data, template_from=section.get("template_from", "base"),
+                         problem_field=section.get("problem_field", "problem"),
+                         answer_field=section.get("answer_field", "answer"),
+                         instruction=section.get("instruction", INSTRUCTION))
+    return Pairs(base=section["base"], tuned=tuned, rl_names=list(tuned),
+                 labels={"base": section["base"], **tuned, **(section.get("labels") or {})},
+                 max_new_tokens=section.get("max_new_tokens", 8192), make_problems=make,
+                 checkpoint_paths=checkpoints)
+
+
+def math_problems(base: str, tuned: dict[str, str], data: dict[str, str], template_from: str = "base",
+                  problem_field: str = "problem", answer_field: str = "answer",
+                  instruction: str = INSTRUCTION) -> Callable[[int | None, int, str | None], MathProblems]:
+    """A maker of the pair's benchmark problems (``data``: benchmark name -> file or hub id, the first being
+    the default) with one prompt template (the ``template_from`` model's tokenizer: "base" or a tuned model's
+    name) and one stop set (every EOS the models name) for all the models. Refuses missing models, differing
+    vocabularies and malformed local data files at once."""
+    sources = {"base": base, **tuned}
+    for source in sources.values():
+        check_model_source(source)  # every path at once, before any download
+    tokenizers = {name: load_tokenizer(source) for name, source in sources.items()}
+    for name, tok in tokenizers.items():
+        try:
+            check_same_vocabulary(tokenizers["base"], tok)
+        except ValueError as e:
+            raise ValueError(f"{base} vs {sources[name]}: {e}") from None
+    if template_from not in sources:
+        raise ValueError(f"template_from {template_from!r} names no model of the pair; choose one of {list(sources)}")
+    template, stops = tokenizers[template_from], stop_ids(tokenizers.values(), sources.values())
+    load = lambda source: load_problems(source, problem_field, answer_field)
+    loaded = {name: load(source) for name, source in data.items() if Path(source).expanduser().exists()}
+
+    def make(n, seed, benchmark):
+        name = benchmark or next(iter(data))
+        if name not in data:
+            raise ValueError(f"no benchmark {name!r}; the profile names {list(data)}")
+        if name not in loaded:
+            loaded[name] = load(data[name])  # a hub dataset: fetched on first use
+        return MathProblems(loaded[name][:n], template, stops, instruction)
+
+    return make

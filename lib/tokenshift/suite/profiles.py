@@ -1,0 +1,142 @@
+"""Profiles: named parameter sets (``papermill_runs/<profile>.yaml``, or any YAML file given by its path) for
+the whole suite.
+
+A profile has
+- an ``organism`` section (overrides of ``OrganismConfig``) or a ``pairs`` section (real checkpoints and
+  benchmarks; see ``pairs``): the models every notebook analyses;
+- a ``shifts`` section (overrides of ``ShiftSetup``): the reference responses and scoring that
+  notebooks 01, 02 and 04 analyse together, and the sampling settings notebook 03 shares;
+- a ``notebooks`` section: what is truly per notebook, as papermill parameters.
+Everything is checked against the dataclasses and the notebooks' tagged parameter cells before any work
+starts. Reading a profile imports no model code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..core.paths import PROFILE_DIR
+
+SECTIONS = ("organism", "pairs", "shifts", "notebooks")
+
+
+@dataclass(frozen=True)
+class ShiftSetup:
+    """A profile's ``shifts`` section: the reference responses, how they are scored, and the paper's thresholds."""
+
+    seed: int = 0  # seed of the reference responses (and of cross-sampling)
+    n_problems: int = 200  # organism: held-out problems; a benchmark: its first n problems (0: all)
+    benchmark: str = ""  # which of the profile's benchmarks (pairs: data); "": its first
+    samples_per_problem: int = 4  # reference responses per problem
+    temperature: float = 1.0  # sampling temperature (the paper's 1.0)
+    top_p: float = 1.0  # sampling nucleus (the paper's 0.7; the organism's policies are sampled untruncated)
+    max_new_tokens: int = 0  # response length limit; 0: the pair's own (organism: its training length)
+    js_top_p: float = 0.7  # p of the top-p truncated JS (the paper's 0.7)
+    high_js: float = 0.1  # a position is high-divergence above this JS (the paper's threshold)
+    prompts_per_unit: int = 64  # sampling work unit: its seed derives from the run's seed and its index
+    sample_batch_size: int = 256  # sequences decoded together
+    responses_per_unit: int = 64  # scoring work unit
+    score_batch_size: int = 16  # sequences per forward pass when scoring
+
+    def __post_init__(self):
+        checks = {"n_problems": self.n_problems >= 0, "samples_per_problem": self.samples_per_problem >= 1,
+                  "temperature": self.temperature >= 0, "top_p": 0 < self.top_p <= 1,
+                  "max_new_tokens": self.max_new_tokens >= 0, "js_top_p": 0 < self.js_top_p <= 1,
+                  "high_js": 0 < self.high_js < math.log(2), "prompts_per_unit": self.prompts_per_unit >= 1,
+                  "sample_batch_size": self.sample_batch_size >= 1,
+                  "responses_per_unit": self.responses_per_unit >= 1, "score_batch_size": self.score_batch_size >= 1}
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"impossible shift setting(s) {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}: "
+                             "counts are positive (n_problems and max_new_tokens may be 0), temperature >= 0, "
+                             "top-p in (0, 1], high_js in (0, ln 2)")
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def locate(profile: str) -> Path:
+    """The profile's file: ``papermill_runs/<profile>.yaml``, or ``profile`` itself when it is a YAML path."""
+    if str(profile).endswith((".yaml", ".yml")):
+        path = Path(profile).expanduser()
+        if not path.is_file():
+            raise ValueError(f"profile file {path} does not exist")
+        return path
+    path = PROFILE_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown profile {profile!r}: choose one of {available()} (files in {PROFILE_DIR}), "
+                         "or give the path of a .yaml file")
+    return path
+
+
+def name(profile: str) -> str:
+    """The profile's name, which names its output folders: the file's stem."""
+    return Path(profile).stem if str(profile).endswith((".yaml", ".yml")) else str(profile)
+
+
+def load(profile: str) -> dict:
+    path = locate(profile)
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a profile is a mapping of sections {list(SECTIONS)}")
+    unknown = set(data) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; a profile has 'organism' (or 'pairs', "
+                         "real checkpoints), 'shifts' and 'notebooks'")
+    if "organism" in data and "pairs" in data:
+        raise ValueError(f"{path}: give either 'organism' (the suite's own pair) or 'pairs' (real checkpoints)")
+    return data
+
+
+def organism_config(profile: str):
+    """The profile's organism: ``OrganismConfig`` with the profile's overrides applied."""
+    from ..organism import OrganismConfig
+
+    return with_overrides(OrganismConfig(), load(profile).get("organism") or {},
+                          where=f"{name(profile)}.yaml: organism")
+
+
+def shift_setup(profile: str) -> ShiftSetup:
+    """The profile's ``shifts`` section as a ``ShiftSetup``."""
+    return with_overrides(ShiftSetup(), load(profile).get("shifts") or {}, where=f"{name(profile)}.yaml: shifts")
+
+
+def notebook_parameters(profile: str) -> dict[str, dict]:
+    return load(profile).get("notebooks") or {}
+
+
+def with_overrides(config, overrides: dict, where: str):
+    """A copy of dataclass ``config`` with ``overrides`` (nested dicts for nested dataclasses) applied.
+
+    Unknown names and values of the wrong type are refused with the valid choices, before any work starts.
+    """
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{where}: expected a mapping of field names to values, got {overrides!r}")
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    changes = {}
+    for name, value in overrides.items():
+        if name not in fields:
+            raise ValueError(f"{where}: unknown parameter {name!r}; valid ones are {sorted(fields)}")
+        current = getattr(config, name)
+        if dataclasses.is_dataclass(current):
+            changes[name] = with_overrides(current, value, f"{where}.{name}")
+            continue
+        expected = hints[name]
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise ValueError(f"{where}.{name}: expected {expected.__name__}, got {value!r}")
+        changes[name] = value
+    try:
+        return dataclasses.replace(config, **changes)
+    except ValueError as e:  # a dataclass's own check of its values
+        raise ValueError(f"{where}: {e}") from None

@@ -1,0 +1,99 @@
+"""What a profile studies: its model pairs and problems (``pairs``), and the shift tables and cross-sampling
+sweeps that the notebooks analyse, set up once from the profile's ``shifts`` section.
+
+Notebooks 01, 02 and 04 analyse the same reference responses and scores because they get them from here,
+not by repeating the same parameters; notebook 03 samples with the same settings.
+
+    study = for_profile("default")
+    tables = study.tables()            # tuned model name -> per-token shift table (cached)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from ..analyses import shifts
+from ..analyses.cross_sampling import SweepConfig, sweep
+from ..problems.problem_sets import ProblemSet
+from . import pairs as pairs_mod
+from . import profiles
+from .pairs import Pairs
+from .profiles import ShiftSetup
+
+
+@dataclass
+class Study:
+    profile: str
+    setup: ShiftSetup
+    pairs: Pairs
+    problems: ProblemSet
+    show_progress: bool = True
+    _tables: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.pairs.labels
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.setup.max_new_tokens or self.pairs.max_new_tokens
+
+    def sampling(self) -> shifts.SamplingConfig:
+        s = self.setup
+        return shifts.SamplingConfig(samples_per_problem=s.samples_per_problem, temperature=s.temperature,
+                                     top_p=s.top_p, max_new_tokens=self.max_new_tokens, seed=s.seed,
+                                     prompts_per_unit=s.prompts_per_unit, batch_size=s.sample_batch_size)
+
+    def scoring(self) -> shifts.ScoringConfig:
+        return shifts.ScoringConfig(js_top_p=self.setup.js_top_p, batch_size=self.setup.score_batch_size,
+                                    responses_per_unit=self.setup.responses_per_unit)
+
+    def table(self, name: str) -> pl.DataFrame:
+        """Tuned model ``name`` against the base on its own responses: one row per (response, position)."""
+        if name not in self._tables:
+            self._tables[name] = shifts.shift_table(self.pairs.base, self.pairs.tuned[name], self.problems,
+                                                    self.sampling(), self.scoring(),
+                                                    show_progress=self.show_progress)
+        return self._tables[name]
+
+    def tables(self, names: list[str] | None = None) -> dict[str, pl.DataFrame]:
+        """The shift table of every tuned model (or of ``names``), by name."""
+        return {name: self.table(name) for name in (names or self.pairs.tuned)}
+
+    def checkpoint_tables(self, name: str) -> list[tuple[int, pl.DataFrame]]:
+        """(step, table) for each saved checkpoint of RL run ``name`` against the base, all on the final model's
+        responses, so every checkpoint is measured at the same positions; empty without checkpoints."""
+        return [(step, shifts.shift_table(self.pairs.base, path, self.problems, self.sampling(), self.scoring(),
+                                          reference=self.pairs.tuned[name], show_progress=self.show_progress))
+                for step, path in self.pairs.checkpoints(name)]
+
+    def sweep_config(self, eps_grid, js_top_p: float) -> SweepConfig:
+        """Cross-sampling with the study's sampling settings, over ``eps_grid``, switching on ``js_top_p`` JS."""
+        s = self.sampling()
+        return SweepConfig(eps_grid=tuple(float(e) for e in eps_grid), samples_per_problem=s.samples_per_problem,
+                           temperature=s.temperature, top_p=s.top_p, js_top_p=js_top_p,
+                           max_new_tokens=s.max_new_tokens, seed=s.seed, prompts_per_unit=s.prompts_per_unit,
+                           batch_size=s.batch_size)
+
+    def benchmark_problems(self, benchmark: str = "") -> ProblemSet:
+        """The study's problems, or as many of another of the profile's benchmarks ("": the study's own)."""
+        if not benchmark or benchmark == self.setup.benchmark:
+            return self.problems
+        return self.pairs.problems(self.setup.n_problems or None, self.setup.seed, benchmark)
+
+    def sweep(self, name: str, direction: str, config: SweepConfig, problems: ProblemSet | None = None) -> pl.DataFrame:
+        """Cross-sampling of RL model ``name`` with the base, forward (base decodes, RL intervenes) or reverse, on
+        the study's problems (or ``problems``); cached."""
+        base, tuned = self.pairs.base, self.pairs.tuned[name]
+        primary, intervention = {"forward": (base, tuned), "reverse": (tuned, base)}[direction]
+        return sweep(primary, intervention, problems or self.problems, config, show_progress=self.show_progress)
+
+
+def for_profile(profile: str, show_progress: bool = True) -> Study:
+    """The profile's study: its pairs (the organism is built on first use), problems and shift setup."""
+    setup = profiles.shift_setup(profile)
+    pairs = pairs_mod.for_profile(profile, show_progress)
+    problems = pairs.problems(setup.n_problems or None, setup.seed, setup.benchmark)
+    return Study(profiles.name(profile), setup, pairs, problems, show_progress)
