@@ -1,9 +1,14 @@
+import tempfile
+
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
-# property tests draw the same examples on every run: a test that passes in CI passes for everyone
-settings.register_profile("deterministic", derandomize=True)
+# property tests draw the same examples on every run: a test that passes in CI passes for everyone; and
+# hypothesis keeps its caches in a temporary folder, not in the repository
+settings.register_profile("deterministic", derandomize=True, database=None)
 settings.load_profile("deterministic")
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hypothesis-"))
 
 from tokenshift import organism
 from tokenshift.organism import architecture, rl, sft

@@ -204,3 +204,21 @@ def test_a_hub_id_is_identified_by_the_commit_it_resolves_to(tmp_path, monkeypat
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(ConnectionError, match="cannot tell which revision of org/other.*--local-dir"):
         cache_mod.model_fingerprint("org/other")
+
+
+def test_the_cache_command_verifies_and_cleans(tmp_path, capsys):
+    from tokenshift.suite import cli
+
+    c = ArtifactCache(tmp_path)
+    entry = c.get_or_build(thing(), writer([]))
+    assert cli.main(["cache", "--root", str(tmp_path), "--verify"]) == 0
+    assert "1 intact, 0 damaged" in capsys.readouterr().out
+    stamp = (entry / "log.json").stat()
+    (entry / "log.json").write_text("{}")  # same size, date put back
+    os.utime(entry / "log.json", ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    left = entry.parent / f".{'1' * 20}-killed"
+    left.mkdir()
+    assert cli.main(["cache", "--root", str(tmp_path), "--verify", "--clean"]) == 1
+    out = capsys.readouterr().out
+    assert "damaged: " in out and "log.json does not match its checksum" in out and f"removed {left}" in out
+    assert not left.exists()

@@ -1,4 +1,5 @@
-"""Cross-sampling, the paper's causal test (shared/paper.md, "Cross-sampling"): decode with a primary policy
+"""Cross-sampling, the paper's causal test (Meng et al. 2026, the cross-sampling experiments and their table of
+intervention budgets on AIME 2024/2025): decode with a primary policy
 and hand each token over to an intervention policy only where the two disagree.
 
 Both models decode the same batch in lockstep (``sampling.decode``, the suite's one decoding loop), each with

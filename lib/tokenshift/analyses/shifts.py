@@ -1,5 +1,6 @@
-"""The per-token shift table of a model pair (shared/paper.md, analysis 1): sample reference responses, then
-score both models on them teacher-forced.
+"""The per-token shift table of a model pair, the data of the paper's token-level analyses (Meng et al. 2026:
+per-token JS divergence on the RL model's own responses): sample reference responses, then score both models on
+them teacher-forced.
 
 As in the paper, the reference paths are by default the tuned model's own samples; any other model's samples
 can be used instead (``reference``). Both steps work in units of a few prompts or responses

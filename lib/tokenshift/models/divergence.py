@@ -2,7 +2,7 @@
 
 The building blocks every part of the suite shares: probabilities from logits, the JS divergence, and the
 one definition of top-p truncation (sampling, cross-sampling and the truncated JS all use it). The
-per-position metrics of a scored pair are in ``metrics``. Definitions follow the paper (shared/paper.md):
+per-position metrics of a scored pair are in ``metrics``. Definitions follow the paper (Meng et al., ICLR 2026, arXiv 2603.22446, its token-level divergence):
 
 - JS divergence with M = (P + Q) / 2, natural log, so 0 <= JS <= ln 2;
 - top-p JS: each distribution truncated to the smallest set of tokens whose probability reaches p,
