@@ -12,14 +12,17 @@ set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hypothesis-"))
 
 from tokenshift import organism
 from tokenshift.organism import architecture, rl, sft
-from tokenshift.organism.tokenizer import build_tokenizer
+from tokenshift.organism.tokenizer import TokenizerConfig, build_tokenizer
 
 TINY_SHAPE = architecture.ModelShape(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
 TINY_RL = rl.RLConfig(steps=2, prompts_per_step=2, samples_per_prompt=4, checkpoint_every=1, eval_every=2,
                       eval_problems=2, eval_samples=2)
+TINY_TOKENIZER = TokenizerConfig(demonstrations=300, other_writer=100)
 TINY_ORGANISM = organism.OrganismConfig(
-    max_new_tokens=16, shape=TINY_SHAPE, base=sft.SFTConfig(steps=3, batch_size=8, warmup_steps=1),
-    simplerl=TINY_RL, dapo=TINY_RL, sft_control=sft.SFTConfig(steps=2, batch_size=8, only_correct=True),
+    max_new_tokens=16, tokenizer=TINY_TOKENIZER, shape=TINY_SHAPE,
+    base=sft.SFTConfig(steps=3, batch_size=8, warmup_steps=1), simplerl=TINY_RL, dapo=TINY_RL,
+    sft_offpolicy=sft.SFTConfig(steps=2, batch_size=8, source="other_writer"),
+    sft_rejection=sft.SFTConfig(steps=2, batch_size=8, rollouts=8, source="own_correct"),
 )
 
 
@@ -37,7 +40,7 @@ def outputs_outside_the_repo(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    return build_tokenizer()
+    return build_tokenizer(TINY_TOKENIZER)
 
 
 @pytest.fixture

@@ -175,3 +175,12 @@ def test_a_masked_vocabulary_contributes_nothing():
         tq = dv.top_p_truncate(torch.tensor(q[i : i + 1]).float(), 0.7).double().numpy()[0]
         assert m["js_top_p"][i].item() == pytest.approx(scipy_js(tp, tq), abs=1e-5)
     assert m["kl_base_tuned"][0].item() == math.inf  # truly infinite, never NaN
+
+
+@pytest.mark.parametrize("scale", [0.01, 3.0])
+def test_nucleus_sizes_count_the_top_p_set(scale):
+    a, b = random_logits(20, 400, scale, 31), random_logits(20, 400, scale, 32)
+    m = pair_metrics(a, b, top_p=0.7)
+    for logits, name in ((a, "nucleus_base"), (b, "nucleus_tuned")):
+        expected = [int(sorted_top_p_support(row.double().log_softmax(-1).numpy(), 0.7).sum()) for row in logits]
+        assert m[name].tolist() == expected

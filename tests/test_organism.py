@@ -22,48 +22,51 @@ def count_training(monkeypatch) -> list[str]:
 
 
 def test_build_is_cached_and_deterministic(tmp_path, monkeypatch):
-    first = organism.build(TINY_ORGANISM, ArtifactCache(tmp_path / "a"), show_progress=False)
+    """The parts after the base train in two worker processes or in this one: the same weights either way."""
+    first = organism.build(TINY_ORGANISM, ArtifactCache(tmp_path / "a"), show_progress=False, workers=2)
     trained = count_training(monkeypatch)
-    again = organism.build(TINY_ORGANISM, ArtifactCache(tmp_path / "a"), show_progress=False)
+    again = organism.build(TINY_ORGANISM, ArtifactCache(tmp_path / "a"), show_progress=False, workers=1)
     assert trained == [] and again.rl == first.rl and again.base == first.base
-    other = organism.build(TINY_ORGANISM, ArtifactCache(tmp_path / "b"), show_progress=False)
-    for a, b in [(first.base, other.base), (first.rl["dapo"], other.rl["dapo"]), (first.sft_control, other.sft_control)]:
-        assert all(torch.equal(x, y) for x, y in zip(weights(a), weights(b)))
-    assert first.rl["dapo"] != first.rl["simplerl"]  # two runs, two entries
-    assert not all(torch.equal(x, y) for x, y in zip(weights(first.base), weights(first.sft_control)))
+    other = organism.build(TINY_ORGANISM, ArtifactCache(tmp_path / "b"), show_progress=False, workers=1)
+    for name in ("simplerl", "dapo", "sft_offpolicy", "sft_rejection"):
+        assert all(torch.equal(x, y) for x, y in zip(weights(first.tuned[name]), weights(other.tuned[name]))), name
+    # the tiny base solves nothing, so the RL runs (zero advantages) and rejection SFT (no accepted samples) may
+    # leave it as it is; the off-policy control always trains, so the equality above is not trivial
+    assert not all(torch.equal(x, y) for x, y in zip(weights(first.base), weights(first.sft["sft_offpolicy"])))
+    assert first.rl["dapo"] != first.rl["simplerl"] and first.sft["sft_offpolicy"] != first.sft["sft_rejection"]
     assert [step for step, _ in first.checkpoints("dapo")] == [0, 1, 2]
     assert [r["step"] for r in first.log("simplerl")] == [1, 2]
-    assert first.log("base")[-1]["step"] == 3
+    assert first.log("base")[-1]["step"] == 3 and first.log("sft_rejection")[-1]["step"] == 2
 
 
 def test_changing_one_rl_run_keeps_the_base_and_the_other_run(tmp_path):
     cache = ArtifactCache(tmp_path)
-    first = organism.build(TINY_ORGANISM, cache, show_progress=False)
+    first = organism.build(TINY_ORGANISM, cache, show_progress=False, workers=1)
     changed = dataclasses.replace(TINY_ORGANISM, dapo=dataclasses.replace(TINY_ORGANISM.dapo, lr=1e-3))
-    second = organism.build(changed, cache, show_progress=False)
+    second = organism.build(changed, cache, show_progress=False, workers=1)
     assert second.base == first.base and second.rl["simplerl"] == first.rl["simplerl"]
     assert second.rl["dapo"] != first.rl["dapo"]
 
 
 def test_a_version_bump_rebuilds_exactly_what_depends_on_it(tmp_path, monkeypatch):
     cache = ArtifactCache(tmp_path)
-    first = organism.build(TINY_ORGANISM, cache, show_progress=False)
+    first = organism.build(TINY_ORGANISM, cache, show_progress=False, workers=1)
     trained = count_training(monkeypatch)
     monkeypatch.setattr(rl.RL, "number", rl.RL.number + 1)  # as if the trainer's behaviour had changed
-    second = organism.build(TINY_ORGANISM, cache, show_progress=False)
-    assert trained == ["train_rl", "train_rl"]  # both RL runs; not the base, not the SFT control
-    assert second.base == first.base and second.sft_control == first.sft_control and second.rl != first.rl
+    second = organism.build(TINY_ORGANISM, cache, show_progress=False, workers=1)
+    assert trained == ["train_rl", "train_rl"]  # both RL runs; not the base, not the SFT controls
+    assert second.base == first.base and second.sft == first.sft and second.rl != first.rl
     monkeypatch.undo()
     trained = count_training(monkeypatch)
     monkeypatch.setattr(sft.SFT, "number", sft.SFT.number + 1)
-    third = organism.build(TINY_ORGANISM, cache, show_progress=False)
-    # the base and the SFT control are retrained; the base comes out bit for bit the same, so the RL runs,
+    third = organism.build(TINY_ORGANISM, cache, show_progress=False, workers=1)
+    # the base and the SFT controls are retrained; the base comes out bit for bit the same, so the RL runs,
     # keyed by the base's content, are reused
-    assert trained == ["train_sft", "train_sft"] and third.rl == first.rl and third.base != first.base
+    assert trained == ["train_sft"] * 3 and third.rl == first.rl and third.base != first.base
 
 
 def test_parts_get_distinct_seeds_and_the_shared_length():
     config = dataclasses.replace(TINY_ORGANISM, seed=7)
-    seeds = {config.part(n).seed for n in ("base", "simplerl", "dapo", "sft_control")}
-    assert len(seeds) == 4
+    seeds = {config.part(n).seed for n in ("tokenizer", "base", "simplerl", "dapo", "sft_offpolicy", "sft_rejection")}
+    assert len(seeds) == 6
     assert config.part("dapo").max_new_tokens == config.part("base").max_response_tokens == 16

@@ -33,3 +33,19 @@ def test_sampling_is_seeded(tokenizer, tiny_model):
     a, b, c = (sample(tiny_model, ps, seed=s, **kw).response_ids for s in (3, 3, 4))
     assert a == b and a != c
     assert len(a) == 8
+
+
+def test_the_draw_follows_the_distribution():
+    """Inverse-CDF draws against the distribution they read (chi-square, 5 tokens, 20k draws), and top-p
+    truncation keeps exactly its set."""
+    from scipy.stats import chisquare
+
+    from tokenshift.models.sampling import draw
+
+    probs = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03])
+    logits = probs.log().expand(20_000, 5)
+    counts = torch.bincount(draw(logits, 1.0, 1.0, torch.Generator().manual_seed(0)), minlength=5)
+    assert chisquare(counts.numpy(), (probs * 20_000).numpy()).pvalue > 0.01
+    truncated = torch.bincount(draw(logits, 1.0, 0.7, torch.Generator().manual_seed(1)), minlength=5)
+    assert truncated[2:].sum() == 0 and abs(truncated[0] / 20_000 - 2 / 3) < 0.02
+    assert draw(logits[:3], 0.0, 1.0, torch.Generator()).tolist() == [0, 0, 0]

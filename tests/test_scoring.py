@@ -80,7 +80,7 @@ def test_empty_responses_and_overlong_sequences_are_refused(tokenizer, tiny_mode
     with pytest.raises(ValueError, match=r"responses \[1\] are empty"):
         scoring.score_pair(tiny_model, tiny_model, tokenizer, prompts, [[5], []], show_progress=False)
     with pytest.raises(ValueError, match="exceeds the model's context"):
-        scoring.score_pair(tiny_model, tiny_model, tokenizer, prompts[:1], [[5] * 200], show_progress=False)
+        scoring.score_pair(tiny_model, tiny_model, tokenizer, prompts[:1], [[5] * 400], show_progress=False)
 
 
 def test_padded_output_layer_is_sliced_to_the_tokenizer(tokenizer, tiny_model):

@@ -1,10 +1,10 @@
 """Per-position metrics of a model pair, from the logits of both models at the same positions (``[N, V]``).
 
 For each position: JS divergence (full vocabulary and top-p truncated), KL in both directions, both
-entropies, top-1 agreement, top-k overlap |top_k(P) & top_k(Q)| / k for k = 1..10, the rank of the RL
-model's top-1 token under the base (0 = also the base's top-1) and its base probability, and both models'
-most likely tokens with their probabilities. Work is done in fp32; callers chunk over positions so memory
-stays bounded (see ``scoring``).
+entropies, the size of both top-p sets (nuclei), top-1 agreement, top-k overlap |top_k(P) & top_k(Q)| / k for
+k = 1..10, the rank of the tuned model's top-1 token under the base (0 = also the base's top-1) and its base
+probability, and both models' most likely tokens with their probabilities. Work is done in fp32; callers
+chunk over positions so memory stays bounded (see ``scoring``).
 
 Speed: at a 152k vocabulary these metrics cost more than the forward passes that produce the logits when
 each is computed as its own whole-vocabulary operation (~40 passes over memory). Here the dense part (log-
@@ -23,9 +23,10 @@ import warnings
 import torch
 
 from ..core.behaviour import Version
-from .divergence import DIVERGENCE, LN2, TINY, js_terms, log_probs, probs_from_logp, ranked_threshold, top_p_js
+from .divergence import (DIVERGENCE, LN2, TINY, js_terms, log_probs, probs_from_logp, ranked_threshold, top_p_js,
+                         top_p_threshold)
 
-METRICS = Version("metrics", 1, uses=(DIVERGENCE,))
+METRICS = Version("metrics", 2, uses=(DIVERGENCE,))
 
 # Tokens per row searched for the top-p nucleus: first a few, then more, then the whole vocabulary.
 FIRST_PROBE, PROBE = 16, 256
@@ -119,6 +120,21 @@ def _top_p_js(logp, logq, top_p: float, probe_p, probe_q) -> torch.Tensor:
 
 
 @METRICS.code
+def _nucleus_size(logp: torch.Tensor, probe, top_p: float) -> torch.Tensor:
+    """How many tokens each row's top-p set holds (ties with its last token included), counted in the probe
+    where it holds the set, else over the whole vocabulary."""
+    if top_p >= 1.0:
+        return (logp > float("-inf")).sum(-1)
+    prob, threshold, inside = _nucleus(probe.values, top_p)
+    size = (prob >= threshold).sum(-1)
+    rows = (~inside).nonzero().squeeze(-1)
+    if len(rows):
+        p = probs_from_logp(logp[rows])
+        size[rows] = (p >= top_p_threshold(p, top_p)).sum(-1)
+    return size
+
+
+@METRICS.code
 def pair_metrics(base_logits: torch.Tensor, tuned_logits: torch.Tensor, top_p: float = 0.7,
                  max_k: int = 10) -> dict[str, torch.Tensor]:
     """All per-position metrics for one chunk of positions; logits ``[N, V]`` of the same vocabulary."""
@@ -150,6 +166,7 @@ def pair_metrics(base_logits: torch.Tensor, tuned_logits: torch.Tensor, top_p: f
         "top1_agree": top_base[:, 0] == top_tuned[:, 0],
         "tuned_top1_base_rank": rank,
         "tuned_top1_base_prob": base_logp_of_tuned_top1.exp(),
+        "nucleus_base": _nucleus_size(logp, probe_p, top_p), "nucleus_tuned": _nucleus_size(logq, probe_q, top_p),
         "topk_overlap": overlap,  # [N, k]: column j is the overlap of the top-(j+1) sets
         "base_top_ids": top_base, "base_top_prob": prob(probe_p.values[:, :k]),  # [N, k], most likely first
         "tuned_top_ids": top_tuned, "tuned_top_prob": prob(probe_q.values[:, :k]),

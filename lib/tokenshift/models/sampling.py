@@ -18,12 +18,13 @@ from typing import Callable
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from ..core.behaviour import Version
 from .divergence import DIVERGENCE, js_divergence, log_probs, top_p_js, top_p_truncate
 from .loading import check_logits
 
-DECODING = Version("decoding", 1, uses=(DIVERGENCE,), libraries=("torch", "transformers"))
+DECODING = Version("decoding", 2, uses=(DIVERGENCE,), libraries=("torch", "transformers"))
 
 # choose(js [B], rows [B] of job indices) -> [B] bool: True draws the row's token from the second model
 Choose = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -82,11 +83,15 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
 
 @DECODING.code
 def draw(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
-    """One token id per row of ``logits`` ([B, V]); temperature 0 means greedy. The only draw of the suite."""
+    """One token id per row of ``logits`` ([B, V]); temperature 0 means greedy. The only draw of the suite: one
+    uniform number per row, read against the row's cumulative distribution (``torch.multinomial`` did the
+    same several times slower)."""
     if temperature == 0:
         return logits.argmax(-1)
     probs = top_p_truncate(log_probs(logits.float() / temperature)[1], top_p)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    cdf = probs.cumsum(-1)
+    u = torch.rand(len(probs), 1, generator=generator) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).clamp(max=probs.shape[-1] - 1).squeeze(-1)
 
 
 def check_settings(prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
@@ -130,11 +135,38 @@ def decode(models: Sequence, prompts: list[list[int]], *, n: int = 1, max_new_to
     return out
 
 
+class _PreallocatedLayer(DynamicLayer):
+    """A growing KV cache layer that writes into buffers sized for the whole decode: transformers' own layer
+    concatenates, copying everything it holds at every step, which made long decodes quadratic."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.device, self.is_initialized, self.filled = key_states.device, True, 0
+            shape = (*key_states.shape[:2], self.capacity, key_states.shape[-1])
+            self.buffers = key_states.new_empty(shape), value_states.new_empty(shape)
+        n = key_states.shape[-2]
+        for buffer, states in zip(self.buffers, (key_states, value_states)):
+            buffer[:, :, self.filled : self.filled + n] = states
+        self.filled += n
+        self.keys, self.values = (buffer[:, :, : self.filled] for buffer in self.buffers)
+        return self.keys, self.values
+
+
+def _cache(model, capacity: int) -> DynamicCache:
+    cache = DynamicCache(config=model.config)
+    cache.layers = [_PreallocatedLayer(capacity) for _ in cache.layers]
+    return cache
+
+
 @DECODING.code
 def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temperature, top_p, generator,
                   choose, js_top_p, out: Samples) -> None:
     ids, mask = left_pad(prompts, pad)
-    caches = [DynamicCache(config=m.config) for m in models]
+    caches = [_cache(m, ids.shape[1] + max_new_tokens) for m in models]
     done = torch.zeros(len(prompts), dtype=torch.bool)
     stop_ids = torch.tensor(sorted(stops))
     job = torch.tensor(rows)

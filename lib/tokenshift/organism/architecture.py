@@ -15,13 +15,13 @@ ARCHITECTURE = Version("organism-architecture", 1, libraries=("torch", "transfor
 
 @dataclass(frozen=True)
 class ModelShape:
-    """Size of the organism's Qwen2 model (about 0.13M parameters at the defaults)."""
+    """Size of the organism's Qwen2 model (about 0.15M parameters at the defaults, with ~500 tokens)."""
 
     hidden_size: int = 64
     num_layers: int = 3
     num_heads: int = 4
     intermediate_size: int = 128
-    max_positions: int = 128  # prompt (10 tokens) + response; longer sequences are refused
+    max_positions: int = 352  # prompt (up to 15 tokens) + response (up to 320); longer sequences are refused
 
 
 @ARCHITECTURE.code

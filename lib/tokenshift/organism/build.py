@@ -4,8 +4,9 @@
   reliable strategy is in its repertoire);
 - simplerl: GRPO with a KL penalty to the base, standing in for SimpleRL-Zoo;
 - dapo: the DAPO recipe (no KL, clip-higher, token-mean loss, uniform groups dropped), for DAPO-Qwen;
-- sft_control: the base fine-tuned on correct demonstrations only, with as many sequences and optimizer
-  steps as one RL run, for the paper's SFT-vs-RL contrast.
+- sft_offpolicy: the base fine-tuned on another writer's right solutions (the paper's SFT-vs-RL contrast);
+- sft_rejection: the base fine-tuned on its own right samples (on-policy data without RL's objective);
+  both with one RL run's budget of optimizer steps and sequences.
 
 Each model is an ordinary ``save_pretrained`` directory kept in the artifact cache, so the analyses load
 the organism exactly as they load real checkpoints.
@@ -13,9 +14,14 @@ the organism exactly as they load real checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import torch
 
 from ..core import seeding
 from ..core.behaviour import Version
@@ -23,30 +29,42 @@ from ..core.cache import ArtifactCache, model_fingerprint, spec
 from ..models.loading import load_model, save
 from . import architecture, rl, sft, tokenizer
 
-ORGANISM = Version("organism", 1)  # how the parts are seeded, built and stored
+ORGANISM = Version("organism", 2)  # how the parts are seeded, built and stored
 RL_NAMES = ("simplerl", "dapo")
+SFT_NAMES = ("sft_offpolicy", "sft_rejection")
 LABELS = {"base": "base (SFT on noisy demos)", "simplerl": "SimpleRL-like (GRPO + KL)",
-          "dapo": "DAPO-like (no KL, clip-higher)", "sft_control": "SFT control"}  # how figures name each model
-# the organism trains on the CPU in fp32 wherever it runs
+          "dapo": "DAPO-like (no KL, clip-higher)", "sft_offpolicy": "SFT, other writer (off-policy)",
+          "sft_rejection": "SFT, own right samples (rejection sampling)"}  # how figures name each model
+# The organism trains on the CPU in fp32 wherever it runs, on a fixed number of threads (a BLAS reduction's
+# order, hence the last bits of every weight, follows the thread count): the base on two, each later part on
+# one, so that two of them train at once on two cores. Its numbers then do not depend on the machine's cores.
+BASE_THREADS, PART_THREADS = 2, 1
 RUNTIME = {"device": "cpu", "dtype": "float32"}
 
 
 @dataclass(frozen=True)
 class OrganismConfig:
     seed: int = 0  # every part's seed derives from this one (the parts' own seed fields are overridden)
-    max_new_tokens: int = 48  # response length limit for demonstrations, RL rollouts and evaluation alike
+    max_new_tokens: int = 320  # response length limit for demonstrations, RL rollouts and evaluation alike
+    tokenizer: tokenizer.TokenizerConfig = field(default_factory=tokenizer.TokenizerConfig)
     shape: architecture.ModelShape = field(default_factory=architecture.ModelShape)
     base: sft.SFTConfig = field(default_factory=sft.SFTConfig)
     simplerl: rl.RLConfig = rl.SIMPLERL_LIKE
     dapo: rl.RLConfig = rl.DAPO_LIKE
-    sft_control: sft.SFTConfig = sft.SFTConfig(
-        steps=120, batch_size=256, lr=3e-4, warmup_steps=10, only_correct=True, log_every=10
-    )
+    # the SFT controls get one RL run's budget: as many optimizer steps, each on at most as many sequences as
+    # an RL step's rollouts (and "own_correct" samples as many rollouts per step)
+    sft_offpolicy: sft.SFTConfig = sft.SFTConfig(steps=rl.DAPO_LIKE.steps, batch_size=rl.DAPO_LIKE.rollouts,
+                                                 lr=3e-4, warmup_steps=10, source="other_writer", log_every=10)
+    sft_rejection: sft.SFTConfig = sft.SFTConfig(steps=rl.DAPO_LIKE.steps, batch_size=rl.DAPO_LIKE.rollouts,
+                                                 rollouts=rl.DAPO_LIKE.rollouts, lr=3e-4, warmup_steps=10,
+                                                 source="own_correct", log_every=10)
 
     @ORGANISM.code
     def part(self, name: str):
         """The named part's config with its derived seed and the shared length limit."""
         config = replace(getattr(self, name), seed=seeding.derive(self.seed, "organism", name))
+        if name == "tokenizer":
+            return config
         length = "max_new_tokens" if name in RL_NAMES else "max_response_tokens"
         return replace(config, **{length: self.max_new_tokens})
 
@@ -55,13 +73,13 @@ class OrganismConfig:
 class Organism:
     config: OrganismConfig
     base: Path
-    rl: dict[str, Path]  # name -> model directory
-    sft_control: Path
+    rl: dict[str, Path]  # RL run name -> model directory
+    sft: dict[str, Path]  # SFT control name -> model directory
 
     @property
     def tuned(self) -> dict[str, Path]:
-        """Every model tuned from the base, by name: the RL runs, then the SFT control."""
-        return {**self.rl, "sft_control": self.sft_control}
+        """Every model tuned from the base, by name: the RL runs, then the SFT controls."""
+        return {**self.rl, **self.sft}
 
     def checkpoints(self, name: str) -> list[tuple[int, Path]]:
         """(step, model directory) for the RL run's saved checkpoints, step 0 being the base."""
@@ -70,8 +88,8 @@ class Organism:
         return [(0, self.base), *found]
 
     def log(self, name: str) -> list[dict]:
-        """Training log of "base", "sft_control" or an RL run: one dict per logged step."""
-        return run_log({"base": self.base, "sft_control": self.sft_control}.get(name) or self.rl[name])
+        """Training log of "base", an SFT control or an RL run: one dict per logged step."""
+        return run_log(self.base if name == "base" else self.tuned[name])
 
 
 def run_log(model_dir: Path) -> list[dict]:
@@ -84,12 +102,14 @@ def base_model(config: OrganismConfig, cache: ArtifactCache | None = None, show_
     """The base model's directory: a new Qwen2 of ``config.shape`` SFT-trained on the demonstrator, cached."""
     cache = cache or ArtifactCache()
     entry = spec("base", (ORGANISM, tokenizer.TOKENIZER, architecture.ARCHITECTURE, sft.SFT),
-                 {"shape": config.shape, "sft": config.part("base")}, {"runtime": RUNTIME})
+                 {"tokenizer": config.part("tokenizer"), "shape": config.shape, "sft": config.part("base")},
+                 {"runtime": {**RUNTIME, "threads": BASE_THREADS}})
 
     def make_base(out: Path):
-        tok = tokenizer.build_tokenizer()
+        tok = tokenizer.build_tokenizer(config.part("tokenizer"))
         model = architecture.new_model(tok, config.shape, seed=config.part("base").seed)
-        log = sft.train_sft(model, tok, config.part("base"), show_progress, desc="SFT base")
+        with _threads(BASE_THREADS):
+            log = sft.train_sft(model, tok, config.part("base"), show_progress, desc="SFT base")
         _store(out, model, tok, log)
 
     return cache.get_or_build(entry, make_base) / "model"
@@ -102,33 +122,80 @@ def rl_run(config: OrganismConfig, rl_config: rl.RLConfig, cache: ArtifactCache 
     returns the final model's directory (checkpoints and ``log.json`` lie beside it)."""
     cache = cache or ArtifactCache()
     base = base_model(config, cache, show_progress)
-    entry = spec("rl", (ORGANISM, rl.RL), rl_config, {"base": model_fingerprint(base), "runtime": RUNTIME})
 
     def build_run(out: Path):
         model, tok = load_model(base, dtype="float32", device_map=None)
-        policy, log = rl.train_rl(model, tok, rl_config, out_dir=out, show_progress=show_progress, desc=f"RL {name}")
+        with _threads(PART_THREADS):
+            policy, log = rl.train_rl(model, tok, rl_config, out_dir=out, show_progress=show_progress,
+                                      desc=f"RL {name}")
         _store(out, policy, tok, log)
 
-    return cache.get_or_build(entry, build_run) / "model"
+    return cache.get_or_build(_rl_entry(rl_config, base), build_run) / "model"
+
+
+def _rl_entry(rl_config: rl.RLConfig, base: Path):
+    return spec("rl", (ORGANISM, rl.RL), rl_config,
+                {"base": model_fingerprint(base), "runtime": {**RUNTIME, "threads": PART_THREADS}})
+
+
+def _sft_entry(sft_config: sft.SFTConfig, base: Path):
+    return spec("sft_control", (ORGANISM, sft.SFT), sft_config,
+                {"base": model_fingerprint(base), "runtime": {**RUNTIME, "threads": PART_THREADS}})
+
+
+@ORGANISM.code
+def sft_control(config: OrganismConfig, name: str, cache: ArtifactCache | None = None,
+                show_progress: bool = True) -> Path:
+    """SFT control ``name`` (one of ``SFT_NAMES``) fine-tuned from the organism's base, cached."""
+    cache = cache or ArtifactCache()
+    base = base_model(config, cache, show_progress)
+
+    def make_control(out: Path):
+        model, tok = load_model(base, dtype="float32", device_map=None)
+        with _threads(PART_THREADS):
+            log = sft.train_sft(model, tok, config.part(name), show_progress, desc=f"SFT {name}")
+        _store(out, model, tok, log)
+
+    return cache.get_or_build(_sft_entry(config.part(name), base), make_control) / "model"
 
 
 @ORGANISM.code
 def build(config: OrganismConfig = OrganismConfig(), cache: ArtifactCache | None = None,
-          show_progress: bool = True) -> Organism:
-    """Train whatever part of the organism is not cached yet; return where each model lies."""
+          show_progress: bool = True, workers: int = 2) -> Organism:
+    """Train whatever part of the organism is not cached yet; return where each model lies. After the base,
+    the RL runs and SFT controls, which only read the base, train ``workers`` at a time in their own processes
+    (each on ``PART_THREADS`` threads, so the result is the same with one worker or many)."""
     cache = cache or ArtifactCache()
     base = base_model(config, cache, show_progress)
-    rl_paths = {name: rl_run(config, config.part(name), cache, show_progress, name) for name in RL_NAMES}
-    entry = spec("sft_control", (ORGANISM, sft.SFT), config.part("sft_control"),
-                 {"base": model_fingerprint(base), "runtime": RUNTIME})
+    parts = [("rl", name) for name in RL_NAMES] + [("sft", name) for name in SFT_NAMES]
+    entry = {"rl": _rl_entry, "sft": _sft_entry}
+    todo = [args for args in parts if cache.check(cache.path(entry[args[0]](config.part(args[1]), base)))]
+    jobs = [(kind, name, config, cache.root, show_progress) for kind, name in parts]
+    if workers > 1 and len(todo) > 1:
+        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: safe beside threads and notebooks
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=spawn) as pool:
+            paths = dict(pool.map(_build_part, jobs))
+    else:
+        paths = dict(map(_build_part, jobs))
+    return Organism(config, base, {n: paths[n] for n in RL_NAMES}, {n: paths[n] for n in SFT_NAMES})
 
-    def make_sft_control(out: Path):
-        model, tok = load_model(base, dtype="float32", device_map=None)
-        log = sft.train_sft(model, tok, config.part("sft_control"), show_progress, desc="SFT control")
-        _store(out, model, tok, log)
 
-    control = cache.get_or_build(entry, make_sft_control) / "model"
-    return Organism(config, base, rl_paths, control)
+def _build_part(job) -> tuple[str, Path]:
+    kind, name, config, root, show_progress = job
+    cache = ArtifactCache(root)
+    if kind == "rl":
+        return name, rl_run(config, config.part(name), cache, show_progress, name)
+    return name, sft_control(config, name, cache, show_progress)
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @ORGANISM.code

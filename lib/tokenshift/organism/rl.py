@@ -11,6 +11,7 @@ rewards are all equal (DAPO re-samples to refill the batch; we simply train on t
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ..problems.problem_sets import VERDICTS
 from . import task
 from .problems import OrganismProblems
 
-RL = Version("rl", 1, uses=(task.TASK, VERDICTS, DECODING, BATCHING, evaluation.EVALUATION))
+RL = Version("rl", 2, uses=(task.TASK, VERDICTS, DECODING, BATCHING, evaluation.EVALUATION))
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,10 @@ class RLConfig:
     ``num_iterations``, ``loss_agg`` = ``loss_type`` ("seq-mean-token-mean" is TRL's "grpo", "token-mean" its
     "dapo"), ``samples_per_prompt`` = ``num_generations``, ``max_new_tokens`` = ``max_completion_length``."""
 
-    steps: int = 120  # rollout batches
+    steps: int = 100  # rollout batches
     prompts_per_step: int = 16  # P: training problems per batch
-    samples_per_prompt: int = 16  # G: responses per problem, the group advantages are normalised over
-    lr: float = 5e-4  # AdamW, constant
+    samples_per_prompt: int = 8  # G: responses per problem, the group advantages are normalised over
+    lr: float = 3e-4  # AdamW, constant
     updates_per_batch: int = 1  # mini-batch updates per rollout batch; >1 reuses rollouts (ratio != 1)
     clip_low: float = 0.2  # the ratio pi/pi_old is clipped to [1 - clip_low, 1 + clip_high]
     clip_high: float = 0.2  # DAPO's "clip-higher" raises this to 0.28
@@ -53,13 +54,26 @@ class RLConfig:
     weight_scale: float = 0.0  # s; 0 leaves every advantage as it is
     weight_alpha: float = 0.0  # alpha > 0 boosts high-divergence tokens, alpha < 0 low-divergence ones
     weight_divergence: str = "old"  # "old" or "reference"
-    max_new_tokens: int = 48  # response length limit; a response cut here earns reward 0
+    max_new_tokens: int = 320  # response length limit; a response cut here earns reward 0
     temperature: float = 1.0
-    checkpoint_every: int = 20  # save the policy every this many steps (the evolution analysis reads them)
+    # the policy is saved at steps 1, 2, 4, 8, ... (the high-divergence set forms early) and every
+    # checkpoint_every steps; the evolution analysis reads them
+    checkpoint_every: int = 25
     eval_every: int = 20  # log held-out pass@1 every this many steps
     eval_problems: int = 64  # held-out problems in that log (a slice, for the curve only)
     eval_samples: int = 4
     seed: int = 0
+
+    @property
+    def rollouts(self) -> int:
+        """Responses sampled per step."""
+        return self.prompts_per_step * self.samples_per_prompt
+
+    def checkpoint_steps(self) -> list[int]:
+        """The steps whose policy is saved: powers of two, multiples of ``checkpoint_every``, the last."""
+        powers = {2**k for k in range(self.steps.bit_length()) if 2**k <= self.steps}
+        regular = set(range(self.checkpoint_every, self.steps + 1, self.checkpoint_every))
+        return sorted(powers | regular | {self.steps})
 
     def __post_init__(self):
         if self.loss_agg not in ("seq-mean-token-mean", "token-mean"):
@@ -120,15 +134,16 @@ def train_rl(base, tokenizer, config: RLConfig, out_dir: Path | None = None, sho
     opt = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=0.0)
     eval_set = OrganismProblems(task.sample_problems(config.eval_problems, "held_out",
                                                      seed=seeding.derive(config.seed, "eval-problems")), tokenizer)
-    log = []
+    log, saved, start = [], set(config.checkpoint_steps()), time.perf_counter()
     for step in progress.bar(range(1, config.steps + 1), desc=desc, unit="step", disable=not show_progress):
         stats = rl_step(policy, reference, opt, tokenizer, config, step)
         if step % config.eval_every == 0 or step == config.steps:
             acc = evaluation.evaluate(policy.eval(), eval_set, k=config.eval_samples,
                                       seed=seeding.derive(config.seed, "eval"), max_new_tokens=config.max_new_tokens)
             stats["heldout_pass@1"] = acc.avg
-        if out_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+        if out_dir is not None and step in saved:
             save(policy, tokenizer, Path(out_dir) / "checkpoints" / f"step_{step:04d}")
+        stats["seconds"] = time.perf_counter() - start  # wall time so far (the cost of a cold build)
         log.append(stats)
     return policy.eval(), log
 

@@ -1,9 +1,20 @@
-"""Supervised fine-tuning on demonstrations: how the organism's base is made, and the SFT control."""
+"""Supervised fine-tuning: how the organism's base is made, and the two SFT controls beside the RL runs.
+
+A step trains on one batch of (prompt, response) pairs from fresh training problems, drawn from ``source``:
+- "demonstrator": the base's teacher, with its variation and mistakes (``task.Demonstrator``);
+- "other_writer": another writer's always-right solutions, in its own style (``task.OtherWriter``): the
+  off-policy SFT control, the paper's SFT-vs-RL contrast;
+- "own_correct": the frozen starting model's own samples, only those the verifier accepts (rejection
+  sampling): on-policy data without RL's objective, which separates "RL" from "learning from its own samples".
+  Each step samples ``rollouts`` responses, as an RL step does, and trains on the right ones.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
 import random
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -11,65 +22,101 @@ import torch
 from ..core import progress, seeding
 from ..core.behaviour import Version
 from ..models.batching import BATCHING, make_batch, token_logprobs
+from ..models.sampling import DECODING, sample
+from ..problems.problem_sets import VERDICTS
 from . import task
+from .problems import OrganismProblems
 
-SFT = Version("sft", 1, uses=(task.TASK, BATCHING))
+SFT = Version("sft", 2, uses=(task.TASK, BATCHING, DECODING, VERDICTS))
+SOURCES = ("demonstrator", "other_writer", "own_correct")
 
 
 @dataclass(frozen=True)
 class SFTConfig:
-    steps: int = 1200  # optimizer steps
-    batch_size: int = 128  # demonstrations per step
+    steps: int = 1600  # optimizer steps
+    batch_size: int = 32  # sequences per step ("own_correct": at most this many of the accepted samples)
     lr: float = 3e-3  # peak AdamW learning rate, reached after warmup, cosine-decayed to 10% of it
     warmup_steps: int = 100
     weight_decay: float = 0.01
+    source: str = "demonstrator"  # "demonstrator", "other_writer" or "own_correct" (see the module's docstring)
     demonstrator: task.Demonstrator = field(default_factory=task.Demonstrator)
-    only_correct: bool = False  # True: imitate only the reliable strategy (the SFT control's data)
-    max_response_tokens: int = 48  # rambling demonstrations are cut here, without end-of-sequence
+    rollouts: int = 128  # "own_correct": samples drawn per step from the frozen starting model
+    max_response_tokens: int = 320  # longer demonstrations (rambling ones) are cut here, without end-of-sequence
     seed: int = 0
     log_every: int = 50
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
 
 
 @SFT.code
 def demonstrations(config: SFTConfig, step: int, tokenizer) -> tuple[list, list]:
-    """Step ``step``'s batch of (prompt ids, response ids) from fresh training-split problems."""
+    """Step ``step``'s batch of (prompt ids, response ids) written by the demonstrator or the other writer."""
     seed = seeding.derive(config.seed, "sft-batch", step)
     rng = random.Random(seed)
     problems = task.sample_problems(config.batch_size, "train", seed=seed)
+    writer = config.demonstrator if config.source == "demonstrator" else task.OtherWriter()
     prompts, responses = [], []
     for p in problems:
-        if config.only_correct:
-            text, stopped = task.reliable_solution(p), True
-        else:
-            text, stopped = config.demonstrator.write(p, rng)
-        ids = tokenizer(text)["input_ids"][: config.max_response_tokens]
-        if stopped and len(ids) < config.max_response_tokens:
+        written = writer.write(p, rng)
+        ids = tokenizer(written.text)["input_ids"][: config.max_response_tokens]
+        if written.stopped and len(ids) < config.max_response_tokens:
             ids.append(tokenizer.eos_token_id)
-        prompts.append([tokenizer.bos_token_id, *tokenizer(p.prompt)["input_ids"]])
+        prompts.append(prompt_ids(p, tokenizer))
         responses.append(ids)
     return prompts, responses
 
 
 @SFT.code
+def own_correct_samples(sampler, config: SFTConfig, step: int, tokenizer) -> tuple[list, list, float]:
+    """Step ``step``'s batch from ``sampler``'s own samples: (prompt ids, response ids with their stop token)
+    of the accepted ones, at most ``batch_size``, and the share accepted."""
+    seed = seeding.derive(config.seed, "sft-own-samples", step)
+    problems = OrganismProblems(task.sample_problems(config.rollouts, "train", seed=seed), tokenizer)
+    out = sample(sampler, problems.prompts, max_new_tokens=config.max_response_tokens,
+                 eos_token_id=problems.stop_ids, pad_token_id=tokenizer.pad_token_id, seed=seed)
+    accepted = [i for i, ok in enumerate(problems.rewards(out)) if ok][: config.batch_size]
+    ids = out.with_stop_tokens()
+    return ([problems.prompts[out.prompt_index[i]] for i in accepted], [ids[i] for i in accepted],
+            len(accepted) / config.rollouts)
+
+
+def prompt_ids(problem: task.Problem, tokenizer) -> list[int]:
+    return [tokenizer.bos_token_id, *tokenizer(problem.prompt)["input_ids"]]
+
+
+@SFT.code
 def train_sft(model, tokenizer, config: SFTConfig, show_progress: bool = True, desc: str = "SFT") -> list[dict]:
-    """Train ``model`` in place on demonstrations; returns the loss log."""
+    """Train ``model`` in place on ``config.source``'s data; returns the loss log (and, for "own_correct", the
+    share of samples accepted)."""
+    sampler = copy.deepcopy(model).eval() if config.source == "own_correct" else None
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
     model.train()
-    log, running = [], 0.0
+    log, running, accepted, start = [], 0.0, [], time.perf_counter()
     for step in progress.bar(range(1, config.steps + 1), desc=desc, unit="step", disable=not show_progress):
-        prompts, responses = demonstrations(config, step, tokenizer)
-        batch = make_batch(prompts, responses, tokenizer.pad_token_id)
-        logp = token_logprobs(model, batch)
-        loss = -(logp * batch.response_mask).sum() / batch.response_mask.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        if sampler is None:
+            prompts, responses = demonstrations(config, step, tokenizer)
+        else:
+            prompts, responses, share = own_correct_samples(sampler, config, step, tokenizer)
+            accepted.append(share)
+        if responses:
+            batch = make_batch(prompts, responses, tokenizer.pad_token_id)
+            logp = token_logprobs(model, batch)
+            loss = -(logp * batch.response_mask).sum() / batch.response_mask.sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            running += loss.item()
         schedule.step()
-        running += loss.item()
         if step % config.log_every == 0 or step == config.steps:
-            log.append({"step": step, "loss": running / (step - (log[-1]["step"] if log else 0))})
+            since = step - (log[-1]["step"] if log else 0)
+            entry = {"step": step, "loss": running / since, "seconds": time.perf_counter() - start}
+            if accepted:
+                entry["accepted"] = sum(accepted[-since:]) / since
+            log.append(entry)
             running = 0.0
     model.eval()
     return log

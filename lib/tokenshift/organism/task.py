@@ -1,14 +1,30 @@
-"""The organism's verifiable task: 4-digit addition written as a short chain of thought.
+"""The organism's verifiable task: adding two numbers of three to six digits in a written chain of thought.
 
-A problem is two 4-digit numbers; the prompt is ``"4821+3759="``. A good response adds column by column
-from the right, carrying explicitly, then states the answer and stops::
+A problem is two numbers of the same width; the prompt is ``"482107+375931="``. A writer adds the columns from
+the right, each time restating what is left of the numbers (their last digits are the column's), saying what
+it writes down and carries, and ends by stating the answer::
 
-    1+9=10 2+5+1=8 8+7=15 4+3+1=8 so 8580<eos>
+    We add 482107 and 375931. ones: 482107+375931, 7+1=8, write 8. Next, tens: 48210+37593, 0+3=3, write 3.
+    ... So the answer is 858038.<eos>
 
-``verify`` is the single source of truth for accuracy in the suite: reward 1 only when the whole response
-has the expected format (zero or more column steps, then one ``so <answer>``), the model stopped right
-there with end-of-sequence, and the answer is right. The steps themselves are not checked: a correct
-answer without working counts, as a boxed answer does.
+``verify`` is the single source of truth for accuracy in the suite: reward 1 only when the response states
+``answer is <N>.`` exactly once, as its very end, stopped with end-of-sequence, and N is the sum. The working is
+not checked: an answer without working counts if it is right.
+
+Two writers make the demonstrations the organism is trained on:
+
+- ``Demonstrator``, whom the base imitates, writes with variation that the reward does not see (restating the
+  problem or not, several phrasings and connectives, one line per column or one paragraph, an optional read-out
+  of the digits) and takes decisions that decide the reward, at odds that depend on the problem: answering
+  without working (tempting on short problems, right only when no column carries), adding a column in the head
+  instead of writing it out (risky on hard columns: a carry coming in, a two-digit sum), slips, checking a column
+  and
+  noticing a slip ("wait, ..."), and stopping after the answer or going on until the length limit.
+- ``OtherWriter``, whom the off-policy SFT control imitates, is always right and writes in another style and
+  structure.
+
+Each demonstration also says where its decisions fall (``Written.decisions``: character offsets and kinds), so
+the organism's notebook can show where in a response the reward-relevant choices are.
 """
 
 from __future__ import annotations
@@ -16,35 +32,48 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..core import seeding
 from ..core.behaviour import Version
 
-TASK = Version("task", 1)  # problems, splits, the verifier and the demonstrator
+TASK = Version("task", 2)  # problems, splits, the verifier and both writers
 
-N_DIGITS = 4
-LOW, HIGH = 10 ** (N_DIGITS - 1), 10**N_DIGITS - 1
+MIN_DIGITS, MAX_DIGITS = 3, 6
+COLUMN_NAMES = ("ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands", "millions")
 
 
 @TASK.code
 @dataclass(frozen=True)
 class Problem:
-    a: int
-    b: int
+    operands: tuple[int, ...]
 
     @property
     def prompt(self) -> str:
-        return f"{self.a}+{self.b}="
+        return "+".join(map(str, self.operands)) + "="
 
     @property
     def answer(self) -> int:
-        return self.a + self.b
+        return sum(self.operands)
+
+    def columns(self) -> list[list[int]]:
+        """The digits of each column, ones first; a number too short for a column has no digit there."""
+        digits = [str(x)[::-1] for x in self.operands]
+        return [[int(d[j]) for d in digits if j < len(d)] for j in range(max(map(len, digits)))]
+
+    def carries(self) -> bool:
+        """Whether any column carries (then adding digits without carrying gives a wrong answer)."""
+        carry = 0
+        for column in self.columns():
+            carry = (sum(column) + carry) // 10
+            if carry:
+                return True
+        return False
 
 
 @TASK.code
 def _digest(problem: Problem) -> bytes:
-    return hashlib.sha256(f"{problem.a}+{problem.b}".encode()).digest()
+    return hashlib.sha256(problem.prompt.encode()).digest()
 
 
 @TASK.code
@@ -64,6 +93,13 @@ def split_of(problem: Problem) -> str:
 
 
 @TASK.code
+def random_problem(rng: random.Random) -> Problem:
+    """Two numbers of the same width, three to six digits, so problems (and responses) vary in length."""
+    width = rng.randint(MIN_DIGITS, MAX_DIGITS)
+    return Problem(tuple(rng.randint(10 ** (width - 1), 10**width - 1) for _ in range(2)))
+
+
+@TASK.code
 def sample_problems(n: int, split: str, seed: int) -> list[Problem]:
     """``n`` distinct problems from ``split``, deterministic in ``seed``.
 
@@ -76,7 +112,7 @@ def sample_problems(n: int, split: str, seed: int) -> list[Problem]:
     seen: set[Problem] = set()
     out: list[Problem] = []
     while len(out) < n:
-        p = Problem(rng.randint(LOW, HIGH), rng.randint(LOW, HIGH))
+        p = random_problem(rng)
         if p not in seen and (split_of(p) == split or (split == "held_out" and is_held_out(p))):
             seen.add(p)
             out.append(p)
@@ -85,14 +121,16 @@ def sample_problems(n: int, split: str, seed: int) -> list[Problem]:
 
 @TASK.code
 def extract_answer(response: str) -> int | None:
-    """The answer of a response in the expected format (steps, then one ``so <answer>``); else None."""
-    match = re.fullmatch(r"(?:\d\+\d(?:\+1)?=\d{1,2} )*so (\d{1,6})", response)
+    """The answer a response states: ``answer is <N>.`` exactly once, as the response's end; else None."""
+    if response.count("answer is") != 1:
+        return None
+    match = re.search(r"answer is (\d{1,9})\.$", response)
     return int(match.group(1)) if match else None
 
 
 @TASK.code
 def verify(problem: Problem, response: str, stopped: bool) -> bool:
-    """True only for a correct answer in the expected format, properly terminated.
+    """True only for a right answer stated once, at the very end, properly terminated.
 
     ``response`` is the decoded text after the prompt without special tokens; ``stopped`` says whether
     the model emitted end-of-sequence (a response cut off by the length limit never counts).
@@ -103,59 +141,198 @@ def verify(problem: Problem, response: str, stopped: bool) -> bool:
     return answer is not None and answer == problem.answer
 
 
-@TASK.code
-def column_steps(problem: Problem, forget_carry_at: int | None = None) -> tuple[list[str], int]:
-    """The written column additions and the answer they lead to.
+@dataclass
+class Written:
+    """A demonstration: the text after the prompt, whether it ends with end-of-sequence, and where its
+    reward-relevant decisions fall: (character offset, kind), kind one of ``DECISIONS``."""
 
-    ``forget_carry_at`` makes the writer drop the carry into that column (counted from the right),
-    a human slip; later columns follow from what was written, so the slip propagates to the answer.
-    """
-    da, db = str(problem.a)[::-1], str(problem.b)[::-1]
-    steps, digits, carry = [], [], 0
-    for i, (x, y) in enumerate(zip(da, db)):
-        if i == forget_carry_at:
-            carry = 0
-        total = int(x) + int(y) + carry
-        steps.append(f"{x}+{y}+1={total}" if carry else f"{x}+{y}={total}")
-        digits.append(total % 10)
-        carry = total // 10
-    if carry:
-        digits.append(carry)
-    return steps, int("".join(str(d) for d in reversed(digits)))
+    text: str
+    stopped: bool
+    decisions: list[tuple[int, str]] = field(default_factory=list)
 
 
-@TASK.code
-def reliable_solution(problem: Problem) -> str:
-    """The step-by-step strategy, always right."""
-    steps, answer = column_steps(problem)
-    return " ".join(steps) + f" so {answer}"
+# strategy: work or answer at once; method: write a column out or add it in the head; sum: a column's sum (where
+# slips happen); check: whether to check a column (and to notice a slip); stop: end after the answer or go on
+DECISIONS = ("strategy", "method", "sum", "check", "stop")
+
+
+class _Text:
+    """A growing text that records where decisions are taken."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.length = 0
+        self.decisions: list[tuple[int, str]] = []
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.length += len(text)
+
+    def decide(self, kind: str) -> None:
+        self.decisions.append((self.length, kind))
+
+    def __str__(self) -> str:
+        return "".join(self.parts)
 
 
 @TASK.code
 @dataclass(frozen=True)
 class Demonstrator:
-    """A noisy, human-like writer of solutions: the base model is SFT-trained to imitate it.
+    """The base's teacher: a human-like writer with variation the reward ignores and decisions it does not.
 
-    Most of the time it works column by column; sometimes it takes a shortcut and writes an answer
-    without working (adding the columns without carrying: right only when no column carries); in its
-    working it sometimes forgets a carry; and sometimes it does not stop after the answer but repeats
-    it until the length limit. Each behaviour the RL model needs is present, just not reliably chosen.
+    Odds of the reward-relevant decisions (each capped at 0.9):
+    - answering at once, without working: ``shortcut`` x 3 / columns (tempting on short problems); the answer
+      adds each column's digits without carrying, right only when nothing carries;
+    - adding a column in the head ("tens of 482+375 at a glance is 8") instead of writing its sum out: ``quick``; a
+      column added in the head is wrong with probability ``quick_error`` x difficulty, where difficulty is 1,
+      plus 1 for a two-digit sum, plus 1 for a carry coming in (so the choice is cheap on easy columns, costly on
+      hard ones);
+    - a slip in a written-out sum: ``slip`` x (digits in the column, plus one for a carry coming in) x 1.5 when
+      the sum has two digits;
+    - checking a column after writing it: ``check`` x difficulty / 2; a check notices a wrong sum with
+      probability ``notice`` and writes "wait, ..." and the right sum, else it confirms what was written;
+    - going on after the answer instead of stopping: ``ramble`` x columns / 4; the text then restarts the work
+      until the length limit, never ending with end-of-sequence.
+    A wrong sum is one off, or the sum without the carry coming in. Reward-neutral odds: restating the problem
+    ``restate``, one line per column ``lines``, reading the digits out before the answer ``readout``;
+    phrasings and connectives are drawn uniformly.
     """
 
-    p_shortcut: float = 0.5  # answer without working, no carrying
-    p_slip: float = 0.3  # per solution: forget one carry (only matters in a column that carries)
-    p_ramble: float = 0.4  # repeat " so <answer>" instead of stopping
+    shortcut: float = 0.25
+    quick: float = 0.5
+    quick_error: float = 0.15
+    slip: float = 0.01
+    check: float = 0.2
+    notice: float = 0.85
+    ramble: float = 0.2
+    restate: float = 0.5
+    lines: float = 0.5
+    readout: float = 0.3
 
-    def write(self, problem: Problem, rng: random.Random) -> tuple[str, bool]:
-        """One demonstration: (text after the prompt, whether it ends with end-of-sequence)."""
-        if rng.random() < self.p_shortcut:
-            da, db = str(problem.a), str(problem.b)
-            answer = int("".join(str((int(x) + int(y)) % 10) for x, y in zip(da, db)))
-            text = f"so {answer}"
-        else:
-            slip = rng.randrange(1, N_DIGITS) if rng.random() < self.p_slip else None
-            steps, answer = column_steps(problem, forget_carry_at=slip)
-            text = " ".join(steps) + f" so {answer}"
-        if rng.random() < self.p_ramble:
-            return text + f" so {answer}" * 8, False
-        return text, True
+    @staticmethod
+    def _chance(p: float) -> float:
+        return min(0.9, p)
+
+    @staticmethod
+    def _wrong(total: int, carry: int, rng: random.Random) -> int:
+        return total - carry if carry and rng.random() < 0.5 else max(0, total + rng.choice([-1, 1]))
+
+    def write(self, problem: Problem, rng: random.Random, max_chars: int = 2000) -> Written:
+        out = _Text()
+        sep = "\n" if rng.random() < self.lines else " "
+        columns = problem.columns()
+        out.decide("strategy")
+        if rng.random() < self._chance(self.shortcut * 3 / len(columns)):
+            guess = int("".join(str(sum(c) % 10) for c in reversed(columns)))
+            out.add(rng.choice(["The answer is", "So the answer is", "Quickly, the answer is"]) + f" {guess}.")
+            return self._end(out, problem, rng, max_chars, sep)
+        if rng.random() < self.restate:
+            nums = [str(x) for x in problem.operands]
+            out.add(rng.choice([f"We add {nums[0]} and {nums[1]}.", f"Adding {' + '.join(nums)} column by column.",
+                                f"Line up {', '.join(nums)}."]) + sep)
+        digits, carry = [], 0
+        for j, column in enumerate(columns):
+            addends = column + ([carry] if carry else [])
+            total = sum(addends)
+            difficulty = 1 + (total >= 10) + (carry > 0)
+            # what is left of the numbers, their last digits the column's: each step reads from the one before
+            left = "+".join(str(x // 10**j) for x in problem.operands)
+            lead = rng.choice(["", "", "Then ", "Next, ", "Now "]) if j else ""
+            name = COLUMN_NAMES[j]
+            out.add(lead + rng.choice([f"{name}: {left}", f"{name} column of {left}", f"in the {name} of {left}"]))
+            out.decide("method")
+            if rng.random() < self.quick:
+                wrong = rng.random() < self._chance(self.quick_error * difficulty)
+                written = self._wrong(total, carry, rng) if wrong else total
+                out.add(rng.choice([" at a glance is ", " in my head is "]))
+                out.decide("sum")
+                out.add(f"{written}, ")
+            else:
+                wrong = rng.random() < self._chance(self.slip * len(addends) * (1.5 if total >= 10 else 1.0))
+                written = self._wrong(total, carry, rng) if wrong else total
+                out.add(", ")
+                out.decide("sum")
+                out.add(self._sum(addends, written) + ", ")
+            out.decide("check")
+            if rng.random() < self._chance(self.check * difficulty / 2):
+                if written != total and rng.random() < self.notice:
+                    out.add(f"wait, {self._sum(addends, total)}, not {written}. ")
+                    written = total
+                else:
+                    out.add(f"check: {self._sum(addends, written)}, ok. ")
+            carry = written // 10
+            digit = written % 10
+            digits.append(digit)
+            if carry:
+                out.add(rng.choice([f"write {digit} carry {carry}.", f"keep {digit} and carry {carry}.",
+                                    f"that is {digit} carry {carry}."]) + sep)
+            else:
+                out.add(rng.choice([f"write {digit}.", f"keep {digit}.", f"digit {digit}."]) + sep)
+        if carry:
+            digits.append(carry)
+            out.add(rng.choice([f"The last carry {carry} goes in front.", f"Carry {carry} leads."]) + sep)
+        answer = int("".join(map(str, reversed(digits))))
+        if rng.random() < self.readout:
+            out.add(rng.choice(["Reading the digits: ", "From the left: "]) + " ".join(str(answer)) + "." + sep)
+        out.add(rng.choice(["So the answer is", "The answer is", "That means the answer is"]) + f" {answer}.")
+        return self._end(out, problem, rng, max_chars, sep)
+
+    @staticmethod
+    def _sum(addends: list[int], total: int) -> str:
+        # one notation for sums (phrasing varies everywhere else): the addition table is learnt in one context
+        return "+".join(map(str, addends)) + f"={total}"
+
+    def _end(self, out: _Text, problem: Problem, rng: random.Random, max_chars: int, sep: str) -> Written:
+        out.decide("stop")
+        if rng.random() < self._chance(self.ramble * len(problem.columns()) / 4):
+            while out.length < max_chars:  # starts over and never finishes: cut by the length limit
+                out.add(sep + rng.choice(["Let me add it again.", "Once more to be sure.", "Again:"]) + sep)
+                for j, column in enumerate(problem.columns()):
+                    out.add(f"{COLUMN_NAMES[j]}: {self._sum(column, sum(column))}." + sep)
+            return Written(str(out)[:max_chars], False, out.decisions)
+        return Written(str(out), True, out.decisions)
+
+
+@TASK.code
+@dataclass(frozen=True)
+class OtherWriter:
+    """Another writer, whom the off-policy SFT control imitates: always right, in its own style and structure
+    (digits listed without signs, "put"/"move" for write/carry, one line per column, a closing read-off)."""
+
+    def write(self, problem: Problem, rng: random.Random) -> Written:
+        out = _Text()
+        out.decide("strategy")
+        digits, carry = [], 0
+        for j, column in enumerate(problem.columns()):
+            listed = " ".join(map(str, column)) + (f" with {carry} moved" if carry else "")
+            total = sum(column) + carry
+            out.add(f"Units {j + 1}: {listed} -> {total}. ")
+            out.decide("sum")
+            carry, digit = total // 10, total % 10
+            digits.append(digit)
+            out.add(f"Put {digit}" + (f", move {carry}.\n" if carry else ".\n"))
+        if carry:
+            digits.append(carry)
+            out.add(f"Put the moved {carry} first.\n")
+        answer = int("".join(map(str, reversed(digits))))
+        out.add(f"Result {answer}, so the answer is {answer}.")
+        out.decide("stop")
+        return Written(str(out), True, out.decisions)
+
+
+@TASK.code
+def reliable_solution(problem: Problem) -> str:
+    """A right solution in the demonstrator's style, no slips and no detours (for tests and examples)."""
+    digits, carry, lines = [], 0, []
+    for j, column in enumerate(problem.columns()):
+        addends = column + ([carry] if carry else [])
+        total = sum(addends)
+        carry, digit = total // 10, total % 10
+        digits.append(digit)
+        left = "+".join(str(x // 10**j) for x in problem.operands)
+        lines.append(f"{COLUMN_NAMES[j]}: {left}, {'+'.join(map(str, addends))}={total}, write {digit}"
+                     + (f" carry {carry}." if carry else "."))
+    if carry:
+        digits.append(carry)
+        lines.append(f"The last carry {carry} goes in front.")
+    return " ".join(lines) + f" So the answer is {int(''.join(map(str, reversed(digits))))}."

@@ -9,7 +9,8 @@ from .findings import output_dir
 
 DPI = 120
 # one colour per model of a pair, the same in every figure
-COLORS = {"base": "#4d4d4d", "simplerl": "#1f77b4", "dapo": "#d62728", "sft_control": "#2ca02c"}
+COLORS = {"base": "#4d4d4d", "simplerl": "#1f77b4", "dapo": "#d62728", "sft_offpolicy": "#2ca02c",
+          "sft_rejection": "#e6ab02"}
 
 
 _EXTRA = ("#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")

@@ -62,6 +62,12 @@ class Study:
         """The shift table of every tuned model (or of ``names``), by name."""
         return {name: self.table(name) for name in (names or self.pairs.tuned)}
 
+    def own_table(self, name: str = "base") -> pl.DataFrame:
+        """A model against itself on its own samples (JS is 0 everywhere): how uncertain it is where it writes."""
+        path = self.pairs.base if name == "base" else self.pairs.tuned[name]
+        return shifts.shift_table(path, path, self.problems, self.sampling(), self.scoring(),
+                                  show_progress=self.show_progress)
+
     def checkpoint_tables(self, name: str) -> list[tuple[int, pl.DataFrame]]:
         """(step, table) for each saved checkpoint of RL run ``name`` against the base, all on the final model's
         responses, so every checkpoint is measured at the same positions; empty without checkpoints."""
