@@ -6,6 +6,11 @@ from ..problems.problem_sets import VERDICTS, ProblemSet
 from . import task
 
 
+def prompt_ids(problem: task.Problem, tokenizer) -> list[int]:
+    """How a problem is put to the organism: beginning-of-sequence, then the prompt's tokens."""
+    return [tokenizer.bos_token_id, *tokenizer(problem.prompt)["input_ids"]]
+
+
 class OrganismProblems(ProblemSet):
     """The organism's addition problems, judged by the task's strict verifier (format and stop required)."""
 
@@ -14,7 +19,7 @@ class OrganismProblems(ProblemSet):
     def __init__(self, problems: list[task.Problem], tokenizer):
         self.problems = problems
         super().__init__(texts=[p.prompt for p in problems], answers=[str(p.answer) for p in problems],
-                         prompts=[[tokenizer.bos_token_id, *tokenizer(p.prompt)["input_ids"]] for p in problems],
+                         prompts=[prompt_ids(p, tokenizer) for p in problems],
                          stop_ids=(tokenizer.eos_token_id,), tokenizer=tokenizer)
 
     @VERDICTS.code

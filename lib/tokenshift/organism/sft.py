@@ -25,7 +25,7 @@ from ..models.batching import BATCHING, make_batch, token_logprobs
 from ..models.sampling import DECODING, sample
 from ..problems.problem_sets import VERDICTS
 from . import task
-from .problems import OrganismProblems
+from .problems import OrganismProblems, prompt_ids
 
 SFT = Version("sft", 2, uses=(task.TASK, BATCHING, DECODING, VERDICTS))
 SOURCES = ("demonstrator", "other_writer", "own_correct")
@@ -80,10 +80,6 @@ def own_correct_samples(sampler, config: SFTConfig, step: int, tokenizer) -> tup
     ids = out.with_stop_tokens()
     return ([problems.prompts[out.prompt_index[i]] for i in accepted], [ids[i] for i in accepted],
             len(accepted) / config.rollouts)
-
-
-def prompt_ids(problem: task.Problem, tokenizer) -> list[int]:
-    return [tokenizer.bos_token_id, *tokenizer(problem.prompt)["input_ids"]]
 
 
 @SFT.code
