@@ -37,3 +37,25 @@ def test_right_padding_does_not_change_real_positions(tokenizer, tiny_model):
     alone = batching.token_logprobs(tiny_model, batching.make_batch([[1, 5]], [[6, 2]], pad_id=0))
     padded = batching.token_logprobs(tiny_model, batching.make_batch([[1, 5], [1, 5, 6, 7]], [[6, 2], [8, 9, 2]], pad_id=0))
     assert torch.allclose(alone[0], padded[0, :3], atol=1e-5)
+
+
+def test_token_logprobs_in_length_groups_match_each_sequence_alone(tokenizer, tiny_model):
+    """Rows run a few at a time, sorted by length and cut to their group's longest: every real position's
+    log-prob and the gradient through them equal those of each sequence run alone, unpadded."""
+    prompts = [[1, 5], [1, 5, 6, 7], [1], [1, 9, 9], [1, 4, 4, 4, 4]]
+    responses = [[6, 2], [8, 9, 2], [3, 3, 3, 3, 3, 2], [2], [7, 2]]
+    batch = batching.make_batch(prompts, responses, pad_id=0)
+    grouped = batching.token_logprobs(tiny_model, batch, rows_per_pass=2)
+    for i, (p, r) in enumerate(zip(prompts, responses)):
+        ids = torch.tensor([p + r])
+        alone = tiny_model(ids).logits[0, :-1].log_softmax(-1).gather(-1, ids[0, 1:, None]).squeeze(-1)
+        assert torch.allclose(grouped[i, : len(alone)], alone, atol=1e-5)
+        assert (grouped[i, len(alone):] == 0).all()
+    one_pass = batching.token_logprobs(tiny_model, batch, rows_per_pass=len(prompts))
+    grads = []
+    for logp in (grouped, one_pass):
+        tiny_model.zero_grad()
+        (logp * batch.response_mask).sum().backward()
+        grads.append([p.grad.clone() for p in tiny_model.parameters()])
+        logp = None
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads))

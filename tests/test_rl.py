@@ -124,3 +124,15 @@ def test_weights_are_one_on_a_batch_first_update_only(tokenizer, tiny_model, mon
 def test_unknown_weight_divergence_is_refused():
     with pytest.raises(ValueError, match="weight_divergence"):
         rl.RLConfig(weight_divergence="base")
+
+
+def test_old_log_probs_cover_every_row(tokenizer, tiny_model, monkeypatch):
+    """pi_old comes from the first update's own pass for its rows and from a no-grad pass for the rest (the
+    other mini-batch, dropped groups): on the first step the policy is the base, so the KL to it is ~0 only if
+    every row's old log-probs were filled in; after an update it is not."""
+    coin_flip_rewards(monkeypatch)
+    config = dataclasses.replace(TINY_RL, max_new_tokens=10, updates_per_batch=2, samples_per_prompt=2,
+                                 prompts_per_step=4, skip_uniform_groups=True, lr=1e-2)
+    _, log = rl.train_rl(tiny_model, tokenizer, config, show_progress=False)
+    assert 0 < log[0]["groups_kept"] < 1
+    assert log[0]["kl_to_base"] < 1e-9 < log[1]["kl_to_base"]

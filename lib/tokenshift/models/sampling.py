@@ -24,7 +24,7 @@ from ..core.behaviour import Version
 from .divergence import DIVERGENCE, js_divergence, log_probs, top_p_js, top_p_truncate
 from .loading import check_logits
 
-DECODING = Version("decoding", 2, uses=(DIVERGENCE,), libraries=("torch", "transformers"))
+DECODING = Version("decoding", 3, uses=(DIVERGENCE,), libraries=("torch", "transformers"))
 
 # choose(js [B], rows [B] of job indices) -> [B] bool: True draws the row's token from the second model
 Choose = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -82,16 +82,15 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
 
 
 @DECODING.code
-def draw(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
-    """One token id per row of ``logits`` ([B, V]); temperature 0 means greedy. The only draw of the suite: one
-    uniform number per row, read against the row's cumulative distribution (``torch.multinomial`` did the
-    same several times slower)."""
+def draw(logits: torch.Tensor, temperature: float, top_p: float, uniform: torch.Tensor) -> torch.Tensor:
+    """One token id per row of ``logits`` ([B, V]); temperature 0 means greedy. The only draw of the suite: the
+    row's ``uniform`` number ([B, 1], in [0, 1)) read against its cumulative distribution (``torch.multinomial``
+    did the same several times slower)."""
     if temperature == 0:
         return logits.argmax(-1)
     probs = top_p_truncate(log_probs(logits.float() / temperature)[1], top_p)
     cdf = probs.cumsum(-1)
-    u = torch.rand(len(probs), 1, generator=generator) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).clamp(max=probs.shape[-1] - 1).squeeze(-1)
+    return torch.searchsorted(cdf, uniform * cdf[:, -1:], right=True).clamp(max=probs.shape[-1] - 1).squeeze(-1)
 
 
 def check_settings(prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
@@ -155,6 +154,11 @@ class _PreallocatedLayer(DynamicLayer):
         self.keys, self.values = (buffer[:, :, : self.filled] for buffer in self.buffers)
         return self.keys, self.values
 
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop every batch row but ``rows`` (indices into the current batch)."""
+        self.buffers = tuple(buffer[rows.to(buffer.device)] for buffer in self.buffers)
+        self.keys, self.values = (buffer[:, :, : self.filled] for buffer in self.buffers)
+
 
 def _cache(model, capacity: int) -> DynamicCache:
     cache = DynamicCache(config=model.config)
@@ -162,15 +166,25 @@ def _cache(model, capacity: int) -> DynamicCache:
     return cache
 
 
+# Rows that have stopped leave the batch once they are this share of it: attention reads the whole KV cache at
+# every step, so finished rows would cost as much as live ones; compacting at every stop would copy the cache
+# too often. A row's tokens do not depend on when it leaves (its uniforms are drawn as if the batch were whole).
+COMPACT_SHARE = 0.125
+
+
 @DECODING.code
 def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temperature, top_p, generator,
                   choose, js_top_p, out: Samples) -> None:
     ids, mask = left_pad(prompts, pad)
     caches = [_cache(m, ids.shape[1] + max_new_tokens) for m in models]
-    done = torch.zeros(len(prompts), dtype=torch.bool)
+    size = len(prompts)
+    live = torch.arange(size)  # the batch rows the caches hold, in their order
+    done = torch.zeros(size, dtype=torch.bool)  # which of them have stopped
     stop_ids = torch.tensor(sorted(stops))
     job = torch.tensor(rows)
-    tokens, chosen, divergences = [], [], []
+    tokens = torch.full((size, max_new_tokens), pad, dtype=torch.long)
+    chosen = torch.zeros((size, max_new_tokens), dtype=torch.bool)
+    divergences = torch.zeros((size, max_new_tokens))
     step_ids, pos = ids, positions(mask)
     for step in range(max_new_tokens):
         # each model reads its inputs on its own device; decisions and draws happen on the CPU in fp32, so a
@@ -180,28 +194,33 @@ def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temp
             out_logits = model(input_ids=step_ids.to(model.device), attention_mask=mask.to(model.device),
                                position_ids=pos.to(model.device), cache=cache, use_cache=True).logits
             logits.append(out_logits[:, -1, :vocab].float().cpu())
-            live = [r for r, d in zip(rows, done.tolist()) if not d]
-            check_logits(logits[-1][~done], model, lambda i: f"response {live[i]} at step {step}")
+            running = live[~done]
+            check_logits(logits[-1][~done], model, lambda i: f"response {rows[running[i]]} at step {step}")
+        # drawn for the whole batch, so a row's numbers do not depend on which rows have left
+        uniform = torch.rand(size, 1, generator=generator)[live]
         if choose is None:
             mixed = logits[0]
         else:
             p, q = (log_probs(x)[1] for x in logits)
             js = top_p_js(p, q, js_top_p) if js_top_p < 1.0 else js_divergence(p, q)
-            pick = choose(js, job)
+            divergences[live, step] = js
+            pick = choose(divergences[:, step], job)[live]  # the rule sees the whole batch, left rows at 0
             mixed = torch.where(pick[:, None], logits[1], logits[0])
-            chosen.append(pick & ~done)
-            divergences.append(js)
-        token = draw(mixed, temperature, top_p, generator).masked_fill(done, pad)
-        tokens.append(token)
+            chosen[live, step] = pick & ~done
+        token = draw(mixed, temperature, top_p, uniform).masked_fill(done, pad)
+        tokens[live, step] = token
         done |= torch.isin(token, stop_ids)
         if done.all():
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         step_ids, pos = token[:, None], pos[:, -1:] + 1
-    tokens = torch.stack(tokens, dim=1).tolist()
-    chosen = torch.stack(chosen, dim=1).tolist() if chosen else [[] for _ in tokens]
-    divergences = torch.stack(divergences, dim=1).tolist() if divergences else [[] for _ in tokens]
-    for row, row_chosen, row_js in zip(tokens, chosen, divergences):
+        if done.sum() >= COMPACT_SHARE * len(live):
+            keep = (~done).nonzero().squeeze(-1)
+            for cache in caches:
+                for layer in cache.layers:
+                    layer.keep(keep)
+            live, done, mask, step_ids, pos = live[keep], done[keep], mask[keep], step_ids[keep], pos[keep]
+    for row, row_chosen, row_js in zip(tokens.tolist(), chosen.tolist(), divergences.tolist()):
         ids_, stop = split_at_stop(row, stops)
         steps = len(ids_) + (stop is not None)
         out.response_ids.append(ids_)

@@ -167,7 +167,9 @@ def build(config: OrganismConfig = OrganismConfig(), cache: ArtifactCache | None
     (each on ``PART_THREADS`` threads, so the result is the same with one worker or many)."""
     cache = cache or ArtifactCache()
     base = base_model(config, cache, show_progress)
-    parts = [("rl", name) for name in RL_NAMES] + [("sft", name) for name in SFT_NAMES]
+    # longest first (the RL runs, then rejection-sampling SFT, which samples as an RL step does), so that the
+    # workers finish together
+    parts = [("rl", name) for name in RL_NAMES] + [("sft", "sft_rejection"), ("sft", "sft_offpolicy")]
     entry = {"rl": _rl_entry, "sft": _sft_entry}
     todo = [args for args in parts if cache.check(cache.path(entry[args[0]](config.part(args[1]), base)))]
     jobs = [(kind, name, config, cache.root, show_progress) for kind, name in parts]

@@ -27,7 +27,7 @@ from ..problems.problem_sets import VERDICTS
 from . import task
 from .problems import OrganismProblems
 
-RL = Version("rl", 2, uses=(task.TASK, VERDICTS, DECODING, BATCHING, evaluation.EVALUATION))
+RL = Version("rl", 3, uses=(task.TASK, VERDICTS, DECODING, BATCHING, evaluation.EVALUATION))
 
 
 @dataclass(frozen=True)
@@ -164,23 +164,30 @@ def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> d
     keep = torch.ones(P * G, dtype=torch.bool)
     if config.skip_uniform_groups:
         keep = (rewards.max(dim=1).values != rewards.min(dim=1).values).repeat_interleave(G)
+    rows = keep.nonzero().squeeze(-1)
+    order = torch.Generator().manual_seed(seeding.derive(config.seed, "minibatches", step))
+    chunks = rows[torch.randperm(len(rows), generator=order)].chunk(config.updates_per_batch) if len(rows) else ()
     with torch.no_grad():
-        old_logp = token_logprobs(policy, batch)
         ref_logp = token_logprobs(reference, batch)
+        # pi_old is the policy before this batch's first update, so that update's own forward pass gives its
+        # rows' old log-probs; only the other rows need a pass now
+        old_logp = torch.zeros_like(ref_logp)
+        rest = torch.ones(P * G, dtype=torch.bool)
+        if chunks:
+            rest[chunks[0]] = False
+        if rest.any():
+            old_logp[rest] = token_logprobs(policy.eval(), _rows(batch, rest.nonzero().squeeze(-1)))
     stats = {"step": step, "reward": rewards.mean().item(),
              "response_length": batch.response_mask.sum(-1).mean().item(),
-             "kl_to_base": aggregate(k3(old_logp, ref_logp), batch.response_mask, "token-mean").item(),
              "groups_kept": keep.view(P, G)[:, 0].float().mean().item(), "clip_frac": 0.0,
              "weight_mean": 1.0, "weight_max": 1.0, "weighted_share": 0.0, "weighted_updates": 0}
-    rows = keep.nonzero().squeeze(-1)
-    if len(rows) == 0:
-        return stats
     policy.train()
     clip_fracs, weights = [], []
-    order = torch.Generator().manual_seed(seeding.derive(config.seed, "minibatches", step))
-    for chunk in rows[torch.randperm(len(rows), generator=order)].chunk(config.updates_per_batch):
+    for i, chunk in enumerate(chunks):
         sub = _rows(batch, chunk)
         logp = token_logprobs(policy, sub)
+        if i == 0:
+            old_logp[chunk] = logp.detach()
         anchor = old_logp[chunk] if config.weight_divergence == "old" else ref_logp[chunk]
         w = advantage_weights(logp, anchor, config.weight_scale, config.weight_alpha)
         per_token, clipped = clipped_surrogate(logp, old_logp[chunk], w * advantages[chunk, None],
@@ -194,6 +201,9 @@ def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> d
         opt.step()
         clip_fracs.append(aggregate(clipped.float(), sub.response_mask, "token-mean").item())
         weights.append(w[sub.response_mask.bool()])
+    stats["kl_to_base"] = aggregate(k3(old_logp, ref_logp), batch.response_mask, "token-mean").item()
+    if not chunks:
+        return stats
     stats["clip_frac"] = sum(clip_fracs) / len(clip_fracs)
     w = torch.cat(weights)
     nontrivial = [(x - 1).abs().gt(1e-6).any().item() for x in weights]
