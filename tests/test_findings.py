@@ -41,7 +41,7 @@ def test_readme_table_is_rewritten_between_markers(profile, tmp_path):
     readme.write_text(f"intro\n{findings.TABLE_BEGIN}\nold\n{findings.TABLE_END}\noutro\n")
     findings.update_readme(profile, readme)
     text = readme.read_text()
-    assert "| `organism.base.pass@1` | 0.25 [0.2, 0.3] | 0.0823 |" in text and "old" not in text
+    assert "| `organism.base.pass@1` | 0.25 [0.2, 0.3] | 0.0823 |  |" in text and "old" not in text
     assert "ci95" not in text
     assert text.startswith("intro\n") and text.endswith("outro\n")
 
@@ -51,3 +51,16 @@ def test_check_written_names_what_is_missing(profile):
     findings.check_written(profile, ["a"])
     with pytest.raises(RuntimeError, match=r"\['b', 'fig.png'\]"):
         findings.check_written(profile, ["a", "b"], ["fig.png"])
+
+
+def test_verdicts_stand_beside_their_statistic_with_the_claim_and_the_paper_bound(profile, tmp_path):
+    from tokenshift.analyses import claims
+
+    name = "sparsity.dapo.frac_js_lt_0.01"
+    verdict = claims.against(name, name, 0.9, 0.83, ">", (0.88, 0.92))
+    merged = findings.record(profile, {}, paper={name: claims.PAPER[name]}, verdicts=[verdict])
+    assert merged[name] == 0.9 and merged[name + ".ci95_low"] == 0.88 and merged[name + ".paper_bound"] == ">"
+    assert merged[name + ".verdict"] == "agrees" and "83%" in merged[name + ".claim"]
+    table = findings.markdown_table(merged)
+    assert f"| `{name}` | 0.9 [0.88, 0.92] | >0.83 | agrees: more than 83% of DAPO's positions" in table
+    assert table.count("\n") == 2  # the annotations are not rows of their own

@@ -75,9 +75,18 @@ def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
 
     capsys.readouterr()
     run_cli("summarise", tmp_path / "shifts.parquet")
-    assert "sparsity" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "sparsity" in out and "auroc_base_entropy" in out and "most often at" in out and "enrichment" in out
+    run_cli("score", "--base", base, "--tuned", base, "--responses", tmp_path / "rl.parquet", "--out", tmp_path / "self.parquet")
+    run_cli("summarise", tmp_path / "shifts.parquet", "--checkpoints", f"0={tmp_path / 'self.parquet'}",
+            f"1={tmp_path / 'shifts.parquet'}")
+    out = capsys.readouterr().out
+    assert "evolution over the checkpoints" in out and "jaccard_with_final" in out
+    assert cli.main(["summarise", str(tmp_path / "shifts.parquet"), "--checkpoints", "final.parquet"]) == 2
+    assert "STEP=FILE" in capsys.readouterr().err
     run_cli("summarise", tmp_path / "cross.parquet")
-    assert "random" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "random" in out and "ci95_low" in out
     run_cli("view", tmp_path / "cross_scored.parquet", "--tokenizer", base, "--data", pair[2], "--out", tmp_path / "v.html")
     page = (tmp_path / "v.html").read_text()
     assert "What is 2+3?" in page and '"cross":true' in page

@@ -50,3 +50,22 @@ def test_reallocation_summary_at_high_js_only():
     assert s["tuned_top1_base_prob_lt_0.01"] == pytest.approx(1 / 3)
     assert s["overlap_top1"] == pytest.approx(1 / 3) and s["overlap_top2"] == 1.0
     assert shift_stats.reallocation_summary(t.filter(pl.col("js_top_p") == 0)) == {"positions": 0.0}
+
+
+@pytest.mark.parametrize("token, category", [
+    ("<eos>", "stop or special"), ("<|im_end|>", "stop or special"), ("Ġ123", "number"), ("7", "number"),
+    ("+", "operator"), ("Ġ=", "operator"), ("\\frac", "operator"), ("ĠWait", "connective"), ("=So", "connective"),
+    ("Ġthe", "function word"), ("Ġcolumn", "word"), ("Ġtens", "word"), (".", "punctuation or space"),
+    ("Ċ", "punctuation or space"), ("Ġ", "punctuation or space"), (",", "punctuation or space"),
+])
+def test_token_categories(token, category):
+    assert shift_stats.token_category(token) == category
+
+
+def test_category_shares_find_the_category_that_carries_the_shift():
+    t = pl.DataFrame({"token": ["Ġthe", "Ġ5", "+", "<eos>"] * 25,
+                      "js_top_p": [0.0, 0.0, 0.0, 0.5] * 25})
+    shares = {r["category"]: r for r in shift_stats.category_shares(t).iter_rows(named=True)}
+    assert shares["stop or special"]["share_of_high_js"] == 1.0 and shares["stop or special"]["enrichment"] == 4.0
+    assert shares["number"]["enrichment"] == 0.0
+    assert sum(r["share_of_positions"] for r in shares.values()) == pytest.approx(1.0)

@@ -103,9 +103,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
 
     p = sub.add_parser("summarise", help="print the paper's summaries of a scored or cross-sampled file",
-                       description="For a scored file: sparsity, position profile and re-allocation at high-JS "
-                                   "positions. For a cross-sample file: accuracy and budget per eps and rule.")
+                       description="For a scored file: sparsity, position profile, re-allocation at high-JS "
+                                   "positions, entropy as a locator (AUROC), token identity and categories; with "
+                                   "--checkpoints, the evolution over training. For a cross-sample file: accuracy "
+                                   "and budget per eps and rule.")
     p.add_argument("file", type=Path, help="a .parquet from `tokenshift score` or `tokenshift cross-sample`")
+    p.add_argument("--checkpoints", nargs="+", default=[], metavar="STEP=FILE",
+                   help="scored files of training checkpoints against the base on the same responses as FILE "
+                        "(the final model's), e.g. 0=base.parquet 50=step50.parquet; FILE is the last point")
     p.add_argument("--high", type=float, default=0.1, help=f"high-divergence threshold {DEFAULTS}")
     p.add_argument("--js", choices=["js_top_p", "js"], default="js_top_p", help=f"which JS {DEFAULTS}")
 
@@ -253,12 +258,13 @@ def _report(out: Path, what) -> None:
         print(f"wrote {out}: {what(pl.read_parquet(out))}")
 
 
-def summarise_cross(frame: pl.DataFrame) -> pl.DataFrame:
-    """Accuracy and intervention budget per (eps, rule) of a cross-sample file."""
-    return (frame.group_by("eps", "rule")
-            .agg(pl.col("correct").mean().alias("accuracy"), (100 * pl.col("fraction").mean()).alias("pct_intervened"),
-                 pl.col("count").mean().alias("tokens_per_response"), pl.len().alias("responses"))
-            .sort("rule", "eps", descending=[False, True]))
+def _checkpoint(arg: str):
+    from ..models import responses
+
+    step, sep, file = arg.partition("=")
+    if not sep or not step.strip().isdigit():
+        raise ValueError(f"--checkpoints takes STEP=FILE (e.g. 50=step50.parquet), got {arg!r}")
+    return int(step), responses.read(Path(file), f"checkpoint file {file}")
 
 
 def _column(summary: dict[str, float]) -> pl.DataFrame:
@@ -266,13 +272,17 @@ def _column(summary: dict[str, float]) -> pl.DataFrame:
 
 
 def cmd_summarise(args) -> None:
-    from ..analyses import shift_stats
+    from ..analyses import cross_sampling_stats, shift_stats
     from ..models import responses
 
     frame = responses.read(args.file, "input file")
     with pl.Config(float_precision=4, tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
         if "eps" in frame.columns:
-            print(summarise_cross(frame))
+            if "correct" not in frame.columns:
+                raise ValueError(f"{args.file} has no verdicts (column 'correct'): pass a file from "
+                                 "`tokenshift cross-sample`, which judges every response")
+            print("accuracy and budget per eps and rule (eps = inf: the primary model alone):")
+            print(cross_sampling_stats.summarise(frame))
             return
         if args.js not in frame.columns:
             raise ValueError(f"{args.file} has no column {args.js!r}: pass a file from `tokenshift score` "
@@ -285,6 +295,23 @@ def cmd_summarise(args) -> None:
         print(shift_stats.position_profile(frame, js=args.js, high=args.high))
         print(f"\nat positions with {args.js} > {args.high}:")
         print(_column(shift_stats.reallocation_summary(frame, js=args.js, high=args.high)))
+        if {"entropy_base", "entropy_tuned"} <= set(frame.columns):
+            print(f"\nhow well entropy locates {args.js} > {args.high} (AUROC, 95% interval over responses):")
+            for v in shift_stats.entropy_verdicts({"tuned": frame}, ["tuned"], js=args.js, high=args.high):
+                which = v.statistic.rsplit(".", 1)[1]
+                print(f"  {which}: " + (f"{v.value:.3f} [{v.low:.3f}, {v.high:.3f}]" if v.low is not None else v.rule))
+        if "token" in frame.columns:
+            print(f"\nthe tokens most often at {args.js} > {args.high}, over all their occurrences:")
+            print(shift_stats.token_identity(frame, js=args.js, high=args.high))
+            print(f"\ntoken categories: share of all positions and of those with {args.js} > {args.high}:")
+            print(shift_stats.category_shares(frame, js=args.js, high=args.high))
+        if args.checkpoints:
+            points = [_checkpoint(arg) for arg in args.checkpoints]
+            e = shift_stats.evolution(points, frame, js=args.js, high=args.high)
+            print(f"\nevolution over the checkpoints ({args.js}; Jaccard of each high-JS set with FILE's):")
+            print(e)
+            for v in shift_stats.evolution_verdicts(e, "tuned"):
+                print("  " + v.line())
 
 
 def cmd_view(args) -> None:

@@ -1,7 +1,10 @@
 """The findings file: headline numbers of a profile, ``figures/<profile>/findings.json``.
 
 A flat JSON object of named numbers (``organism.base.pass@1``); where the paper reports a comparable
-number it stands beside it under the same name with ``.paper`` appended. Notebooks add their numbers
+number it stands beside it under the same name with ``.paper`` appended (and ``.paper_bound``, ">" or "<",
+where the paper's number is a bound). A verdict on one of the paper's claims (``analyses.claims``) stands
+beside the number it rests on: ``.verdict`` (agrees, disagrees, inconclusive, not testable), ``.claim`` and
+``.rule``. Notebooks add their numbers
 with ``record``; a full run of a profile starts the file afresh (``reset``), so a renamed or retired finding
 does not live on, while a run of some notebooks merges into it. The README's "paper vs this suite" table is
 generated from the ``default`` profile's file.
@@ -14,12 +17,15 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
+from ..analyses.claims import PAPER, Claim, Verdict
 from ..core.paths import REPO, figure_root
 from . import profiles
 
 PAPER_SUFFIX = ".paper"
+BOUND_SUFFIX, VERDICT_SUFFIX, CLAIM_SUFFIX, RULE_SUFFIX = ".paper_bound", ".verdict", ".claim", ".rule"
 TABLE_BEGIN, TABLE_END = "<!-- findings-table:begin -->", "<!-- findings-table:end -->"
 
 
@@ -33,7 +39,7 @@ def path(profile: str) -> Path:
     return output_dir(profile) / "findings.json"
 
 
-def load(profile: str) -> dict[str, float]:
+def load(profile: str) -> dict:
     p = path(profile)
     return json.loads(p.read_text()) if p.is_file() else {}
 
@@ -43,9 +49,20 @@ def reset(profile: str) -> None:
     path(profile).unlink(missing_ok=True)
 
 
-def record(profile: str, values: dict[str, float], paper: dict[str, float] | None = None) -> dict[str, float]:
-    """Merge ``values`` (and the paper's numbers for some of them) into the profile's findings file."""
+def record(profile: str, values: dict[str, float], paper: dict[str, float | Claim] | None = None,
+           verdicts: Sequence[Verdict] = ()) -> dict:
+    """Merge ``values``, the paper's numbers for some of them (a number, or a ``Claim`` whose bound direction
+    goes beside it) and ``verdicts`` into the profile's findings file. A verdict records its statistic (with
+    its interval) as a finding, and beside it the status, the claim and the rule it was judged by."""
     paper = paper or {}
+    values = dict(values)
+    text = {}
+    for v in verdicts:
+        values[v.statistic] = v.value
+        if v.low is not None:
+            values[v.statistic + ".ci95_low"], values[v.statistic + ".ci95_high"] = v.low, v.high
+        text.update({v.statistic + VERDICT_SUFFIX: v.status, v.statistic + CLAIM_SUFFIX: PAPER[v.claim].text,
+                     v.statistic + RULE_SUFFIX: v.rule})
     stray = set(paper) - set(values)
     if stray:
         raise ValueError(f"paper numbers given for names with no value of ours: {sorted(stray)}")
@@ -54,7 +71,12 @@ def record(profile: str, values: dict[str, float], paper: dict[str, float] | Non
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"finding {name!r} must be a finite number, got {value!r}")
         merged[name] = float(value)
-    merged.update({name + PAPER_SUFFIX: float(v) for name, v in paper.items()})
+    for name, given in paper.items():
+        claim = given if isinstance(given, Claim) else Claim("", "", float(given))
+        merged[name + PAPER_SUFFIX] = float(claim.value)
+        if claim.bound:
+            merged[name + BOUND_SUFFIX] = claim.bound
+    merged.update(text)
     _write_atomic(path(profile), json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
     return merged
 
@@ -67,20 +89,25 @@ def _write_atomic(target: Path, text: str) -> None:
 
 
 CI_SUFFIXES = (".ci95_low", ".ci95_high")
+ANNOTATIONS = (PAPER_SUFFIX, *CI_SUFFIXES, BOUND_SUFFIX, VERDICT_SUFFIX, CLAIM_SUFFIX, RULE_SUFFIX)
 
 
-def markdown_table(findings: dict[str, float]) -> str:
-    """One row per finding; a finding's 95% interval (``<name>.ci95_low/high``) goes in its row."""
-    rows = ["| finding | this suite (organism) | paper |", "|---|---:|---:|"]
+def markdown_table(findings: dict) -> str:
+    """One row per finding; a finding's 95% interval (``<name>.ci95_low/high``) goes in its row, the paper's
+    number with its bound direction beside it, and the verdict judged on it (with the claim) in the last column."""
+    rows = ["| finding | this suite (organism) | paper | verdict |", "|---|---:|---:|---|"]
     for name, value in findings.items():
-        if name.endswith((PAPER_SUFFIX, *CI_SUFFIXES)):
+        if name.endswith(ANNOTATIONS):
             continue
         ours = f"{value:.3g}"
         low, high = (findings.get(name + s) for s in CI_SUFFIXES)
         if low is not None and high is not None:
             ours += f" [{low:.3g}, {high:.3g}]"
         paper = findings.get(name + PAPER_SUFFIX)
-        rows.append(f"| `{name}` | {ours} | {'' if paper is None else f'{paper:.3g}'} |")
+        paper = "" if paper is None else f"{findings.get(name + BOUND_SUFFIX, '')}{paper:.3g}"
+        verdict = findings.get(name + VERDICT_SUFFIX)
+        verdict = "" if verdict is None else f"{verdict}: {findings[name + CLAIM_SUFFIX]}"
+        rows.append(f"| `{name}` | {ours} | {paper} | {verdict} |")
     return "\n".join(rows)
 
 
