@@ -64,3 +64,13 @@ def test_verdicts_stand_beside_their_statistic_with_the_claim_and_the_paper_boun
     table = findings.markdown_table(merged)
     assert f"| `{name}` | 0.9 [0.88, 0.92] | >0.83 | agrees: more than 83% of DAPO's positions" in table
     assert table.count("\n") == 2  # the annotations are not rows of their own
+
+
+def test_the_paper_number_of_a_claim_goes_beside_its_finding_and_its_verdicts(profile):
+    from tokenshift.analyses import claims
+
+    verdict = claims.about("topk.top1_same", "topk.dapo.tuned_top1_is_base_top1", 0.4, (0.35, 0.45))
+    merged = findings.record(profile, {"organism.base.pass@1": 0.2, "other": 1.0}, verdicts=[verdict])
+    assert merged["organism.base.pass@1.paper"] == 0.0823 and "other.paper" not in merged
+    assert merged["topk.dapo.tuned_top1_is_base_top1.paper"] == 0.3
+    assert merged["topk.dapo.tuned_top1_is_base_top1.paper_bound"] == "~"

@@ -13,6 +13,7 @@ from ..core import seeding
 from . import claims
 
 NEAR_ZERO_CUTOFFS = (1e-3, 1e-2, 1e-1)
+QUANTILES = (50, 90, 95, 99)
 
 
 def sparsity_summary(table: pl.DataFrame, js: str = "js_top_p", high: float = 0.1) -> dict[str, float]:
@@ -21,7 +22,7 @@ def sparsity_summary(table: pl.DataFrame, js: str = "js_top_p", high: float = 0.
     of positions below each near-zero cut-off and above ``high``."""
     x = table[js].to_numpy()
     out = {"positions": float(len(x)), "mean": float(x.mean())}
-    out.update({f"q{q}": float(np.quantile(x, q / 100)) for q in (50, 90, 95, 99)})
+    out.update({f"q{q}": float(np.quantile(x, q / 100)) for q in QUANTILES})
     out["max"] = float(x.max())
     out["top1_agree"] = float(table["top1_agree"].mean())
     out.update({f"frac_js_lt_{c:g}": float((x < c).mean()) for c in NEAR_ZERO_CUTOFFS})
@@ -41,11 +42,16 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
+def _binned(table: pl.DataFrame, bins: int) -> pl.DataFrame:
+    """The table with each position's bin of normalised position (0 .. bins - 1)."""
+    return table.with_columns(bin=(pl.col("rel_position") * bins).floor().cast(pl.Int32).clip(0, bins - 1))
+
+
 def position_profile(table: pl.DataFrame, js: str = "js_top_p", bins: int = 10, high: float = 0.1) -> pl.DataFrame:
     """The paper's position finding (shifts cluster at the start of responses, with a smaller rise at the end):
     mean divergence per bin of normalised position, with a 95% interval that treats responses as the unit
     (positions of one response are not independent), and the share of high-divergence positions per bin."""
-    binned = table.with_columns(bin=(pl.col("rel_position") * bins).floor().cast(pl.Int32).clip(0, bins - 1))
+    binned = _binned(table, bins)
     per_response = binned.group_by("bin", "response").agg(pl.col(js).mean().alias("m"))
     stats = per_response.group_by("bin").agg(
         pl.col("m").mean().alias("mean_js"), (1.96 * pl.col("m").std() / pl.len().sqrt()).alias("half"),
@@ -58,25 +64,32 @@ def position_profile(table: pl.DataFrame, js: str = "js_top_p", bins: int = 10, 
             .drop("half"))
 
 
+# how the RL top-1 token stood under the base, as 0/1 per high-JS position (the shares the paper reports)
+MOVES = {"tuned_top1_is_base_top1": pl.col("tuned_top1_base_rank") == 0,
+         "tuned_top1_in_base_top3": pl.col("tuned_top1_base_rank") < 3,
+         "tuned_top1_base_prob_lt_0.01": pl.col("tuned_top1_base_prob") < 0.01}
+
+
+def high_js_moves(table: pl.DataFrame, js: str = "js_top_p", high: float = 0.1) -> pl.DataFrame:
+    """The positions with JS > ``high``, with the ``MOVES`` columns (as floats)."""
+    return table.filter(pl.col(js) > high).with_columns(
+        **{key: expr.cast(pl.Float64) for key, expr in MOVES.items()})
+
+
 def reallocation_summary(table: pl.DataFrame, js: str = "js_top_p", high: float = 0.1) -> dict[str, float]:
     """The paper's probability-mass reallocation finding (at JS > 0.1, RL re-ranks candidates the base already
     had: top-k overlap > 80% for k >= 2, the RL top-1 within the base's top 3): how probability mass moved at
     high-divergence positions."""
-    hits = table.filter(pl.col(js) > high)
+    hits = high_js_moves(table, js, high)
     if len(hits) == 0:
         return {"positions": 0.0}
-    rank = hits["tuned_top1_base_rank"].to_numpy()
-    out = {"positions": float(len(hits)),
-           "tuned_top1_is_base_top1": float((rank == 0).mean()),
-           "tuned_top1_in_base_top3": float((rank < 3).mean()),
-           "tuned_top1_base_prob_lt_0.01": float((hits["tuned_top1_base_prob"].to_numpy() < 0.01).mean())}
+    out = {"positions": float(len(hits)), **{key: float(hits[key].mean()) for key in MOVES}}
     for col in sorted((c for c in table.columns if c.startswith("topk_overlap_")), key=lambda c: int(c.rsplit("_", 1)[1])):
         out[col.replace("topk_overlap_", "overlap_top")] = float(hits[col].mean())
     return out
 
 
 NEAR_ZERO = 1e-2  # the cut-off the verdicts use for "near zero" (the paper does not give one)
-QUANTILES = (50, 90, 95, 99)
 
 
 def near_zero_share(x: np.ndarray) -> float:
@@ -91,11 +104,11 @@ def sparsity_verdicts(tables: dict[str, pl.DataFrame], rl_names: Sequence[str], 
     parts = {name: claims.by_response(t, js) for name, t in tables.items()}
     boot = lambda groups, stat, label: claims.bootstrap(groups, stat, bootstraps, seeding.derive(seed, label))  # noqa: E731
     out = []
-    for name, bound in (("dapo", 0.83), ("simplerl", 0.98)):
+    for name in ("dapo", "simplerl"):
+        claim = f"sparsity.{name}.frac_js_lt_0.01"
         if name in parts:
-            claim = f"sparsity.{name}.frac_js_lt_0.01"
             value, ci = boot([parts[name]], near_zero_share, claim)
-            out.append(claims.against(claim, claim, value, bound, ">", ci))
+            out.append(claims.against(claim, claim, value, claims.PAPER[claim].value, ">", ci))
     if {"dapo", "simplerl"} <= set(parts):
         stat = "sparsity.dapo_minus_simplerl.q99"
         value, ci = boot([parts["dapo"], parts["simplerl"]],
@@ -175,8 +188,7 @@ def edges_vs_middle(means: np.ndarray) -> tuple[float, float, float]:
 
 def _per_response_bins(table: pl.DataFrame, js: str, bins: int) -> list[np.ndarray]:
     """Each response's mean JS per position bin ([1, bins], NaN where it has no position in a bin)."""
-    binned = table.with_columns(bin=(pl.col("rel_position") * bins).floor().cast(pl.Int32).clip(0, bins - 1))
-    means = binned.group_by("response", "bin").agg(pl.col(js).mean())
+    means = _binned(table, bins).group_by("response", "bin").agg(pl.col(js).mean())
     wide = np.full((means["response"].n_unique(), bins), np.nan)
     rows = {r: i for i, r in enumerate(sorted(means["response"].unique().to_list()))}
     for r, b, m in means.iter_rows():
@@ -309,23 +321,20 @@ def reallocation_verdicts(tables: dict[str, pl.DataFrame], js: str = "js_top_p",
     (SimpleRL); the base's probability of the RL top-1 below 0.01 in ~5% (DAPO) / ~0% (SimpleRL)."""
     out = []
     for name, t in tables.items():
-        hits = t.filter(pl.col(js) > high).with_columns(
-            top1=(pl.col("tuned_top1_base_rank") == 0).cast(pl.Float64),
-            top3=(pl.col("tuned_top1_base_rank") < 3).cast(pl.Float64),
-            unlikely=(pl.col("tuned_top1_base_prob") < 0.01).cast(pl.Float64))
+        hits = high_js_moves(t, js, high)
         if len(hits) == 0:
             continue
         boot = lambda column, stat: claims.bootstrap(  # noqa: E731
             [claims.by_response(hits, column)], lambda x: float(x.mean()), bootstraps, seeding.derive(seed, stat))
         stat = f"topk.{name}.tuned_top1_is_base_top1"
-        out.append(claims.about("topk.top1_same", stat, *boot("top1", stat)))
+        out.append(claims.about("topk.top1_same", stat, *boot("tuned_top1_is_base_top1", stat)))
         if name not in ("dapo", "simplerl"):
             continue
         stat = f"topk.{name}.tuned_top1_in_base_top3"
-        value, ci = boot("top3", stat)
+        value, ci = boot("tuned_top1_in_base_top3", stat)
         out.append(claims.against(stat, stat, value, claims.PAPER[stat].value, ">", ci))
         stat = f"topk.{name}.tuned_top1_base_prob_lt_0.01"
-        out.append(claims.about(stat, stat, *boot("unlikely", stat)))
+        out.append(claims.about(stat, stat, *boot("tuned_top1_base_prob_lt_0.01", stat)))
         if name == "simplerl":
             k = meaningful_k(t, js, high)
             stat = f"topk.simplerl.min_overlap_top2_to_{k}"
@@ -371,7 +380,8 @@ def token_category(token: str) -> str:
 def category_shares(table: pl.DataFrame, js: str = "js_top_p", high: float = 0.1) -> pl.DataFrame:
     """Per token category: its share of all positions and of the high-JS ones (JS > ``high``), the ratio of the
     two (above 1: the category carries more of the shift than its frequency), and its mean JS."""
-    cats = table.with_columns(pl.col("token").map_elements(token_category, return_dtype=pl.String).alias("category"))
+    kinds = {token: token_category(token) for token in table["token"].unique().to_list()}
+    cats = table.with_columns(pl.col("token").replace_strict(kinds, return_dtype=pl.String).alias("category"))
     n, n_high = len(cats), max(int((cats[js] > high).sum()), 1)
     out = cats.group_by("category").agg(pl.len().alias("positions"), (pl.col(js) > high).sum().alias("high_js"),
                                         pl.col(js).mean().alias("mean_js"))

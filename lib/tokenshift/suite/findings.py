@@ -51,18 +51,21 @@ def reset(profile: str) -> None:
 
 def record(profile: str, values: dict[str, float], paper: dict[str, float | Claim] | None = None,
            verdicts: Sequence[Verdict] = ()) -> dict:
-    """Merge ``values``, the paper's numbers for some of them (a number, or a ``Claim`` whose bound direction
-    goes beside it) and ``verdicts`` into the profile's findings file. A verdict records its statistic (with
-    its interval) as a finding, and beside it the status, the claim and the rule it was judged by."""
-    paper = paper or {}
-    values = dict(values)
-    text = {}
+    """Merge ``values`` and ``verdicts`` into the profile's findings file. A verdict records its statistic (with
+    its interval) as a finding, and beside it the status, the claim and the rule it was judged by. The paper's
+    number (and bound direction) goes beside each finding named like a claim of ``claims.PAPER`` and beside
+    each verdict's statistic whose claim has a number; ``paper`` adds or overrides them by name."""
+    values, text, given = dict(values), {}, paper or {}
+    paper = {name: PAPER[name] for name in values if name in PAPER and PAPER[name].value is not None}
     for v in verdicts:
         values[v.statistic] = v.value
         if v.low is not None:
             values[v.statistic + ".ci95_low"], values[v.statistic + ".ci95_high"] = v.low, v.high
         text.update({v.statistic + VERDICT_SUFFIX: v.status, v.statistic + CLAIM_SUFFIX: PAPER[v.claim].text,
                      v.statistic + RULE_SUFFIX: v.rule})
+        if PAPER[v.claim].value is not None:
+            paper[v.statistic] = PAPER[v.claim]
+    paper.update(given)
     stray = set(paper) - set(values)
     if stray:
         raise ValueError(f"paper numbers given for names with no value of ours: {sorted(stray)}")
@@ -71,8 +74,8 @@ def record(profile: str, values: dict[str, float], paper: dict[str, float | Clai
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"finding {name!r} must be a finite number, got {value!r}")
         merged[name] = float(value)
-    for name, given in paper.items():
-        claim = given if isinstance(given, Claim) else Claim("", "", float(given))
+    for name, number in paper.items():
+        claim = number if isinstance(number, Claim) else Claim("", "", float(number))
         merged[name + PAPER_SUFFIX] = float(claim.value)
         if claim.bound:
             merged[name + BOUND_SUFFIX] = claim.bound
