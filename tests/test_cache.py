@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from tokenshift.core import cache as cache_mod
 from tokenshift.core.behaviour import Version
-from tokenshift.core.cache import ArtifactCache, execution, spec
+from tokenshift.core.cache import ArtifactCache, added, execution, spec
 
 CODE = Version("test-cache-code", 1)
 
@@ -47,6 +47,11 @@ class Config:
     batch_size: int = execution(16)
 
 
+@dataclass(frozen=True)
+class GrownConfig(Config):
+    shuffle: bool = added(False)
+
+
 def test_identity_is_the_config_the_versions_and_the_inputs():
     assert thing().key == thing().key
     assert thing(a=2).key != thing().key
@@ -60,6 +65,9 @@ def test_identity_is_the_config_the_versions_and_the_inputs():
     # execution settings do not change what is computed, so they are not part of the key
     assert spec("run", CODE, Config(batch_size=64)).key == spec("run", CODE, Config()).key
     assert spec("run", CODE, Config(lr=0.2)).key != spec("run", CODE, Config()).key
+    # a field added later keys only when it leaves its default: results cached before it keep their key
+    assert spec("run", CODE, GrownConfig()).key == spec("run", CODE, Config()).key
+    assert spec("run", CODE, GrownConfig(shuffle=True)).key != spec("run", CODE, Config()).key
 
 
 def test_library_versions_enter_the_key(monkeypatch):

@@ -121,6 +121,42 @@ def test_weights_are_one_on_a_batch_first_update_only(tokenizer, tiny_model, mon
     assert any(r["weighted_updates"] == 1 for r in ref[1:])  # the policy has left the reference after step 1
 
 
+def test_arranged_weights_keep_their_values_and_mean_one_on_response_tokens():
+    w = 1 + torch.rand(3, 9)
+    mask = (torch.rand(3, 9) > 0.3).float()
+    on = mask.bool()
+    assert torch.equal(rl.arranged_weights(w, mask, False, None), w)
+    normalised = rl.arranged_weights(w, mask, True, None)
+    assert torch.allclose(normalised[on].mean(), torch.tensor(1.0))
+    assert torch.allclose(normalised / w, w[on].mean() ** -1)
+    shuffled = rl.arranged_weights(w, mask, False, torch.Generator().manual_seed(0))
+    assert torch.equal(shuffled[~on], w[~on]) and not torch.equal(shuffled, w)
+    assert torch.equal(shuffled[on].sort().values, w[on].sort().values)  # the same weights, at other tokens
+    assert torch.allclose(rl.arranged_weights(w, mask, True, torch.Generator().manual_seed(0)),
+                          shuffled / shuffled[on].mean())
+
+
+def test_normalised_and_shuffled_arms(tokenizer, tiny_model, monkeypatch):
+    """At s = 0 the controls change nothing; with weights they move training, and every arm logs what the
+    weights read: KL_t's quantiles and the top-decile tokens."""
+    coin_flip_rewards(monkeypatch)
+    base = dataclasses.replace(TINY_RL, max_new_tokens=10, updates_per_batch=2)
+    plain, log = rl.train_rl(tiny_model, tokenizer, base, show_progress=False)
+    both = dataclasses.replace(base, weight_normalise=True, weight_shuffle=True)
+    same, _ = rl.train_rl(tiny_model, tokenizer, both, show_progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), same.parameters()))
+    logged = [r for r in log if "kl_q90" in r]
+    assert logged and all(0 <= r["kl_q50"] <= r["kl_q90"] <= r["kl_q99"] for r in logged)
+    for r in logged:
+        assert sum(r["top_decile_tokens"].values()) >= 0.1 * sum(r["tokens"].values())
+        assert set(r["top_decile_tokens"]) <= set(r["tokens"])
+    weighted = dataclasses.replace(base, weight_scale=1.0, weight_alpha=1000.0, weight_normalise=True)
+    runs = [rl.train_rl(tiny_model, tokenizer, c, show_progress=False)
+            for c in (weighted, dataclasses.replace(weighted, weight_shuffle=True))]
+    assert all(abs(r["weight_mean"] - 1) < 1e-5 for _, lg in runs for r in lg if r["weighted_updates"])
+    assert not all(torch.equal(a, b) for a, b in zip(runs[0][0].parameters(), runs[1][0].parameters()))
+
+
 def test_unknown_weight_divergence_is_refused():
     with pytest.raises(ValueError, match="weight_divergence"):
         rl.RLConfig(weight_divergence="base")

@@ -42,9 +42,10 @@ MANIFEST = "manifest.json"
 
 def plain(obj):
     """JSON-able form of a configuration; dataclass fields marked ``metadata={"key": False}`` (execution
-    settings such as batch sizes, which do not change the result) are left out."""
+    settings such as batch sizes, which do not change the result) are left out, and so are fields ``added``
+    later while they hold their default."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.metadata.get("key", True)}
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if _keyed(f, obj)}
     if isinstance(obj, dict):
         return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -54,6 +55,17 @@ def plain(obj):
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     raise TypeError(f"cannot key the cache on a {type(obj).__name__}: use plain values or dataclasses")
+
+
+def _keyed(f: dataclasses.Field, obj) -> bool:
+    key = f.metadata.get("key", True)
+    return key is True or (key == "unless-default" and getattr(obj, f.name) != f.default)
+
+
+def added(default, **kw):
+    """A dataclass field added after results were cached, whose default reproduces them: it enters cache keys
+    only when set to something else, so adding it rebuilds nothing."""
+    return dataclasses.field(default=default, metadata={"key": "unless-default"}, **kw)
 
 
 def execution(default, **kw):

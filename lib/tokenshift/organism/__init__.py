@@ -1,8 +1,8 @@
 """The model organism: a verifiable task, its tokenizer and network, the trainers (SFT, RLVR) that grow a
 tiny base model and its tuned descendants on a CPU, and the cached construction of the whole pair."""
 
-from .build import (LABELS, RL_NAMES, SFT_NAMES, Organism, OrganismConfig, base_model, build, rl_run, run_log,
-                    sft_control)
+from .build import (LABELS, RL_NAMES, SFT_NAMES, Organism, OrganismConfig, base_model, build, rl_run, rl_runs,
+                    run_log, sft_control)
 
 __all__ = ["LABELS", "RL_NAMES", "SFT_NAMES", "Organism", "OrganismConfig", "base_model", "build", "rl_run",
-           "run_log", "sft_control"]
+           "rl_runs", "run_log", "sft_control"]

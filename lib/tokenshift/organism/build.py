@@ -172,21 +172,36 @@ def build(config: OrganismConfig = OrganismConfig(), cache: ArtifactCache | None
     parts = [("rl", name) for name in RL_NAMES] + [("sft", "sft_rejection"), ("sft", "sft_offpolicy")]
     entry = {"rl": _rl_entry, "sft": _sft_entry}
     todo = [args for args in parts if cache.check(cache.path(entry[args[0]](config.part(args[1]), base)))]
-    jobs = [(kind, name, config, cache.root, show_progress) for kind, name in parts]
-    if workers > 1 and len(todo) > 1:
-        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: safe beside threads and notebooks
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=spawn) as pool:
-            paths = dict(pool.map(_build_part, jobs))
-    else:
-        paths = dict(map(_build_part, jobs))
+    jobs = [(kind, name, config.part(name) if kind == "rl" else None, config, cache.root, show_progress)
+            for kind, name in parts]
+    paths = _in_workers(jobs, workers if len(todo) > 1 else 1)
     return Organism(config, base, {n: paths[n] for n in RL_NAMES}, {n: paths[n] for n in SFT_NAMES})
 
 
+def rl_runs(config: OrganismConfig, runs: dict[str, rl.RLConfig], cache: ArtifactCache | None = None,
+            show_progress: bool = True, workers: int = 2) -> dict[str, Path]:
+    """``rl_run`` for each named RL config (each with its own seed), ``workers`` at a time in their own processes
+    (each on ``PART_THREADS`` threads: the same models with one worker or many); name -> final model directory."""
+    cache = cache or ArtifactCache()
+    base_model(config, cache, show_progress)  # built once here, not by every worker
+    todo = [name for name, c in runs.items() if cache.check(cache.path(_rl_entry(c, base_model(config, cache))))]
+    jobs = [("rl", name, c, config, cache.root, show_progress) for name, c in runs.items()]
+    return _in_workers(jobs, workers if len(todo) > 1 else 1)
+
+
+def _in_workers(jobs: list, workers: int) -> dict[str, Path]:
+    if workers > 1:
+        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: safe beside threads and notebooks
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=spawn) as pool:
+            return dict(pool.map(_build_part, jobs))
+    return dict(map(_build_part, jobs))
+
+
 def _build_part(job) -> tuple[str, Path]:
-    kind, name, config, root, show_progress = job
+    kind, name, rl_config, config, root, show_progress = job
     cache = ArtifactCache(root)
     if kind == "rl":
-        return name, rl_run(config, config.part(name), cache, show_progress, name)
+        return name, rl_run(config, rl_config, cache, show_progress, name)
     return name, sft_control(config, name, cache, show_progress)
 
 

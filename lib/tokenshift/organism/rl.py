@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..core import progress, seeding
+from ..core.cache import added
 from ..core.behaviour import Version
 from ..models.batching import BATCHING, Batch, make_batch, token_logprobs
 from ..models.loading import save
@@ -54,6 +55,11 @@ class RLConfig:
     weight_scale: float = 0.0  # s; 0 leaves every advantage as it is
     weight_alpha: float = 0.0  # alpha > 0 boosts high-divergence tokens, alpha < 0 low-divergence ones
     weight_divergence: str = "old"  # "old" or "reference"
+    # not in the paper's formula, for a controlled test: divide each mini-batch's weights by their mean over its
+    # response tokens (so a boost is not just a larger step), and the control that permutes them across those
+    # tokens (the same weights, at random tokens)
+    weight_normalise: bool = added(False)
+    weight_shuffle: bool = added(False)
     max_new_tokens: int = 320  # response length limit; a response cut here earns reward 0
     temperature: float = 1.0
     # the policy is saved at steps 1, 2, 4, 8, ... (the high-divergence set forms early) and every
@@ -102,10 +108,29 @@ def k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 
 
 @RL.code
+def token_kl(logp, anchor_logp) -> torch.Tensor:
+    """KL_t of the weighting: k3 of KL(anchor || pi) on the sampled token, no gradient (k3(a, b) estimates
+    KL(a-sampled || b) with ratio b/a: here pi/anchor)."""
+    return k3(anchor_logp, logp.detach()).detach()
+
+
+@RL.code
 def advantage_weights(logp, anchor_logp, scale: float, alpha: float) -> torch.Tensor:
-    """w_t = 1 + s (sigmoid(alpha KL_t) - 1/2), KL_t = k3 of KL(anchor || pi) on the sampled token; no gradient."""
-    kl = k3(anchor_logp, logp.detach())  # k3(a, b) estimates KL(a-sampled || b) with ratio b/a: here pi/anchor
-    return (1 + scale * (torch.sigmoid(alpha * kl) - 0.5)).detach()
+    """w_t = 1 + s (sigmoid(alpha KL_t) - 1/2), KL_t = ``token_kl``; no gradient."""
+    return 1 + scale * (torch.sigmoid(alpha * token_kl(logp, anchor_logp)) - 0.5)
+
+
+@RL.code
+def arranged_weights(w: torch.Tensor, mask: torch.Tensor, normalise: bool, shuffle: torch.Generator | None):
+    """The mini-batch's weights ``w`` over its response tokens (``mask``), permuted across them with ``shuffle``
+    (the control) and divided by their mean there if ``normalise``."""
+    w, on = w.clone(), mask.bool()
+    if shuffle is not None:
+        values = w[on]
+        w[on] = values[torch.randperm(len(values), generator=shuffle)]
+    if normalise and on.any():
+        w = w / w[on].mean()
+    return w
 
 
 @RL.code
@@ -182,14 +207,21 @@ def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> d
              "groups_kept": keep.view(P, G)[:, 0].float().mean().item(), "clip_frac": 0.0,
              "weight_mean": 1.0, "weight_max": 1.0, "weighted_share": 0.0, "weighted_updates": 0}
     policy.train()
-    clip_fracs, weights = [], []
+    clip_fracs, weights, later_kl, later_ids = [], [], [], []
     for i, chunk in enumerate(chunks):
         sub = _rows(batch, chunk)
         logp = token_logprobs(policy, sub)
         if i == 0:
             old_logp[chunk] = logp.detach()
         anchor = old_logp[chunk] if config.weight_divergence == "old" else ref_logp[chunk]
-        w = advantage_weights(logp, anchor, config.weight_scale, config.weight_alpha)
+        shuffle = torch.Generator().manual_seed(seeding.derive(config.seed, "weight-shuffle", step, i)) \
+            if config.weight_shuffle else None
+        w = arranged_weights(advantage_weights(logp, anchor, config.weight_scale, config.weight_alpha),
+                             sub.response_mask, config.weight_normalise, shuffle)
+        if i > 0:  # what the weights read, logged in every arm (KL_t to pi_old is 0 on the first update)
+            on = sub.response_mask.bool()
+            later_kl.append(token_kl(logp, anchor)[on])
+            later_ids.append(sub.ids[:, 1:][on])
         per_token, clipped = clipped_surrogate(logp, old_logp[chunk], w * advantages[chunk, None],
                                                config.clip_low, config.clip_high)
         if config.kl_coef:
@@ -209,7 +241,22 @@ def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> d
     nontrivial = [(x - 1).abs().gt(1e-6).any().item() for x in weights]
     stats.update(weight_mean=w.mean().item(), weight_max=w.max().item(),
                  weighted_share=(w - 1).abs().gt(1e-6).float().mean().item(), weighted_updates=int(sum(nontrivial)))
+    if later_kl:
+        stats.update(kl_quantiles(torch.cat(later_kl), torch.cat(later_ids)))
     return stats
+
+
+KL_LOGGED = (0.5, 0.9, 0.99)
+
+
+def kl_quantiles(kl: torch.Tensor, ids: torch.Tensor) -> dict:
+    """The KL_t distribution a weighting reads (its quantiles, to fix alpha before any accuracy is seen), and
+    which tokens sit in its top decile against all tokens (the mechanism check), as token id -> count."""
+    q = torch.quantile(kl.double(), torch.tensor(KL_LOGGED, dtype=torch.double))
+    top = ids[kl >= q[KL_LOGGED.index(0.9)]]
+    count = lambda t: {str(int(k)): int(v) for k, v in zip(*torch.unique(t, return_counts=True))}
+    return {**{f"kl_q{round(100 * p)}": float(v) for p, v in zip(KL_LOGGED, q)},
+            "top_decile_tokens": count(top), "tokens": count(ids)}
 
 
 @RL.code

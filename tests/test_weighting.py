@@ -1,0 +1,81 @@
+"""The weighted-advantage experiment's statistics: checked against scipy, and each verdict shown failing."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tokenshift.analyses import claims, weighting
+
+
+def test_alpha_puts_the_90th_percentile_token_at_the_set_share():
+    alpha = weighting.alpha_for(0.02, share=0.8)
+    assert 1 / (1 + math.exp(-alpha * 0.02)) - 0.5 == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="updates_per_batch > 1"):
+        weighting.alpha_for(0.0)
+    with pytest.raises(ValueError, match="share"):
+        weighting.alpha_for(0.1, share=1.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sign_flip_p_matches_scipy(seed):
+    d = np.random.default_rng(seed).normal(0.02 * seed, 0.03, size=7)
+    ours = weighting.sign_flip_p(d)
+    ref = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf,
+                                 alternative="two-sided").pvalue
+    assert ours == pytest.approx(ref, abs=1e-12)
+
+
+def test_sign_flip_sampled_beyond_the_exact_range_and_its_floor():
+    d = np.random.default_rng(0).normal(0.01, 0.03, size=20)
+    ref = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=200_000,
+                                 alternative="two-sided", random_state=1).pvalue
+    assert weighting.sign_flip_p(d) == pytest.approx(ref, abs=0.01)
+    assert weighting.sign_flip_p(np.ones(6)) == weighting.smallest_p(6) == 2 / 64
+    with pytest.raises(ValueError, match="finite"):
+        weighting.sign_flip_p([0.1, float("nan")])
+
+
+def test_minimum_detectable_effect_is_the_t_tests_80_percent_power_point():
+    mde = weighting.minimum_detectable_effect(0.05, 8)
+    # a noncentral t at that shift has 80% of its mass beyond the critical value (approximately, as stated)
+    crit = stats.t.ppf(0.975, 7)
+    power = 1 - stats.nct.cdf(crit, 7, mde / (0.05 / math.sqrt(8)))
+    assert 0.75 < power < 0.85
+    assert weighting.minimum_detectable_effect(0.05, 32) < mde
+
+
+def test_pilot_check_needs_every_seed_to_learn_with_a_small_spread():
+    base = (0.2, 0.15, 0.25)
+    assert weighting.pilot_check([0.40, 0.42, 0.41], base)[0]
+    assert not weighting.pilot_check([0.40, 0.42, 0.20], base)[0]  # a collapsed seed
+    assert not weighting.pilot_check([0.30, 0.45, 0.60], base)[0]  # learns, but the spread is ~ the gain
+
+
+def test_comparison_verdicts_can_agree_disagree_or_not_decide():
+    base = np.array([0.40, 0.42, 0.38, 0.41, 0.43, 0.39])
+    up = weighting.comparison_verdict("weighting.high_boost_helps", "s", base + 0.03, base)
+    down = weighting.comparison_verdict("weighting.high_boost_helps", "s", base - 0.03, base)
+    mixed = weighting.comparison_verdict("weighting.high_boost_helps", "s",
+                                         base + np.array([0.03, -0.03, 0.02, -0.02, 0.01, -0.01]), base)
+    unstable = weighting.comparison_verdict("weighting.high_boost_helps", "s", base + 0.03, base, "no pilot passed")
+    assert [v.status for v in (up, down, mixed, unstable)] == [claims.AGREES, claims.DISAGREES, claims.INCONCLUSIVE,
+                                                               claims.NOT_TESTABLE]
+    assert up.low > 0 and down.high < 0 and "p = 0.0312" in up.rule and unstable.rule == "no pilot passed"
+
+
+def test_kl_q90_is_the_median_over_logged_steps_and_refuses_none():
+    assert weighting.kl_q90([[{"kl_q90": 0.1}, {"step": 2}], [{"kl_q90": 0.3}, {"kl_q90": 0.2}]]) == 0.2
+    with pytest.raises(ValueError, match="updates_per_batch"):
+        weighting.kl_q90([[{"step": 1}]])
+
+
+def test_top_decile_tokens_counts_and_category_lift():
+    logs = [[{"top_decile_tokens": {"1": 3}, "tokens": {"1": 4, "2": 20}}],
+            [{"top_decile_tokens": {"1": 1, "2": 1}, "tokens": {"1": 4, "2": 20}}]]
+    names = {1: "<eos>", 2: "Ġthe"}
+    rows, lift = weighting.top_decile_tokens(logs, names.get)
+    assert rows[0] == {"token": "<eos>", "share_of_top_decile": 0.8, "share_of_its_uses": 0.5}
+    assert lift["stop or special"] == pytest.approx(0.8 / (8 / 48)) and list(lift)[0] == "stop or special"
+    assert weighting.top_decile_tokens([[{}]], names.get) == ([], {})
