@@ -23,6 +23,12 @@ def kw(tokenizer, max_new_tokens=16):
     return dict(max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
 
 
+def middle_eps(pair, ps, tokenizer) -> float:
+    """The median JS of the pair's steps: an eps at which both policies get turns."""
+    seen = cross_sample(*pair, ps, n=2, seed=3, **kw(tokenizer)).js
+    return float(torch.tensor([x for row in seen for x in row]).median())
+
+
 @pytest.mark.parametrize("top_p", [1.0, 0.7])
 def test_infinite_eps_is_plain_sampling_from_the_primary(tokenizer, pair, top_p):
     ps = prompts(tokenizer)
@@ -54,8 +60,7 @@ def test_greedy_infinite_eps_equals_generate(tokenizer, pair):
 def test_recorded_divergence_equals_a_teacher_forced_forward(tokenizer, pair):
     # left-padded batch of mixed prompt lengths; a middle eps so both policies get turns
     ps = prompts(tokenizer)
-    seen = cross_sample(*pair, ps, n=2, seed=3, **kw(tokenizer)).js
-    eps = float(torch.tensor([x for row in seen for x in row]).median())
+    eps = middle_eps(pair, ps, tokenizer)
     out = cross_sample(*pair, ps, eps=eps, n=2, seed=3, **kw(tokenizer))
     assert any(any(f) for f in out.intervened) and not all(all(f) for f in out.intervened)
     for i, ids, stopped, js, flags in zip(out.prompt_index, out.response_ids, out.stopped, out.js, out.intervened):
@@ -105,12 +110,64 @@ def test_a_sweep_has_every_response_for_every_eps_and_rule(tmp_path, tokenizer, 
 
     problems = OrganismProblems(task.sample_problems(3, "held_out", seed=0), tokenizer)
     config = SweepConfig(eps_grid=(math.inf, 0.69, 0.01, -1.0), samples_per_problem=2, max_new_tokens=6,
-                         prompts_per_unit=2)
+                         prompts_per_unit=2, rules=("random", "divergence", "divergence, first 2"))
     run_sweep(*pair, problems, config, tmp_path / "sweep.parquet", tmp_path / "parts", show_progress=False)
     sweep = pl.read_parquet(tmp_path / "sweep.parquet")
     counts = sweep.group_by("eps", "rule").len()
-    assert len(counts) == 8 and (counts["len"] == 6).all()
+    assert len(counts) == 12 and (counts["len"] == 6).all()
+    assert sweep.filter(pl.col("rule") == "divergence, first 2")["count"].max() <= 2
+    assert (sweep["changed_count"] <= sweep["count"]).all()
     quiet = sweep.filter(pl.col("eps") == 0.69)
     assert quiet["count"].sum() == 0
     by_rule = {rule: quiet.filter(pl.col("rule") == rule).drop("rule") for rule in ("divergence", "random")}
     assert by_rule["divergence"].equals(by_rule["random"])
+
+
+def test_changed_steps_are_intervened_steps_where_the_greedy_choices_differ(tokenizer, pair):
+    """At temperature 0 a handed-over step changes the text exactly where the two models' argmaxes differ on
+    the mixed prefix: checked against a teacher-forced forward of each model."""
+    ps = prompts(tokenizer)
+    out = cross_sample(*pair, ps, eps=-1.0, temperature=0, **kw(tokenizer))
+    assert sum(out.changed_count()) > 0
+    for i, ids, stopped, flags, changed in zip(out.prompt_index, out.response_ids, out.stopped, out.intervened,
+                                               out.changed):
+        seq = ps[i] + ids + [tokenizer.eos_token_id] * stopped
+        with torch.no_grad():
+            a, b = (m(torch.tensor([seq])).logits[0, len(ps[i]) - 1 : len(seq) - 1].argmax(-1) for m in pair)
+        assert changed == [f and bool(x != y) for f, x, y in zip(flags, a, b)]
+
+
+def test_changed_steps_lie_within_the_intervened_ones_when_sampling(tokenizer, pair):
+    ps = prompts(tokenizer)
+    out = cross_sample(*pair, ps, eps=middle_eps(pair, ps, tokenizer), n=4, seed=2, **kw(tokenizer))
+    assert all(not c or f for cs, fs in zip(out.changed, out.intervened) for c, f in zip(cs, fs))
+    assert 0 < sum(out.changed_count()) < sum(out.intervened_count())  # some handovers drew the same token
+
+
+@pytest.mark.parametrize("cap", [1, 3])
+def test_a_capped_rule_hands_over_each_responses_first_steps_above_eps_only(tokenizer, pair, cap):
+    ps = prompts(tokenizer)
+    eps = middle_eps(pair, ps, tokenizer)
+    out = cross_sample(*pair, ps, eps=eps, cap=cap, n=4, seed=2, **kw(tokenizer))
+    uncapped = cross_sample(*pair, ps, eps=eps, n=4, seed=2, **kw(tokenizer))
+    assert max(out.intervened_count()) <= cap < max(uncapped.intervened_count())
+    for js, flags in zip(out.js, out.intervened):
+        above = [t for t, x in enumerate(js) if x > eps]
+        assert [t for t, f in enumerate(flags) if f] == above[:cap]
+    for a, b, flags in zip(out.response_ids, uncapped.response_ids, uncapped.intervened):
+        fired = [t for t, f in enumerate(flags) if f]
+        same_until = fired[cap] if len(fired) > cap else len(b)  # identical up to the first handover beyond the cap
+        assert a[:same_until] == b[:same_until]
+
+
+def test_impossible_rules_are_refused(tokenizer, pair):
+    from tokenshift.analyses.cross_sampling import SweepConfig
+
+    with pytest.raises(ValueError, match="cap must be an integer >= 1"):
+        cross_sample(*pair, prompts(tokenizer), eps=0.1, cap=0, **kw(tokenizer))
+    with pytest.raises(ValueError, match="divergence rule only"):
+        cross_sample(*pair, prompts(tokenizer), random_fraction=[0.1] * 3, cap=2, **kw(tokenizer))
+    with pytest.raises(ValueError, match="unknown cross-sampling rule 'first 2'"):
+        SweepConfig(rules=("divergence", "first 2"))
+    with pytest.raises(ValueError, match="add 'divergence'"):
+        SweepConfig(rules=("random",))

@@ -30,6 +30,18 @@ def statuses(s):
     return [v.status for v in stats.crossing_verdicts(s, bootstraps=300)]
 
 
+def test_summary_counts_changed_tokens_apart_from_intervened_steps():
+    frame = pl.DataFrame({"eps": [0.1] * 4, "rule": ["divergence"] * 4, "response": [0, 1, 2, 3],
+                          "problem": [0, 0, 1, 1], "correct": [True, False, True, True],
+                          "intervened": [[True, False, True, False], [False, True], [True, True], [False] * 4],
+                          "fraction": [0.5, 0.5, 1.0, 0.0], "count": [2, 1, 2, 0], "changed_count": [1, 0, 2, 0]})
+    row = stats.summarise(frame).row(0, named=True)
+    assert row["pct_intervened"] == 50.0 and row["tokens_per_response"] == 1.25
+    assert row["pct_changed"] == pytest.approx(100 * (1 / 4 + 0 + 2 / 2 + 0) / 4)
+    assert row["changed_per_response"] == 0.75 and row["accuracy"] == 0.75
+    assert stats.summarise(frame.drop("changed_count"))["pct_changed"][0] is None  # a file from before
+
+
 def test_sparse_sufficient_and_necessary_beyond_the_random_control_agrees():
     s = sweeps({0.1: (0.05, 0.7, 0.25), 0.01: (0.3, 0.72, 0.5)}, {0.1: (0.06, 0.2, 0.65), 0.01: (0.3, 0.18, 0.4)})
     assert statuses(s) == [AGREES, AGREES]
@@ -75,3 +87,42 @@ def test_the_mix_beats_rl_only_beyond_corrected_intervals():
     assert level.status == INCONCLUSIVE
     worse = sweeps({0.1: (0.05, 0.3, 0.3), 0.01: (0.2, 0.4, 0.5)}, {})
     assert [v.status for v in stats.mix_against_rl(worse, bootstraps=300)[1]] == [DISAGREES]
+
+
+def synthetic_point(eps):
+    """A made-up pair where the budget grows as eps falls (0.001 / eps) and accuracy follows it, from 0.2 to 0.8
+    at a 5% budget (the RL model alone: 0.7)."""
+    fraction = min(1.0, 0.001 / eps) if eps > 0 else 1.0
+    return fraction, 0.2 + 0.6 * min(1.0, fraction / 0.05), 0.25
+
+
+def test_bisection_narrows_the_smallest_sufficient_budget_between_grid_points():
+    grid = sweeps({e: synthetic_point(e) for e in (0.1, 0.01)}, {})
+    refs = stats.references(grid)
+    goal = stats.start_and_goal(refs, "dapo", "forward")[1]
+    assert stats.bracket(stats.summarise(grid["dapo", "forward"]), goal, "forward") == (0.01, 0.1)
+    calls = []
+
+    def run(eps):
+        calls.append(eps)
+        return sweep(len(calls) + 10, {eps: synthetic_point(eps)})
+
+    refined = stats.bisect_budget(grid["dapo", "forward"], goal, "forward", run, steps=3)
+    assert calls == [0.0316, 0.0178, 0.0237]  # each the geometric mean of the bracket: no, yes, yes
+    first = stats.reaches(stats.summarise(refined), goal, "forward").row(0, named=True)
+    assert first["eps"] == 0.0237 and first["pct_intervened"] == pytest.approx(100 * 0.001 / 0.0237)
+    assert len(refined) == len(grid["dapo", "forward"]) + 3 * 2 * PROBLEMS * K
+    # nothing in the grid reaches the goal: there is nothing to bisect
+    none = sweeps({0.1: (0.05, 0.3, 0.25)}, {})
+    assert stats.bisect_budget(none["dapo", "forward"], goal, "forward", run, steps=3).equals(none["dapo", "forward"])
+
+
+def test_cap_table_says_which_caps_reach_the_goal():
+    s = sweeps({0.1: (0.05, 0.7, 0.25)}, {0.1: (0.06, 0.2, 0.65)})
+    capped = {("dapo", "forward"): sweep(5, {0.1: (0.01, 0.3, 0.3)}).filter(pl.col("rule") == "divergence")
+              .with_columns(pl.lit("divergence, first 1").alias("rule"))}
+    capped["dapo", "forward"] = pl.concat([capped["dapo", "forward"], sweep(6, {0.1: (0.04, 0.75, 0.3)})
+                                           .filter(pl.col("rule") == "divergence")
+                                           .with_columns(pl.lit("divergence, first 8").alias("rule"))])
+    table = stats.cap_table(capped, s)
+    assert table["cap"].to_list() == [1, 8] and table["reaches_goal"].to_list() == [False, True]

@@ -11,12 +11,18 @@ suffice for RL's gain; reverse (primary = RL, intervention = base) whether they 
 The random-position control (the reviewers' request) intervenes instead at randomly chosen steps, each
 response with its own target fraction (the fraction a divergence-based run realised on the same prompt and
 sample slot). Its coin flips come from a stream of their own, so the sampler's draws are the same as plain
-sampling's.
+sampling's. The capped rule ("divergence, first m") hands over only a response's first m steps with JS > eps:
+how many handovers are necessary.
+
+A handed-over step need not change the text: the intervention's draw (with the same uniform number) can be
+the token the primary would have drawn. Each response records both: its intervened steps and, of those, the
+changed ones.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +39,7 @@ from ..models.sampling import DECODING, Samples, decode, stop_set
 from ..problems.problem_sets import ProblemSet
 from ..problems.verdicts import judged
 
-CROSS_SAMPLING = Version("cross-sampling", 1, uses=(DECODING, parallel.UNITS, responses.RESPONSES))
+CROSS_SAMPLING = Version("cross-sampling", 2, uses=(DECODING, parallel.UNITS, responses.RESPONSES))
 
 
 @dataclass
@@ -50,11 +56,41 @@ class CrossSamples(Samples):
     def intervened_count(self) -> list[int]:
         return [sum(flags) for flags in self.chosen]
 
+    def changed_count(self) -> list[int]:
+        """Per response, the intervened steps whose token differs from the primary's draw there."""
+        return [sum(flags) for flags in self.changed]
+
+
+def capped(m: int) -> str:
+    """The name of the divergence rule that hands over at most a response's first ``m`` steps with JS > eps."""
+    return f"divergence, first {m}"
+
+
+def cap_of(rule: str) -> int | None:
+    """m of a capped rule's name, None for the other rules; refuses names that are no rule."""
+    if rule in ("divergence", "random"):
+        return None
+    found = re.fullmatch(r"divergence, first (\d+)", rule)
+    if not found or int(found.group(1)) < 1:
+        raise ValueError(f"unknown cross-sampling rule {rule!r}: use 'divergence', 'random' or "
+                         f"'{capped(4)}' (at most 4 handovers per response; any m >= 1)")
+    return int(found.group(1))
+
 
 @CROSS_SAMPLING.code
-def divergence_rule(eps: float):
-    """Hand a step over where JS(primary || intervention) > eps (eps = inf: never; eps < 0: always)."""
-    return lambda js, rows: js > eps
+def divergence_rule(eps: float, cap: int | None = None, responses: int = 0):
+    """Hand a step over where JS(primary || intervention) > eps (eps = inf: never; eps < 0: always); with ``cap``,
+    only each of the ``responses`` responses' first ``cap`` such steps."""
+    if cap is None:
+        return lambda js, rows: js > eps
+    used = torch.zeros(responses, dtype=torch.long)
+
+    def rule(js, rows):
+        fire = (js > eps) & (used[rows] < cap)
+        used[rows] += fire
+        return fire
+
+    return rule
 
 
 @CROSS_SAMPLING.code
@@ -73,6 +109,7 @@ def cross_sample(
     *,
     eps: float = math.inf,
     random_fraction: list[float] | None = None,
+    cap: int | None = None,
     n: int = 1,
     max_new_tokens: int,
     eos_token_id: int | Sequence[int],
@@ -87,14 +124,18 @@ def cross_sample(
     """Sample ``n`` responses per prompt, switching to ``intervention`` where JS > ``eps``.
 
     ``random_fraction`` (one value per response, in prompt-major order) replaces the divergence rule by the
-    random-position control. ``js_top_p`` < 1 measures the divergence on top-p truncated distributions, as the
-    divergence library does; ``vocab_size`` slices output layers padded past the tokenizer. Temperature and
-    ``top_p`` shape the sampling as usual.
+    random-position control; ``cap`` limits the divergence rule to each response's first ``cap`` handovers.
+    ``js_top_p`` < 1 measures the divergence on top-p truncated distributions, as the divergence library does;
+    ``vocab_size`` slices output layers padded past the tokenizer. Temperature and ``top_p`` shape the sampling
+    as usual.
     """
     n_responses = len(prompts) * n
     if random_fraction is not None and len(random_fraction) != n_responses:
         raise ValueError(f"random_fraction needs one value per response ({n_responses}), got {len(random_fraction)}")
-    rule = divergence_rule(eps) if random_fraction is None else random_rule(random_fraction, seed)
+    if cap is not None and (random_fraction is not None or isinstance(cap, bool) or not isinstance(cap, int)
+                            or cap < 1):
+        raise ValueError(f"cap must be an integer >= 1 and applies to the divergence rule only, got {cap!r}")
+    rule = divergence_rule(eps, cap, n_responses) if random_fraction is None else random_rule(random_fraction, seed)
     out = decode([primary, intervention], prompts, n=n, max_new_tokens=max_new_tokens,
                  stop_ids=stop_set(eos_token_id), pad_id=pad_token_id, vocab_size=vocab_size,
                  temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, choose=rule,
@@ -107,6 +148,9 @@ class SweepConfig:
     """A cross-sampling sweep over eps on a problem set."""
 
     eps_grid: tuple[float, ...] = (math.inf, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 1e-4, 0.0)  # inf: never intervene
+    # at every eps: "divergence", "random" (the control at the divergence rule's realised fractions, so it needs
+    # "divergence" too), and any capped divergence rules ("divergence, first m")
+    rules: tuple[str, ...] = ("divergence", "random")
     samples_per_problem: int = 4
     temperature: float = 1.0
     top_p: float = 1.0
@@ -116,13 +160,22 @@ class SweepConfig:
     prompts_per_unit: int = 64  # work unit (its seed derives from the run's seed and its index)
     batch_size: int = 256  # sequences decoded together (it fixes which draws each response gets)
 
+    def __post_init__(self):
+        for rule in self.rules:
+            cap_of(rule)
+        if not self.rules or len(set(self.rules)) != len(self.rules):
+            raise ValueError(f"rules must name each rule once, got {self.rules}")
+        if "random" in self.rules and "divergence" not in self.rules:
+            raise ValueError("the random control takes the divergence rule's realised fractions: add 'divergence' "
+                             "to rules")
+
 
 @CROSS_SAMPLING.code
 def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, out_file: Path, parts: Path,
               show_progress: bool = True) -> None:
-    """For every eps: cross-sample with the divergence rule, then the random-position control with each
-    response's realised fraction as its target. One row per (eps, rule, response) into ``out_file``, in the
-    responses schema plus ``responses.CROSS_COLUMNS``; correctness is judged separately."""
+    """For every eps, each of ``config.rules``: the divergence rule, the random-position control with each
+    response's realised fraction as its target, capped divergence rules. One row per (eps, rule, response) into
+    ``out_file``, in the responses schema plus ``responses.CROSS_COLUMNS``; correctness is judged separately."""
     common = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
                   pad_token_id=pad_id(problems.tokenizer), vocab_size=len(problems.tokenizer),
                   temperature=config.temperature,
@@ -132,21 +185,28 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
         prompts, seed = [problems.prompts[i] for i in index], parallel.unit_seed(config.seed, unit)
         frames = []
         for eps in config.eps_grid:
-            by_divergence = cross_sample(primary, intervention, prompts, eps=eps, seed=seed, **common)
-            # the control at the realised fractions; where nothing was handed over it would draw exactly the
-            # divergence rule's tokens (its coins never fire, the sampler's stream is the same), so those are reused
-            by_chance = by_divergence
-            if any(by_divergence.intervened_count()):
-                by_chance = cross_sample(primary, intervention, prompts, seed=seed,
-                                         random_fraction=by_divergence.intervened_fraction(), **common)
-            runs = [("divergence", by_divergence), ("random", by_chance)]
-            for rule, out in runs:
+            runs = {}
+            for rule in sorted(config.rules, key=lambda r: r == "random"):  # the control reads the divergence run
+                if rule == "random":
+                    # the control at the realised fractions; where nothing was handed over it would draw exactly
+                    # the divergence rule's tokens (its coins never fire, the sampler's stream is the same), so
+                    # those are reused
+                    by_divergence = runs["divergence"]
+                    runs[rule] = by_divergence if not any(by_divergence.intervened_count()) else cross_sample(
+                        primary, intervention, prompts, seed=seed,
+                        random_fraction=by_divergence.intervened_fraction(), **common)
+                else:
+                    runs[rule] = cross_sample(primary, intervention, prompts, eps=eps, cap=cap_of(rule), seed=seed,
+                                              **common)
+            for rule, out in runs.items():
                 rows = responses.frame(problems.prompts, index, out, config.samples_per_problem)
                 frames.append(rows.with_columns(
                     pl.Series("eps", [eps] * len(rows), pl.Float64), pl.lit(rule).alias("rule"),
                     pl.Series("intervened", out.intervened, pl.List(pl.Boolean)),
                     pl.Series("fraction", out.intervened_fraction(), pl.Float64),
-                    pl.Series("count", out.intervened_count(), pl.Int64)))
+                    pl.Series("count", out.intervened_count(), pl.Int64),
+                    pl.Series("changed", out.changed, pl.List(pl.Boolean)),
+                    pl.Series("changed_count", out.changed_count(), pl.Int64)))
         return pl.concat(frames).select(*responses.CROSS_COLUMNS, *responses.COLUMNS)
 
     parallel.run_units(len(problems), config.prompts_per_unit, work, out_file, parts, desc="cross-sampling",

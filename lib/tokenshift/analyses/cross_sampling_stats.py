@@ -10,6 +10,7 @@ import polars as pl
 from ..core import seeding
 from ..problems.evaluation import Accuracy
 from . import claims
+from .cross_sampling import cap_of
 
 DIRECTIONS = ("forward", "reverse")
 SPARSE = 10.0  # % of decoding steps: the largest budget the verdicts call sparse (the paper's largest is 10.1%)
@@ -22,14 +23,20 @@ def accuracy(frame: pl.DataFrame) -> Accuracy:
 
 
 def summarise(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per (eps, rule): the share of steps intervened, tokens per response, accuracy and its 95% interval."""
+    """Per (eps, rule): the share of steps intervened and of steps whose token the intervention changed, both per
+    response too, accuracy and its 95% interval. (Files written before changed tokens were recorded give null.)"""
     rows = []
     for (eps, rule), g in frame.group_by("eps", "rule"):
         acc = accuracy(g)
+        changed = "changed_count" in g.columns
         rows.append({"eps": eps, "rule": rule, "pct_intervened": 100 * g["fraction"].mean(),
-                     "tokens_per_response": g["count"].mean(), "accuracy": acc.avg,
+                     "pct_changed": 100 * (g["changed_count"] / g["intervened"].list.len().clip(lower_bound=1)).mean()
+                     if changed else None,
+                     "tokens_per_response": g["count"].mean(),
+                     "changed_per_response": g["changed_count"].mean() if changed else None, "accuracy": acc.avg,
                      "ci95_low": acc.ci95[0], "ci95_high": acc.ci95[1]})
-    return pl.DataFrame(rows).sort("rule", "pct_intervened", "eps")  # eps breaks ties: group_by's order is arbitrary
+    return pl.DataFrame(rows, schema_overrides={"pct_changed": pl.Float64, "changed_per_response": pl.Float64}) \
+        .sort("rule", "pct_intervened", "eps")  # eps breaks ties: group_by's order is arbitrary
 
 
 def references(sweeps: dict[tuple[str, str], pl.DataFrame]) -> dict[tuple[str, str], Accuracy]:
@@ -60,27 +67,72 @@ def reaches(summary: pl.DataFrame, goal: Accuracy, direction: str) -> pl.DataFra
         div.filter(pl.col("accuracy") <= goal.ci95[1])
 
 
+def bracket(summary: pl.DataFrame, goal: Accuracy, direction: str) -> tuple[float, float] | None:
+    """Where the smallest sufficient budget lies between two of the divergence rule's thresholds: the largest
+    finite eps > 0 whose accuracy reaches the goal's interval, and the smallest larger eps (a smaller budget)
+    that does not. None if no such pair (nothing reaches the goal, or the largest eps already does)."""
+    div = summary.filter((pl.col("rule") == "divergence") & pl.col("eps").is_finite() & (pl.col("eps") > 0))
+    hits = reaches(div, goal, direction)
+    if len(hits) == 0:
+        return None
+    low = hits["eps"].max()
+    above = div.filter(pl.col("eps") > low)
+    return (low, above["eps"].min()) if len(above) else None
+
+
+def bisect_budget(frame: pl.DataFrame, goal: Accuracy, direction: str, run, steps: int) -> pl.DataFrame:
+    """``frame`` (a sweep) with up to ``steps`` more thresholds, each the geometric mean (to 3 significant
+    digits) of the current ``bracket``: the smallest sufficient budget found to within a factor sqrt(hi/lo)
+    of eps per step, where a fixed grid leaves gaps. ``run(eps)`` returns the sweep's rows at one more eps.
+    (The realised budget need not fall monotonically with eps, so the bracket is re-read after every run.)"""
+    for _ in range(steps):
+        found = bracket(summarise(frame), goal, direction)
+        if found is None:
+            break
+        middle = float(f"{(found[0] * found[1]) ** 0.5:.3g}")
+        if middle in found:  # the bracket is as narrow as 3 digits write it
+            break
+        frame = pl.concat([frame, run(middle)], how="diagonal_relaxed")
+    return frame
+
+
 def budget_table(sweeps: dict[tuple[str, str], pl.DataFrame]) -> pl.DataFrame:
-    """The paper's table: per model and direction, the smallest budget that reaches the goal, its tokens per
-    response and accuracy, and the random control's accuracy at that budget (nulls where none reaches it)."""
+    """The paper's table: per model and direction, the smallest budget that reaches the goal (intervened steps,
+    and the changed tokens among them), its tokens per response and accuracy, and the random control's accuracy
+    at that budget (nulls where none reaches it)."""
     refs, rows = references(sweeps), []
+    found = ("eps", "pct_intervened", "pct_changed", "tokens_per_response", "changed_per_response")
     for (name, direction), frame in sweeps.items():
         s = summarise(frame)
         start, goal = start_and_goal(refs, name, direction)
         row = {"model": name, "direction": direction, "start_accuracy": start.avg, "goal_accuracy": goal.avg,
-               "eps": None, "pct_intervened": None, "tokens_per_response": None, "end_accuracy": None,
-               "random_control_accuracy": None}
+               **dict.fromkeys(found), "end_accuracy": None, "random_control_accuracy": None}
         hit = reaches(s, goal, direction)
         if len(hit):
             first = hit.row(0, named=True)
             rnd = s.filter((pl.col("rule") == "random") & (pl.col("eps") == first["eps"]))
-            row.update(eps=first["eps"], pct_intervened=first["pct_intervened"],
-                       tokens_per_response=first["tokens_per_response"], end_accuracy=first["accuracy"],
+            row.update({k: first[k] for k in found}, end_accuracy=first["accuracy"],
                        random_control_accuracy=rnd["accuracy"][0] if len(rnd) else None)
         rows.append(row)
-    return pl.DataFrame(rows, schema_overrides={"eps": pl.Float64, "pct_intervened": pl.Float64,
-                                                "tokens_per_response": pl.Float64, "end_accuracy": pl.Float64,
-                                                "random_control_accuracy": pl.Float64})
+    return pl.DataFrame(rows, schema_overrides={k: pl.Float64 for k in (*found, "end_accuracy",
+                                                                         "random_control_accuracy")})
+
+
+def cap_table(capped: dict[tuple[str, str], pl.DataFrame], sweeps: dict[tuple[str, str], pl.DataFrame]) -> pl.DataFrame:
+    """How many handovers are necessary: per model, direction and cap m (the divergence rule limited to each
+    response's first m steps above eps), the accuracy, its interval, the handovers actually made per response,
+    and whether it reaches the goal's interval (the other model alone, from ``sweeps``)."""
+    refs, rows = references(sweeps), []
+    for (name, direction), frame in capped.items():
+        goal = start_and_goal(refs, name, direction)[1]
+        capped_rows = [(cap_of(r["rule"]), r) for r in summarise(frame).iter_rows(named=True)]
+        for cap, r in sorted(((c, r) for c, r in capped_rows if c is not None), key=lambda cr: cr[0]):
+            reached = bool(r["accuracy"] >= goal.ci95[0] if direction == "forward" else r["accuracy"] <= goal.ci95[1])
+            rows.append({"model": name, "direction": direction, "eps": r["eps"], "cap": cap,
+                         "tokens_per_response": r["tokens_per_response"], "pct_intervened": r["pct_intervened"],
+                         "accuracy": r["accuracy"], "ci95_low": r["ci95_low"], "ci95_high": r["ci95_high"],
+                         "goal_accuracy": goal.avg, "reaches_goal": reached})
+    return pl.DataFrame(rows)
 
 
 def paired_by_problem(frame: pl.DataFrame, eps: float) -> list[np.ndarray]:
@@ -95,15 +147,17 @@ def paired_by_problem(frame: pl.DataFrame, eps: float) -> list[np.ndarray]:
 
 
 def crossing_verdicts(sweeps: dict[tuple[str, str], pl.DataFrame], sparse: float = SPARSE, bootstraps: int = 1000,
-                      seed: int = 0) -> list[claims.Verdict]:
+                      seed: int = 0, tag: str = "") -> list[claims.Verdict]:
     """Sufficiency (forward) and necessity (reverse) per RL model. The claim is about sparse budgets, so it
     needs a budget of at most ``sparse`` % of steps whose accuracy reaches the goal's interval, AND the
     divergence rule beating random positions at that budget: the 95% interval (resampling problems, paired)
-    of accuracy(divergence) - accuracy(random) above 0 forward, below 0 reverse."""
+    of accuracy(divergence) - accuracy(random) above 0 forward, below 0 reverse. ``tag`` names another sweep's
+    statistics apart (e.g. a robustness sweep's: cross.<tag>.<model>...)."""
     refs, out = references(sweeps), []
     for (name, direction), frame in sweeps.items():
         claim = "cross.forward_sufficient" if direction == "forward" else "cross.reverse_necessary"
-        stat = f"cross.{name}.{direction}.divergence_minus_random_at_sparse_budget"
+        where = f"cross.{tag + '.' if tag else ''}{name}.{direction}"
+        stat = f"{where}.divergence_minus_random_at_sparse_budget"
         s = summarise(frame)
         sparse_points = s.filter((pl.col("rule") == "divergence") & (pl.col("pct_intervened") > 0)
                                  & (pl.col("pct_intervened") <= sparse))
@@ -116,7 +170,7 @@ def crossing_verdicts(sweeps: dict[tuple[str, str], pl.DataFrame], sparse: float
             best = sparse_points.sort("accuracy", descending=direction == "forward").row(0, named=True)
             edge = goal.ci95[0] if direction == "forward" else goal.ci95[1]
             short = abs(best["accuracy"] - edge)
-            out.append(claims.Verdict(claim, claims.DISAGREES, f"cross.{name}.{direction}.shortfall_at_sparse_budget",
+            out.append(claims.Verdict(claim, claims.DISAGREES, f"{where}.shortfall_at_sparse_budget",
                                       short, rule=(
                 f"no budget <= {sparse:g}% reaches the goal's interval: the closest, {best['pct_intervened']:.2f}% "
                 f"(eps {best['eps']:g}), stops {short:.3f} short of its edge")))

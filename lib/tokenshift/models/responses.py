@@ -17,9 +17,10 @@ RESPONSES = Version("responses-schema", 1)  # how sampled ids become rows
 
 COLUMNS = {"response": pl.Int64, "problem": pl.Int64, "prompt_ids": pl.List(pl.Int64),
            "response_ids": pl.List(pl.Int64), "stopped": pl.Boolean}
-# cross-sampled responses also say at which threshold and by which rule, and which steps were handed over
+# cross-sampled responses also say at which threshold and by which rule, which steps were handed over, and which
+# of those emitted another token than the primary would have
 CROSS_COLUMNS = {"eps": pl.Float64, "rule": pl.String, "intervened": pl.List(pl.Boolean), "fraction": pl.Float64,
-                 "count": pl.Int64}
+                 "count": pl.Int64, "changed": pl.List(pl.Boolean), "changed_count": pl.Int64}
 
 
 @RESPONSES.code

@@ -38,9 +38,12 @@ class Samples:
     response_ids: list[list[int]]  # generated ids, without the stop token
     stopped: list[bool]  # True where the model emitted a stop token before the length limit
     stop_token: list[int | None]  # the stop token emitted, None if none
-    # two models only, per decoding step (the stop step included): drawn from the second model? their JS
+    # two models only, per decoding step (the stop step included): drawn from the second model? their JS; and
+    # did that draw differ from the first model's with the same uniform number (a handed-over step can emit the
+    # token the first model would have)?
     chosen: list[list[bool]] = field(default_factory=list)
     js: list[list[float]] = field(default_factory=list)
+    changed: list[list[bool]] = field(default_factory=list)
 
     def with_stop_tokens(self) -> list[list[int]]:
         """Each response with the stop token it ended on: the ids a teacher-forced forward should read."""
@@ -184,6 +187,7 @@ def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temp
     job = torch.tensor(rows)
     tokens = torch.full((size, max_new_tokens), pad, dtype=torch.long)
     chosen = torch.zeros((size, max_new_tokens), dtype=torch.bool)
+    changed = torch.zeros((size, max_new_tokens), dtype=torch.bool)
     divergences = torch.zeros((size, max_new_tokens))
     step_ids, pos = ids, positions(mask)
     for step in range(max_new_tokens):
@@ -208,6 +212,10 @@ def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temp
             mixed = torch.where(pick[:, None], logits[1], logits[0])
             chosen[live, step] = pick & ~done
         token = draw(mixed, temperature, top_p, uniform).masked_fill(done, pad)
+        handed = chosen[live, step].nonzero().squeeze(-1)
+        if len(handed):  # what the first model would have drawn there with the same number
+            own = draw(logits[0][handed], temperature, top_p, uniform[handed])
+            changed[live[handed], step] = token[handed] != own
         tokens[live, step] = token
         done |= torch.isin(token, stop_ids)
         if done.all():
@@ -220,7 +228,8 @@ def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temp
                 for layer in cache.layers:
                     layer.keep(keep)
             live, done, mask, step_ids, pos = live[keep], done[keep], mask[keep], step_ids[keep], pos[keep]
-    for row, row_chosen, row_js in zip(tokens.tolist(), chosen.tolist(), divergences.tolist()):
+    for row, row_chosen, row_js, row_changed in zip(tokens.tolist(), chosen.tolist(), divergences.tolist(),
+                                                    changed.tolist()):
         ids_, stop = split_at_stop(row, stops)
         steps = len(ids_) + (stop is not None)
         out.response_ids.append(ids_)
@@ -229,6 +238,7 @@ def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temp
         if choose is not None:
             out.chosen.append(row_chosen[:steps])
             out.js.append(row_js[:steps])
+            out.changed.append(row_changed[:steps])
 
 
 def sample(model, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int, eos_token_id: int | Sequence[int],

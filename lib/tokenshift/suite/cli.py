@@ -100,6 +100,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"thresholds to sweep; inf never intervenes {DEFAULTS}")
     p.add_argument("--js-top-p", type=float, default=1.0,
                    help=f"1: full-vocabulary JS decides; below 1: top-p truncated JS {DEFAULTS}")
+    p.add_argument("--cap", type=int, nargs="*", default=[], metavar="M",
+                   help="also run the divergence rule limited to each response's first M handovers, per M")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
 
     p = sub.add_parser("summarise", help="print the paper's summaries of a scored or cross-sampled file",
@@ -237,14 +239,15 @@ def cmd_score(args) -> None:
 
 
 def cmd_cross_sample(args) -> None:
-    from ..analyses.cross_sampling import SweepConfig, run_sweep
+    from ..analyses.cross_sampling import SweepConfig, capped, run_sweep
 
     problems = _problems(args)
     base, tuned, _ = _load_pair(args)
     primary, intervention = (base, tuned) if args.direction == "forward" else (tuned, base)
     config = SweepConfig(eps_grid=tuple(args.eps), samples_per_problem=args.samples, temperature=args.temperature,
                          top_p=args.top_p, js_top_p=args.js_top_p, max_new_tokens=args.max_new_tokens,
-                         seed=args.seed, prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size)
+                         seed=args.seed, prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size,
+                         rules=("divergence", "random", *(capped(m) for m in args.cap)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     run_sweep(primary, intervention, problems, config, args.out, _parts(args.out, args))
     _judge(args.out, problems)

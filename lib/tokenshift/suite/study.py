@@ -10,12 +10,14 @@ not by repeating the same parameters; notebook 03 samples with the same settings
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from ..analyses import shifts
-from ..analyses.cross_sampling import SweepConfig, sweep
+from ..analyses import cross_sampling_stats, shifts
+from ..analyses.cross_sampling import SweepConfig, capped, sweep
+from ..analyses.cross_sampling_stats import DIRECTIONS
 from ..problems.problem_sets import ProblemSet
 from . import pairs as pairs_mod
 from . import profiles
@@ -75,11 +77,12 @@ class Study:
                                           reference=self.pairs.tuned[name], show_progress=self.show_progress))
                 for step, path in self.pairs.checkpoints(name)]
 
-    def sweep_config(self, eps_grid, js_top_p: float) -> SweepConfig:
-        """Cross-sampling with the study's sampling settings, over ``eps_grid``, switching on ``js_top_p`` JS."""
+    def sweep_config(self, eps_grid, js_top_p: float, top_p: float | None = None) -> SweepConfig:
+        """Cross-sampling with the study's sampling settings (``top_p`` overrides its nucleus), over ``eps_grid``,
+        switching on ``js_top_p`` JS."""
         s = self.sampling()
         return SweepConfig(eps_grid=tuple(float(e) for e in eps_grid), samples_per_problem=s.samples_per_problem,
-                           temperature=s.temperature, top_p=s.top_p, js_top_p=js_top_p,
+                           temperature=s.temperature, top_p=s.top_p if top_p is None else top_p, js_top_p=js_top_p,
                            max_new_tokens=s.max_new_tokens, seed=s.seed, prompts_per_unit=s.prompts_per_unit,
                            batch_size=s.batch_size)
 
@@ -95,6 +98,29 @@ class Study:
         base, tuned = self.pairs.base, self.pairs.tuned[name]
         primary, intervention = {"forward": (base, tuned), "reverse": (tuned, base)}[direction]
         return sweep(primary, intervention, problems or self.problems, config, show_progress=self.show_progress)
+
+
+    def sweeps(self, config: SweepConfig, problems: ProblemSet | None = None,
+               bisection_steps: int = 0) -> dict[tuple[str, str], pl.DataFrame]:
+        """(RL model, direction) -> its sweep over ``config.eps_grid``, then refined by up to ``bisection_steps``
+        thresholds between the grid's points where the smallest sufficient budget lies
+        (``cross_sampling_stats.bisect_budget``; each threshold cached on its own)."""
+        out = {(name, d): self.sweep(name, d, config, problems) for name in self.pairs.rl_names for d in DIRECTIONS}
+        refs = cross_sampling_stats.references(out)
+        for (name, direction), frame in out.items():
+            goal = cross_sampling_stats.start_and_goal(refs, name, direction)[1]
+            one = lambda eps, n=name, d=direction: self.sweep(n, d, dataclasses.replace(config, eps_grid=(eps,)),
+                                                              problems)
+            out[name, direction] = cross_sampling_stats.bisect_budget(frame, goal, direction, one, bisection_steps)
+        return out
+
+    def capped_sweeps(self, config: SweepConfig, eps: dict[tuple[str, str], float], caps,
+                      problems: ProblemSet | None = None) -> dict[tuple[str, str], pl.DataFrame]:
+        """(RL model, direction) -> the divergence rule at ``eps[model, direction]`` capped at each of ``caps``
+        handovers per response."""
+        return {key: self.sweep(*key, dataclasses.replace(config, eps_grid=(e,), rules=tuple(map(capped, caps))),
+                                problems)
+                for key, e in eps.items()}
 
 
 def for_profile(profile: str, show_progress: bool = True) -> Study:
