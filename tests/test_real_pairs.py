@@ -43,6 +43,26 @@ def test_the_pair_shares_one_template_and_one_stop_set(pair):
     assert "\\boxed{}" in text
 
 
+def test_a_prompt_template_and_answer_format_of_the_pairs_own(pair):
+    """DAPO's own prompt (the problem inside its instructions) through the chat template, judged on the last
+    "Answer:" line; the rendered prompt shows what the models read."""
+    from test_prompts_and_answers import DAPO_STYLE
+
+    base, rl, problems = pair
+    made = pairs.math_problems(str(base), {"tuned": str(rl)}, {"aime": str(problems)}, prompt=DAPO_STYLE,
+                               answer_format="answer_line")(None, 0, None)
+    shown = made.rendered_prompt(0)
+    assert shown.startswith("<|im_start|>user\nSolve the following math problem step by step.")
+    assert "\n\nWhat is 2+3?\n\nRemember to put your answer" in shown and shown.endswith("<|im_start|>assistant\n")
+    assert made.verify(0, "2 + 3 = 5.\nAnswer: 5", True) and not made.verify(0, "\\boxed{5}", True)
+    assert made.answer_key() != pairs.math_problems(str(base), {"tuned": str(rl)}, {"aime": str(problems)})(
+        None, 0, None).answer_key()  # judged otherwise: cached verdicts are not reused
+    with pytest.raises(ValueError, match="unknown answer_format 'last'"):
+        pairs.math_problems(str(base), {"tuned": str(rl)}, {"aime": str(problems)}, answer_format="last")
+    with pytest.raises(ValueError, match=r"data.aime: a benchmark is a file, a hub dataset id, or a mapping"):
+        pairs.math_problems(str(base), {"tuned": str(rl)}, {"aime": {"path": str(problems)}})
+
+
 def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
     base, rl, _ = pair
     small = ["--samples", 4, "--max-new-tokens", 40, "--prompts-per-unit", 2]
@@ -61,8 +81,15 @@ def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
     assert len(shifts) == rl_resp["response_ids"].list.len().sum()
     assert shifts["js"].max() > 0.01 and shifts["base_top_ids"].arr.max().max() < len(tok)  # padding rows sliced
 
-    run_cli("cross-sample", *pair_args(pair), *small, "--eps", "inf", "0.01", "--out", tmp_path / "cross.parquet")
+    capsys.readouterr()
+    run_cli("cross-sample", *pair_args(pair), *small, "--eps", "inf", "0.01", "--js-top-p", 1, "--cap", 2,
+            "--out", tmp_path / "cross.parquet")
+    assert "warning: sampling with top-p 0.7 but switching on top-p 1.0 JS" in capsys.readouterr().err
+    meta = json.loads((tmp_path / "cross.parquet.meta.json").read_text())
+    assert meta["first_prompt"].startswith("<|im_start|>user\nWhat is 2+3?\n") and meta["arguments"]["cap"] == "[2]"
     cross = pl.read_parquet(tmp_path / "cross.parquet")
+    assert cross.filter(pl.col("rule") == "divergence, first 2")["count"].max() <= 2
+    cross = cross.filter(pl.col("rule") != "divergence, first 2")
     never = cross.filter(pl.col("eps") == float("inf"))
     assert never["count"].sum() == 0 and set(cross["rule"]) == {"divergence", "random"}
     forward = cross.filter((pl.col("eps") == 0.01) & (pl.col("rule") == "divergence"))
@@ -170,9 +197,14 @@ def test_the_paper_profile_names_real_checkpoints_and_loads_offline_pairs(pair, 
     assert paper["pairs"]["base"] == "Qwen/Qwen2.5-32B" and set(paper["pairs"]["tuned"]) == {"dapo", "simplerl"}
     assert set(paper["notebooks"]) == {"01_sparsity", "02_position_clustering", "03_cross_sampling", "04_topk_overlap"}
     base, rl, problems = pair
-    section = {**paper["pairs"], "base": str(base), "tuned": {"dapo": str(rl)}, "data": str(problems)}
+    section = {**paper["pairs"], "base": str(base), "tuned": {"dapo": str(rl), "simplerl": str(rl)},
+               "data": str(problems)}
     made = pairs.from_section(section)
-    assert made.rl_names == ["dapo"] and len(made.problems(None, 0)) == 3 and made.checkpoints("dapo") == []
+    assert made.rl_names == ["dapo", "simplerl"] and len(made.problems(None, 0)) == 3 and made.checkpoints("dapo") == []
+    assert made.problems(None, 0).answer_format == "either" and "\\boxed{}" in made.problems(None, 0).rendered_prompt()
+    pinned = pairs.data_source(paper["pairs"]["data"]["aime25"], "problem", "answer", "paper")
+    assert pinned == {"source": "yentinglin/aime_2025", "problem_field": "question", "answer_field": "answer",
+                      "files": "data/train-*", "revision": "1bdb867fb342dc8d521bb4b03f3d96478bb9a550"}
     assert made.labels["dapo"] == paper["pairs"]["labels"]["dapo"]
     two = pairs.from_section({**section, "data": {"aime24": str(problems), "aime25": str(problems)}})
     assert len(two.problems(2, 0, "aime25")) == 2

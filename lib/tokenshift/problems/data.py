@@ -1,6 +1,7 @@
 """Benchmark problems for real checkpoints: JSONL or Parquet files with ``problem`` and ``answer`` fields
-(names configurable), or a hub dataset id when online. Malformed input is refused naming the file, line
-and field."""
+(names configurable), or a hub dataset id when online (at a pinned revision, reading the split's own files).
+Malformed input is refused naming the file, line and field, and so is a problem that appears twice (a hub
+dataset that keeps copies of its split in several folders doubles its problems when every file is read)."""
 
 from __future__ import annotations
 
@@ -16,23 +17,30 @@ SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
 def load_problems(source, problem_field: str = "problem", answer_field: str = "answer",
-                  limit: int | None = None) -> list[MathProblem]:
-    """Problems from a local file (``.jsonl``/``.parquet``), or a hub dataset id ("org/name", its JSONL or
-    Parquet files) when online; the first ``limit`` of them if given."""
+                  limit: int | None = None, files: str = "", revision: str = "") -> list[MathProblem]:
+    """Problems from a local file (``.jsonl``/``.parquet``), or a hub dataset id ("org/name") when online: the
+    files matching ``files`` (a glob, e.g. "data/train-*"; default every JSONL and Parquet file) at commit
+    ``revision`` (default: the main branch). The first ``limit`` of them if given."""
     path = Path(source).expanduser()
     if path.exists():
         rows = _read(path)
     elif path.suffix in SUFFIXES or looks_like_path(source):
         raise FileNotFoundError(f"data file {source} does not exist")
     else:
-        rows = _read_hub(str(source))
-    problems = []
+        rows = _read_hub(str(source), files, revision)
+    problems, seen = [], {}
     for where, row in rows:
         missing = [f for f in (problem_field, answer_field) if row.get(f) in (None, "")]
         if missing:
             raise ValueError(f"{where}: missing field {missing[0]!r} (has {sorted(row)}); name the fields with "
                              "problem_field/answer_field (CLI: --problem-field/--answer-field)")
-        problems.append(MathProblem(str(row[problem_field]), str(row[answer_field])))
+        text = str(row[problem_field])
+        first = seen.setdefault(" ".join(text.split()), where)
+        if first != where:
+            raise ValueError(f"{where} repeats the problem of {first} ({text[:60]!r}...): a benchmark lists each "
+                             "problem once. A hub dataset may keep its split in several folders: read one split's "
+                             "files (pairs.data: {dataset: ID, files: 'data/train-*'}; CLI: --data-files)")
+        problems.append(MathProblem(text, str(row[answer_field])))
     if not problems:
         raise ValueError(f"{source} holds no problems")
     return problems[:limit]
@@ -67,18 +75,22 @@ def _read(path: Path) -> list[tuple[str, dict]]:
     return rows
 
 
-def _read_hub(dataset_id: str) -> list[tuple[str, dict]]:
+def _read_hub(dataset_id: str, files: str = "", revision: str = "") -> list[tuple[str, dict]]:
     if offline():
         raise ConnectionError(f"{dataset_id} is not a local file and is read as a hub dataset id, but the hub is "
                               "offline (HF_HUB_OFFLINE is set): pass a local .jsonl or .parquet file instead")
     from huggingface_hub import snapshot_download
 
+    patterns = [files] if files else ["*.jsonl", "*.parquet"]
     try:
-        folder = Path(snapshot_download(dataset_id, repo_type="dataset", allow_patterns=["*.jsonl", "*.parquet"]))
-    except Exception as e:  # no network, unknown id, gated dataset: all mean "give a local file"
+        folder = Path(snapshot_download(dataset_id, repo_type="dataset", allow_patterns=patterns,
+                                        revision=revision or None))
+    except Exception as e:  # no network, unknown id or revision, gated dataset: all mean "give a local file"
         raise ConnectionError(f"could not fetch hub dataset {dataset_id} ({type(e).__name__}: {e}); pass a local "
                               ".jsonl or .parquet file instead") from e
-    files = sorted(p for p in folder.rglob("*") if p.suffix in (".jsonl", ".parquet"))
-    if not files:
-        raise ValueError(f"hub dataset {dataset_id} has no .jsonl or .parquet file; pass a local file instead")
-    return [row for f in files for row in _read(f)]
+    found = sorted(p for p in folder.rglob("*") if p.suffix in (".jsonl", ".parquet")
+                   and (not files or p.relative_to(folder).match(files)))
+    if not found:
+        matching = f" matching {files}" if files else ""
+        raise ValueError(f"hub dataset {dataset_id} has no .jsonl or .parquet file{matching}; pass a local file instead")
+    return [row for f in found for row in _read(f)]

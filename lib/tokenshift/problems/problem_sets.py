@@ -17,6 +17,8 @@ VERDICTS = Version("verdicts", 1)  # how responses are decoded and handed to a v
 
 # The paper's prompt asks for step-by-step reasoning and a boxed answer; its exact wording is not published.
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+SLOT = "{problem}"
+PROMPT = f"{SLOT}\n{INSTRUCTION}"  # the user turn: the problem, then the instruction
 
 
 @dataclass(frozen=True)
@@ -75,11 +77,23 @@ class ProblemSet:
         """What judging reads, for cache keys: the reference answers (the verifier's version is in its code)."""
         return {"kind": type(self).__name__, "answers": _sha256(self.answers)}
 
+    def rendered_prompt(self, index: int = 0) -> str:
+        """A prompt as the models read it, special tokens and chat template included: what a reader checks."""
+        return self.tokenizer.decode(self.prompts[index], skip_special_tokens=False)
 
-def math_prompt(tokenizer, problem: str, instruction: str = INSTRUCTION) -> list[int]:
-    """The problem with the instruction, through the tokenizer's chat template when it has one, else as plain
-    text."""
-    content = f"{problem}\n{instruction}"
+
+def check_prompt(template: str) -> str:
+    """A prompt template holds the problem's slot exactly once (other braces, as in \\boxed{}, are text)."""
+    if not isinstance(template, str) or template.count(SLOT) != 1:
+        raise ValueError(f"a prompt template needs the slot {SLOT} exactly once, got {template!r}; e.g. "
+                         f"{PROMPT!r}")
+    return template
+
+
+def math_prompt(tokenizer, problem: str, template: str = PROMPT) -> list[int]:
+    """The problem put into ``template`` (its ``{problem}`` slot), through the tokenizer's chat template when it
+    has one, else as plain text."""
+    content = check_prompt(template).replace(SLOT, problem)
     if tokenizer.chat_template:
         ids = tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
                                             tokenize=True, return_dict=True)["input_ids"]
@@ -89,19 +103,23 @@ def math_prompt(tokenizer, problem: str, instruction: str = INSTRUCTION) -> list
 
 
 class MathProblems(ProblemSet):
-    """Math benchmark problems judged by math-verify on the last \\boxed{} answer.
+    """Math benchmark problems judged by math-verify on the final answer, found as ``answer_format`` says
+    (``math_answers.FORMATS``: the last \\boxed{}, the last "Answer:" line, or either).
 
     A response cut off by the length limit is judged on what it wrote, as math benchmarks usually are; it can
-    only be right if it boxed an answer before the cut."""
+    only be right if it gave an answer before the cut."""
 
     verifier = math_answers.MATH_ANSWERS
 
-    def __init__(self, problems: list[MathProblem], tokenizer, stop_ids: tuple[int, ...],
-                 instruction: str = INSTRUCTION):
+    def __init__(self, problems: list[MathProblem], tokenizer, stop_ids: tuple[int, ...], template: str = PROMPT,
+                 answer_format: str = "boxed"):
+        if answer_format not in math_answers.FORMATS:
+            raise ValueError(f"unknown answer format {answer_format!r}: choose one of {math_answers.FORMATS}")
         super().__init__(texts=[p.problem for p in problems], answers=[p.answer for p in problems],
-                         prompts=[math_prompt(tokenizer, p.problem, instruction) for p in problems],
+                         prompts=[math_prompt(tokenizer, p.problem, template) for p in problems],
                          stop_ids=tuple(stop_ids),
                          tokenizer=tokenizer)
+        self.answer_format = answer_format
 
     @VERDICTS.code
     def decode(self, ids: list[int]) -> str:
@@ -109,4 +127,7 @@ class MathProblems(ProblemSet):
 
     @VERDICTS.code
     def verify(self, index: int, response: str, stopped: bool) -> bool:
-        return math_answers.is_correct(self.answers[index], response)
+        return math_answers.is_correct(self.answers[index], response, self.answer_format)
+
+    def answer_key(self) -> dict:
+        return {**super().answer_key(), "answer_format": self.answer_format}

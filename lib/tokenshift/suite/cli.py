@@ -33,6 +33,9 @@ DEFAULTS = "(default: %(default)s)"
 
 
 def _pair_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
+    from ..problems.math_answers import FORMATS
+    from ..problems.problem_sets import PROMPT
+
     p.add_argument("--base", required=True, help="base model: local directory or hub id")
     p.add_argument("--tuned", required=True, help="tuned (e.g. RL) model: local directory or hub id")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
@@ -42,8 +45,17 @@ def _pair_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("--problem-field", default="problem", help=f"field holding the problem {DEFAULTS}")
         p.add_argument("--answer-field", default="answer", help=f"field holding the reference answer {DEFAULTS}")
         p.add_argument("--limit", type=int, help="use only the first LIMIT problems")
+        p.add_argument("--data-files", default="", help="hub dataset: a glob of the split's own files, e.g. "
+                                                            "'data/train-*' (default: every .jsonl/.parquet)")
+        p.add_argument("--data-revision", default="", help="hub dataset: the commit to read (default: main)")
         p.add_argument("--template-from", choices=["base", "tuned"], default="base",
                        help=f"whose tokenizer's chat template prompts both models {DEFAULTS}")
+        p.add_argument("--prompt", default=PROMPT,
+                       help="the user turn, with {problem} where the problem goes (default: the problem, then "
+                            "'Please reason step by step, and put your final answer within \\boxed{}.')")
+        p.add_argument("--answer-format", choices=FORMATS, default="boxed",
+                       help="where a response's final answer is: the last \\boxed{}, the last 'Answer: ...' line "
+                            f"(DAPO's prompt), or whichever comes last {DEFAULTS}")
 
 
 def _sampling_arguments(p: argparse.ArgumentParser) -> None:
@@ -98,8 +110,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"forward: base decodes, the tuned model intervenes; reverse: the other way {DEFAULTS}")
     p.add_argument("--eps", type=float, nargs="+", default=[math.inf, 0.1, 0.03, 0.01, 0.0],
                    help=f"thresholds to sweep; inf never intervenes {DEFAULTS}")
-    p.add_argument("--js-top-p", type=float, default=1.0,
-                   help=f"1: full-vocabulary JS decides; below 1: top-p truncated JS {DEFAULTS}")
+    p.add_argument("--js-top-p", type=float,
+                   help="p of the truncated JS that decides a handover; 1: full-vocabulary JS (default: the "
+                        "sampling --top-p, the paper's rule)")
     p.add_argument("--cap", type=int, nargs="*", default=[], metavar="M",
                    help="also run the divergence rule limited to each response's first M handovers, per M")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
@@ -169,9 +182,27 @@ def _check_args(args) -> None:
 def _problems(args):
     from .pairs import math_problems
 
-    make = math_problems(args.base, {"tuned": args.tuned}, {"data": args.data}, template_from=args.template_from,
-                         problem_field=args.problem_field, answer_field=args.answer_field)
+    source = {"dataset": args.data, "files": args.data_files, "revision": args.data_revision} \
+        if args.data_files or args.data_revision else args.data
+    make = math_problems(args.base, {"tuned": args.tuned}, {"data": source}, template_from=args.template_from,
+                         problem_field=args.problem_field, answer_field=args.answer_field, prompt=args.prompt,
+                         answer_format=args.answer_format, where="arguments")
     return make(args.limit, args.seed, None)
+
+
+def _write_metadata(out: Path, args, problems) -> None:
+    """Beside a run's output, ``<out>.meta.json``: its arguments, the versions it ran with, the engine that
+    sampled, and the first problem's prompt as the models read it (chat template and special tokens
+    included), so a reader can see what was asked."""
+    import tokenshift
+    from ..core.parallel import current
+
+    if current().rank == 0:
+        meta = {"command": args.command, "arguments": {k: str(v) for k, v in sorted(vars(args).items())
+                                                       if k not in ("command", "func")},
+                "versions": tokenshift.versions(), "engine": "tokenshift (its own decoding loop)",
+                "first_prompt": problems.rendered_prompt(0)}
+        out.with_name(out.name + ".meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def _parts(out: Path, args) -> Path:
@@ -213,6 +244,7 @@ def cmd_sample(args) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sample_responses(model, problems, config, args.out, _parts(args.out, args))
     _judge(args.out, problems)
+    _write_metadata(args.out, args, problems)
     _report(args.out, lambda f: f"{len(f)} responses, accuracy {f['correct'].mean():.4f}")
 
 
@@ -241,6 +273,11 @@ def cmd_score(args) -> None:
 def cmd_cross_sample(args) -> None:
     from ..analyses.cross_sampling import SweepConfig, capped, run_sweep
 
+    if args.js_top_p is None:
+        args.js_top_p = args.top_p
+    elif args.js_top_p != args.top_p:
+        print(f"warning: sampling with top-p {args.top_p} but switching on top-p {args.js_top_p} JS; the paper uses "
+              "the same p for both", file=sys.stderr)
     problems = _problems(args)
     base, tuned, _ = _load_pair(args)
     primary, intervention = (base, tuned) if args.direction == "forward" else (tuned, base)
@@ -251,6 +288,7 @@ def cmd_cross_sample(args) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     run_sweep(primary, intervention, problems, config, args.out, _parts(args.out, args))
     _judge(args.out, problems)
+    _write_metadata(args.out, args, problems)
     _report(args.out, lambda f: f"{len(f)} responses over {f['eps'].n_unique()} eps values")
 
 

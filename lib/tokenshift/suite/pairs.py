@@ -8,6 +8,11 @@ A ``pairs`` section (see papermill_runs/paper.yaml)::
       base: Qwen/Qwen2.5-32B                       # local directory or hub id
       tuned: {dapo: BytedTsinghua-SIA/DAPO-Qwen-32B, simplerl: hkust-nlp/Qwen-2.5-32B-SimpleRL-Zoo}
       data: HuggingFaceH4/aime_2024                # .jsonl/.parquet file, or hub dataset id
+      prompt: "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
+      answer_format: boxed                         # or answer_line ("Answer: ..."), or either
+
+``data`` may name several benchmarks (name -> source), and a source may be a mapping that pins a hub dataset:
+``{dataset: ID, revision: COMMIT, files: "data/train-*", problem_field: question}``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from ..models.loading import check_model_source, check_same_vocabulary, load_tok
 from ..organism import task
 from ..organism.problems import OrganismProblems
 from ..problems.data import load_problems
-from ..problems.problem_sets import INSTRUCTION, MathProblems, ProblemSet
+from ..problems.math_answers import FORMATS
+from ..problems.problem_sets import PROMPT, MathProblems, ProblemSet, check_prompt
 from . import profiles
 
 
@@ -68,8 +74,9 @@ def for_organism(config: organism.OrganismConfig, show_progress: bool = True) ->
 
 
 PAIR_FIELDS = {"base": str, "tuned": dict, "labels": dict, "checkpoints": dict, "data": (str, dict),
-               "problem_field": str, "answer_field": str, "template_from": str, "instruction": str,
+               "problem_field": str, "answer_field": str, "template_from": str, "prompt": str, "answer_format": str,
                "max_new_tokens": int}
+SOURCE_FIELDS = {"dataset": str, "files": str, "revision": str, "problem_field": str, "answer_field": str}
 
 
 def from_section(section: dict, where: str = "pairs") -> Pairs:
@@ -88,45 +95,71 @@ def from_section(section: dict, where: str = "pairs") -> Pairs:
     tuned = {str(k): str(v) for k, v in section["tuned"].items()}
     checkpoints = {name: sorted((int(step), str(path)) for step, path in steps.items())
                    for name, steps in (section.get("checkpoints") or {}).items()}
-    data = section["data"] if isinstance(section["data"], dict) else {"default": section["data"]}
+    data = section["data"]
+    if not isinstance(data, dict) or "dataset" in data:  # one benchmark
+        data = {"default": data}
     make = math_problems(section["base"], tuned, data, template_from=section.get("template_from", "base"),
                          problem_field=section.get("problem_field", "problem"),
                          answer_field=section.get("answer_field", "answer"),
-                         instruction=section.get("instruction", INSTRUCTION))
+                         prompt=section.get("prompt", PROMPT), answer_format=section.get("answer_format", "boxed"),
+                         where=where)
     return Pairs(base=section["base"], tuned=tuned, rl_names=list(tuned),
                  labels={"base": section["base"], **tuned, **(section.get("labels") or {})},
                  max_new_tokens=section.get("max_new_tokens", 8192), make_problems=make,
                  checkpoint_paths=checkpoints)
 
 
-def math_problems(base: str, tuned: dict[str, str], data: dict[str, str], template_from: str = "base",
-                  problem_field: str = "problem", answer_field: str = "answer",
-                  instruction: str = INSTRUCTION) -> Callable[[int | None, int, str | None], MathProblems]:
-    """A maker of the pair's benchmark problems (``data``: benchmark name -> file or hub id, the first being
-    the default) with one prompt template (the ``template_from`` model's tokenizer: "base" or a tuned model's
-    name) and one stop set (every EOS the models name) for all the models. Refuses missing models, differing
-    vocabularies and malformed local data files at once."""
-    sources = {"base": base, **tuned}
-    for source in sources.values():
+def data_source(spec, problem_field: str, answer_field: str, where: str) -> dict:
+    """A benchmark's source as ``data.load_problems`` takes it: a file or hub id, or a mapping that pins a hub
+    dataset (``SOURCE_FIELDS``); the pair's field names unless the mapping gives its own."""
+    if isinstance(spec, str):
+        return {"source": spec, "problem_field": problem_field, "answer_field": answer_field}
+    if not isinstance(spec, dict) or "dataset" not in spec:
+        raise ValueError(f"{where}: a benchmark is a file, a hub dataset id, or a mapping with 'dataset' (and "
+                         f"optionally {sorted(set(SOURCE_FIELDS) - {'dataset'})}), got {spec!r}")
+    for name, value in spec.items():
+        if name not in SOURCE_FIELDS or not isinstance(value, SOURCE_FIELDS[name]):
+            raise ValueError(f"{where}: data field {name}={value!r} is not one of {sorted(SOURCE_FIELDS)} (strings)")
+    return {"source": spec["dataset"], "problem_field": spec.get("problem_field", problem_field),
+            "answer_field": spec.get("answer_field", answer_field), "files": spec.get("files", ""),
+            "revision": spec.get("revision", "")}
+
+
+def math_problems(base: str, tuned: dict[str, str], data: dict, template_from: str = "base",
+                  problem_field: str = "problem", answer_field: str = "answer", prompt: str = PROMPT,
+                  answer_format: str = "boxed", where: str = "pairs") -> Callable[[int | None, int, str | None],
+                                                                                   MathProblems]:
+    """A maker of the pair's benchmark problems (``data``: benchmark name -> source (see ``data_source``), the
+    first being the default) with one prompt (``prompt``'s ``{problem}`` slot filled, through the
+    ``template_from`` model's chat template: "base" or a tuned model's name), one stop set (every EOS the
+    models name) and one answer format for all the models. Refuses missing models, differing vocabularies,
+    bad prompts and formats, and malformed local data files at once."""
+    check_prompt(prompt)
+    if answer_format not in FORMATS:
+        raise ValueError(f"{where}: unknown answer_format {answer_format!r}; choose one of {FORMATS}")
+    sources = {name: data_source(spec, problem_field, answer_field, f"{where}: data.{name}")
+               for name, spec in data.items()}
+    models = {"base": base, **tuned}
+    for source in models.values():
         check_model_source(source)  # every path at once, before any download
-    tokenizers = {name: load_tokenizer(source) for name, source in sources.items()}
+    tokenizers = {name: load_tokenizer(source) for name, source in models.items()}
     for name, tok in tokenizers.items():
         try:
             check_same_vocabulary(tokenizers["base"], tok)
         except ValueError as e:
-            raise ValueError(f"{base} vs {sources[name]}: {e}") from None
-    if template_from not in sources:
-        raise ValueError(f"template_from {template_from!r} names no model of the pair; choose one of {list(sources)}")
-    template, stops = tokenizers[template_from], stop_ids(tokenizers.values(), sources.values())
-    load = lambda source: load_problems(source, problem_field, answer_field)
-    loaded = {name: load(source) for name, source in data.items() if Path(source).expanduser().exists()}
+            raise ValueError(f"{base} vs {models[name]}: {e}") from None
+    if template_from not in models:
+        raise ValueError(f"template_from {template_from!r} names no model of the pair; choose one of {list(models)}")
+    template, stops = tokenizers[template_from], stop_ids(tokenizers.values(), models.values())
+    load = lambda s: load_problems(**s)
+    loaded = {name: load(s) for name, s in sources.items() if Path(s["source"]).expanduser().exists()}
 
     def make(n, seed, benchmark):
-        name = benchmark or next(iter(data))
-        if name not in data:
-            raise ValueError(f"no benchmark {name!r}; the profile names {list(data)}")
+        name = benchmark or next(iter(sources))
+        if name not in sources:
+            raise ValueError(f"no benchmark {name!r}; the profile names {list(sources)}")
         if name not in loaded:
-            loaded[name] = load(data[name])  # a hub dataset: fetched on first use
-        return MathProblems(loaded[name][:n], template, stops, instruction)
+            loaded[name] = load(sources[name])  # a hub dataset: fetched on first use
+        return MathProblems(loaded[name][:n], template, stops, prompt, answer_format)
 
     return make
