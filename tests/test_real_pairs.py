@@ -88,6 +88,9 @@ def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
     meta = json.loads((tmp_path / "cross.parquet.meta.json").read_text())
     assert meta["first_prompt"].startswith("<|im_start|>user\nWhat is 2+3?\n") and meta["arguments"]["cap"] == "[2]"
     cross = pl.read_parquet(tmp_path / "cross.parquet")
+    run_cli("cross-sample", *pair_args(pair), *small, "--eps", "inf", "0.01", "--js-top-p", 1, "--cap", 2,
+            "--method", "draft", "--out", tmp_path / "drafted.parquet")
+    assert pl.read_parquet(tmp_path / "drafted.parquet").equals(cross)  # draft and verify: the same responses
     assert cross.filter(pl.col("rule") == "divergence, first 2")["count"].max() <= 2
     cross = cross.filter(pl.col("rule") != "divergence, first 2")
     never = cross.filter(pl.col("eps") == float("inf"))

@@ -32,14 +32,16 @@ import torch
 
 from ..core import parallel, seeding
 from ..core.behaviour import Version
-from ..core.cache import ArtifactCache, model_fingerprint, spec
+from ..core.cache import ArtifactCache, added, model_fingerprint, spec
 from ..models import responses
 from ..models.loading import check_same_vocabulary, load_model, pad_id, runtime
+from ..models.draft_verify import DRAFT_VERIFY, draft_verify
 from ..models.sampling import DECODING, Samples, decode, stop_set
 from ..problems.problem_sets import ProblemSet
 from ..problems.verdicts import judged
 
 CROSS_SAMPLING = Version("cross-sampling", 2, uses=(DECODING, parallel.UNITS, responses.RESPONSES))
+METHODS = ("lockstep", "draft")
 
 
 @dataclass
@@ -77,28 +79,65 @@ def cap_of(rule: str) -> int | None:
     return int(found.group(1))
 
 
+# A rule is called by the lockstep (``sampling.decode``) once per step, rule(js [B], rows [B]) -> [B] bool, and
+# read by draft and verify a chunk at a time: ``fires`` (without effect) on a chunk of steps, ``handed`` for the
+# handovers it kept, ``start_batch`` / ``end_batch`` around each batch. Both see the same rule.
 @CROSS_SAMPLING.code
-def divergence_rule(eps: float, cap: int | None = None, responses: int = 0):
+class DivergenceRule:
     """Hand a step over where JS(primary || intervention) > eps (eps = inf: never; eps < 0: always); with ``cap``,
     only each of the ``responses`` responses' first ``cap`` such steps."""
-    if cap is None:
-        return lambda js, rows: js > eps
-    used = torch.zeros(responses, dtype=torch.long)
 
-    def rule(js, rows):
-        fire = (js > eps) & (used[rows] < cap)
-        used[rows] += fire
+    def __init__(self, eps: float, cap: int | None = None, responses: int = 0):
+        self.eps, self.cap = eps, cap
+        self.used = torch.zeros(responses, dtype=torch.long)
+        self.jobs = torch.zeros(0, dtype=torch.long)
+
+    def __call__(self, js, rows):
+        fire = (js > self.eps) & (self.used[rows] < self.cap if self.cap is not None else True)
+        self.used[rows] += fire
         return fire
 
-    return rule
+    def start_batch(self, jobs, steps: int) -> None:
+        self.jobs = jobs
+
+    def end_batch(self, steps: int) -> None:
+        pass
+
+    def fires(self, js, batch_rows, steps):
+        fire = js > self.eps
+        return fire & (self.used[self.jobs[batch_rows]] < self.cap)[:, None] if self.cap is not None else fire
+
+    def handed(self, batch_rows) -> None:
+        self.used[self.jobs[batch_rows]] += 1
 
 
 @CROSS_SAMPLING.code
-def random_rule(fractions: Sequence[float], seed: int):
-    """Hand each step of response r over with probability ``fractions[r]``, from the chooser's own stream."""
-    fractions = torch.tensor(list(fractions), dtype=torch.float)
-    chooser = torch.Generator().manual_seed(seeding.derive(seed, "random-control"))
-    return lambda js, rows: torch.rand(len(rows), generator=chooser) < fractions[rows]
+class RandomRule:
+    """Hand each step of response r over with probability ``fractions[r]``, from the chooser's own stream: one
+    number per response of the batch and step, as the lockstep draws them."""
+
+    def __init__(self, fractions: Sequence[float], seed: int):
+        self.fractions = torch.tensor(list(fractions), dtype=torch.float)
+        self.chooser = torch.Generator().manual_seed(seeding.derive(seed, "random-control"))
+
+    def __call__(self, js, rows):
+        return torch.rand(len(rows), generator=self.chooser) < self.fractions[rows]
+
+    def start_batch(self, jobs, steps: int) -> None:
+        self.jobs, self.state = jobs, self.chooser.get_state()
+        self.coins = torch.stack([torch.rand(len(jobs), generator=self.chooser) for _ in range(steps)], dim=1)
+
+    def end_batch(self, steps: int) -> None:
+        self.chooser.set_state(self.state)  # then as far as the lockstep would have drawn
+        for _ in range(steps):
+            torch.rand(len(self.jobs), generator=self.chooser)
+
+    def fires(self, js, batch_rows, steps):
+        coins = self.coins[batch_rows[:, None], steps.clamp(max=self.coins.shape[1] - 1)]
+        return coins < self.fractions[self.jobs[batch_rows]][:, None]
+
+    def handed(self, batch_rows) -> None:
+        pass
 
 
 @CROSS_SAMPLING.code
@@ -110,6 +149,7 @@ def cross_sample(
     eps: float = math.inf,
     random_fraction: list[float] | None = None,
     cap: int | None = None,
+    method: str = "lockstep",
     n: int = 1,
     max_new_tokens: int,
     eos_token_id: int | Sequence[int],
@@ -127,7 +167,8 @@ def cross_sample(
     random-position control; ``cap`` limits the divergence rule to each response's first ``cap`` handovers.
     ``js_top_p`` < 1 measures the divergence on top-p truncated distributions, as the divergence library does;
     ``vocab_size`` slices output layers padded past the tokenizer. Temperature and ``top_p`` shape the sampling
-    as usual.
+    as usual. ``method``: "lockstep" (both models one token at a time) or "draft" (draft and verify,
+    ``models.draft_verify``: the same tokens up to rounding, at about one model's cost when handovers are sparse).
     """
     n_responses = len(prompts) * n
     if random_fraction is not None and len(random_fraction) != n_responses:
@@ -135,12 +176,15 @@ def cross_sample(
     if cap is not None and (random_fraction is not None or isinstance(cap, bool) or not isinstance(cap, int)
                             or cap < 1):
         raise ValueError(f"cap must be an integer >= 1 and applies to the divergence rule only, got {cap!r}")
-    rule = divergence_rule(eps, cap, n_responses) if random_fraction is None else random_rule(random_fraction, seed)
-    out = decode([primary, intervention], prompts, n=n, max_new_tokens=max_new_tokens,
-                 stop_ids=stop_set(eos_token_id), pad_id=pad_token_id, vocab_size=vocab_size,
-                 temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size, choose=rule,
-                 js_top_p=js_top_p)
-    return CrossSamples(**vars(out))
+    if method not in METHODS:
+        raise ValueError(f"unknown cross-sampling method {method!r}: choose one of {METHODS}")
+    rule = DivergenceRule(eps, cap, n_responses) if random_fraction is None else RandomRule(random_fraction, seed)
+    common = dict(n=n, max_new_tokens=max_new_tokens, stop_ids=stop_set(eos_token_id), pad_id=pad_token_id,
+                  vocab_size=vocab_size, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
+                  js_top_p=js_top_p)
+    if method == "draft":
+        return CrossSamples(**vars(draft_verify(primary, intervention, prompts, rule, **common)))
+    return CrossSamples(**vars(decode([primary, intervention], prompts, choose=rule, **common)))
 
 
 @dataclass(frozen=True)
@@ -159,8 +203,11 @@ class SweepConfig:
     seed: int = 0
     prompts_per_unit: int = 64  # work unit (its seed derives from the run's seed and its index)
     batch_size: int = 256  # sequences decoded together (it fixes which draws each response gets)
+    method: str = added("lockstep")  # or "draft": draft and verify (the same tokens up to rounding, faster)
 
     def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown cross-sampling method {self.method!r}: choose one of {METHODS}")
         for rule in self.rules:
             cap_of(rule)
         if not self.rules or len(set(self.rules)) != len(self.rules):
@@ -177,6 +224,7 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
     response's realised fraction as its target, capped divergence rules. One row per (eps, rule, response) into
     ``out_file``, in the responses schema plus ``responses.CROSS_COLUMNS``; correctness is judged separately."""
     common = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
+                  method=config.method,
                   pad_token_id=pad_id(problems.tokenizer), vocab_size=len(problems.tokenizer),
                   temperature=config.temperature,
                   top_p=config.top_p, js_top_p=config.js_top_p, batch_size=config.batch_size)
@@ -218,7 +266,8 @@ def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConf
     """``run_sweep`` on two model directories (or hub ids), cached as Parquet, with each row judged (``correct``).
     Under a launcher every rank takes its share of the work units."""
     cache = cache or ArtifactCache()
-    entry = spec("cross_sampling", CROSS_SAMPLING, config, {
+    code = (CROSS_SAMPLING, DRAFT_VERIFY) if config.method == "draft" else CROSS_SAMPLING
+    entry = spec("cross_sampling", code, config, {
         "primary": model_fingerprint(primary_dir), "intervention": model_fingerprint(intervention_dir),
         "problems": problems.prompt_key(), "runtime": runtime()})
 

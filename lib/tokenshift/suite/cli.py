@@ -113,6 +113,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--js-top-p", type=float,
                    help="p of the truncated JS that decides a handover; 1: full-vocabulary JS (default: the "
                         "sampling --top-p, the paper's rule)")
+    p.add_argument("--method", choices=["lockstep", "draft"], default="lockstep",
+                   help="lockstep: both models one token at a time; draft: the primary drafts chunks that the "
+                        f"other verifies in one pass (the same tokens up to rounding, ~2x faster when sparse) {DEFAULTS}")
     p.add_argument("--cap", type=int, nargs="*", default=[], metavar="M",
                    help="also run the divergence rule limited to each response's first M handovers, per M")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
@@ -284,7 +287,7 @@ def cmd_cross_sample(args) -> None:
     config = SweepConfig(eps_grid=tuple(args.eps), samples_per_problem=args.samples, temperature=args.temperature,
                          top_p=args.top_p, js_top_p=args.js_top_p, max_new_tokens=args.max_new_tokens,
                          seed=args.seed, prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size,
-                         rules=("divergence", "random", *(capped(m) for m in args.cap)))
+                         rules=("divergence", "random", *(capped(m) for m in args.cap)), method=args.method)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     run_sweep(primary, intervention, problems, config, args.out, _parts(args.out, args))
     _judge(args.out, problems)

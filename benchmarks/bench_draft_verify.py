@@ -1,0 +1,96 @@
+"""Benchmark cross-sampling by draft and verify against the lockstep and against sampling one model, side by
+side in one run, at intervention rates of about 0%, 2%, 10% and 50%.
+
+    TOKENSHIFT_CACHE=... .venv/bin/python benchmarks/bench_draft_verify.py [--qwen]
+
+For each rate, eps is the matching quantile of the JS divergence along the primary's own samples, then three
+decodes of the same prompts and seed, each the faster of two runs: the primary alone (``sample``), the lockstep
+and draft and verify. Printed: the realised share of handed-over steps, tokens per second, and the ratios
+draft / one model (the limit is 1.0; target >= 0.8 at 2%) and draft / lockstep (the lockstep sits near 0.5 of
+one model; at 50% draft and verify should not fall much below it). Also whether both decoders wrote the same
+tokens.
+
+Pairs: the organism's base and DAPO-like model (the default profile; built on first use), and with --qwen a
+Qwen2.5-0.5B-shaped pair of random models (24 layers, 896 wide, 151,936-token vocabulary; EOS disabled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from tokenshift.analyses.cross_sampling import cross_sample
+from tokenshift.models.sampling import sample
+
+RATES = (0.0, 0.02, 0.10, 0.50)
+
+
+def best_of_two(fn):
+    times, out = [], None
+    for _ in range(2):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def compare(name, primary, intervention, prompts, kw):
+    js = torch.tensor([x for row in cross_sample(primary, intervention, prompts, **kw).js for x in row])
+    print(f"\n{name}: {len(prompts)} prompts x {kw['n']} samples, up to {kw['max_new_tokens']} tokens")
+    print(f"{'rate':>6} {'eps':>10} {'handed':>7} {'one model':>10} {'lockstep':>9} {'draft':>7}   draft/one  "
+          f"draft/lockstep  same tokens")
+    for rate in RATES:
+        eps = float("inf") if rate == 0 else float(js.quantile(1 - rate))
+        t_one, one = best_of_two(lambda: sample(primary, prompts, **kw))
+        t_lock, lock = best_of_two(lambda: cross_sample(primary, intervention, prompts, eps=eps, **kw))
+        t_draft, draft = best_of_two(lambda: cross_sample(primary, intervention, prompts, eps=eps, method="draft",
+                                                          **kw))
+        speed = lambda samples, t: sum(map(len, samples.with_stop_tokens())) / t
+        handed = sum(map(sum, lock.chosen)) / sum(map(len, lock.chosen))
+        s_one, s_lock, s_draft = speed(one, t_one), speed(lock, t_lock), speed(draft, t_draft)
+        print(f"{rate:6.2f} {eps:10.3g} {handed:7.2%} {s_one:8.0f}/s {s_lock:7.0f}/s {s_draft:5.0f}/s   "
+              f"{s_draft / s_one:9.2f}  {s_draft / s_lock:14.2f}  {lock.response_ids == draft.response_ids}")
+
+
+def organism_pair():
+    from tokenshift.models.loading import load_model
+    from tokenshift.suite import pairs
+
+    found = pairs.for_profile("default", show_progress=False)
+    base, tok = load_model(found.base)
+    dapo, _ = load_model(found.tuned["dapo"])
+    problems = found.problems(64, 0)
+    kw = dict(n=2, max_new_tokens=320, eos_token_id=problems.stop_ids, pad_token_id=tok.pad_token_id,
+              vocab_size=len(tok), seed=0, batch_size=128)
+    return base, dapo, problems.prompts, kw
+
+
+def qwen_pair():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    def model(seed):
+        torch.manual_seed(seed)
+        config = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                             num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=4096,
+                             tie_word_embeddings=True)
+        return Qwen2ForCausalLM(config).eval()
+
+    g = torch.Generator().manual_seed(0)
+    prompts = torch.randint(3, 151_000, (4, 32), generator=g).tolist()
+    kw = dict(n=1, max_new_tokens=48, eos_token_id=-1, pad_token_id=0, seed=0, batch_size=4)
+    return model(0), model(1), prompts, kw
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--qwen", action="store_true", help="also the Qwen2.5-0.5B-shaped random pair (slow on CPU)")
+    args = parser.parse_args()
+    print(f"torch threads: {torch.get_num_threads()}")
+    compare("organism (base, DAPO-like)", *organism_pair())
+    if args.qwen:
+        compare("Qwen2.5-0.5B-shaped random pair", *qwen_pair())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Cross-sampling by draft and verify: the lockstep's output, at about the cost of sampling the primary alone.
+
+The lockstep (``sampling.decode`` with two models) runs both models one token at a time. Here the primary drafts
+a chunk of k tokens with its KV cache, as plain sampling does; the intervention model reads the whole chunk in
+one forward pass (its own KV cache), which gives its next-token distribution at every position of the chunk.
+At the first position where the rule fires (JS > eps, or the random control's coin for that step), that token
+is drawn from the intervention's distribution instead and the rest of the chunk is dropped: the dropped slots
+stay in both caches as holes, masked out of attention (position ids count real tokens only, so the models see
+the same sequence). Every kept token is then drawn from the distribution the rule picks given the same prefix,
+with the same uniform number the lockstep would use at that step (each batch's numbers are drawn up front in
+the lockstep's order, and the generator is left where the lockstep leaves it), so the outputs agree token for
+token up to floating-point rounding (a chunked forward rounds differently from a one-token one, which can flip
+a draw that sits on a boundary). With sparse interventions (the paper: 1.5-10% of tokens) a round costs k
+steps of the primary and one forward of the intervention, against 2k steps in lockstep.
+
+The chunk size adapts to the rate at which the rule fires: with per-step rate r a round keeps
+E[min(k, G)] = (1 - (1 - r)^k) / r tokens (G geometric), so k maximises that per (k + 1) steps (k drafts
+and about one verify pass); dense rules fall back to k = 1, the lockstep's cost.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..core.behaviour import Version
+from .divergence import js_divergence, log_probs, top_p_js
+from .loading import check_logits
+from .sampling import (COMPACT_SHARE, DECODING, Samples, _PreallocatedLayer, check_settings, draw, left_pad,
+                       positions, split_at_stop)
+
+DRAFT_VERIFY = Version("draft-verify", 1, uses=(DECODING,), libraries=("torch", "transformers"))
+CHUNKS = (1, 2, 4, 8, 16, 32)  # chunk sizes the adaptation chooses from
+
+
+def best_chunk(rate: float, largest: int) -> int:
+    """The chunk size of ``CHUNKS`` (at most ``largest``) that keeps the most tokens per step of work when
+    the rule fires at a share ``rate`` of steps."""
+    kept = lambda k: k if rate <= 0 else (1 - (1 - rate) ** k) / rate
+    return max((k for k in CHUNKS if k <= largest), key=lambda k: kept(k) / (k + 1))
+
+
+class _GrowingLayer(_PreallocatedLayer):
+    """A preallocated KV cache layer that doubles its buffers when a round needs more slots than it has (the
+    dropped ends of chunks stay as masked holes, so slots outnumber tokens)."""
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if self.is_initialized and self.filled + key_states.shape[-2] > self.buffers[0].shape[-2]:
+            grown = []
+            for buffer in self.buffers:
+                bigger = buffer.new_empty((*buffer.shape[:2], 2 * buffer.shape[2] + key_states.shape[-2],
+                                           buffer.shape[-1]))
+                bigger[:, :, : self.filled] = buffer[:, :, : self.filled]
+                grown.append(bigger)
+            self.buffers = tuple(grown)
+        return super().update(key_states, value_states, *args, **kwargs)
+
+
+def _cache(model, capacity: int):
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    cache.layers = [_GrowingLayer(capacity) for _ in cache.layers]
+    return cache
+
+
+@torch.no_grad()
+@DRAFT_VERIFY.code
+def draft_verify(primary, intervention, prompts: list[list[int]], rule, *, n: int = 1, max_new_tokens: int,
+                 stop_ids: set[int], pad_id: int, vocab_size: int | None = None, temperature: float = 1.0,
+                 top_p: float = 1.0, seed: int = 0, batch_size: int = 256, js_top_p: float = 1.0,
+                 max_chunk: int = 32) -> Samples:
+    """Cross-sample ``n`` responses to each prompt as ``sampling.decode`` does with two models and ``rule``
+    (``analyses.cross_sampling``'s rules: ``fires`` on a chunk, ``handed`` once a handover is kept), by draft
+    and verify with chunks of at most ``max_chunk`` tokens. Returns the same ``Samples``, with the JS and the
+    handovers of every kept step."""
+    check_settings(prompts, n, max_new_tokens, temperature, top_p, batch_size)
+    if max_chunk < 1:
+        raise ValueError(f"max_chunk must be at least 1, got {max_chunk}")
+    generator = torch.Generator().manual_seed(seed)
+    jobs = [i for i in range(len(prompts)) for _ in range(n)]
+    out = Samples(prompt_index=jobs, response_ids=[], stopped=[], stop_token=[])
+    models = (primary, intervention)
+    settings = (max_new_tokens, torch.tensor(sorted(stop_ids)), pad_id, vocab_size, temperature, top_p, js_top_p,
+                max_chunk)
+    for start in range(0, len(jobs), batch_size):
+        rows = list(range(start, min(start + batch_size, len(jobs))))
+        # the lockstep draws one number per row and step until the batch's last response ends: draw as many up
+        # front, then leave the generator where the lockstep would have left it
+        state = generator.get_state()
+        uniform = torch.cat([torch.rand(len(rows), 1, generator=generator) for _ in range(max_new_tokens)], dim=1)
+        rule.start_batch(torch.tensor(rows), max_new_tokens)
+        steps = _batch(models, [prompts[jobs[r]] for r in rows], rows, uniform, rule, settings, out)
+        generator.set_state(state)
+        for _ in range(steps):
+            torch.rand(len(rows), 1, generator=generator)
+        rule.end_batch(steps)
+    return out
+
+
+def _forward(model, ids, mask, cache, vocab):
+    pos = positions(mask)[:, -ids.shape[1] :]
+    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                   position_ids=pos.to(model.device), cache=cache, use_cache=True).logits
+    return logits[..., :vocab].float().cpu()
+
+
+@DRAFT_VERIFY.code
+def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
+    max_new, stop_ids, pad, vocab, temperature, top_p, js_top_p, max_chunk = settings
+    ids, mask = left_pad(prompts, pad)
+    size = len(prompts)
+    caches = [_cache(m, ids.shape[1] + 2 * max_new) for m in models]
+    pending, mask = ids[:, -1].clone(), mask[:, :-1]  # each row's last token, not yet in the caches
+    if mask.shape[1]:  # both caches read the prompt but its last token, which each round feeds first
+        for model, cache in zip(models, caches):
+            _forward(model, ids[:, :-1], mask, cache, vocab)
+    live = torch.arange(size)  # batch rows the caches hold, in their order
+    length = torch.zeros(size, dtype=torch.long)  # tokens kept per batch row
+    done = torch.zeros(size, dtype=torch.bool)
+    tokens = torch.full((size, max_new), pad, dtype=torch.long)
+    chosen = torch.zeros((size, max_new), dtype=torch.bool)
+    changed = torch.zeros((size, max_new), dtype=torch.bool)
+    divergence = torch.zeros((size, max_new))
+    fired, examined, k = 0, 0, 4  # a first guess; the rounds' rate decides after
+    while not done.all():
+        k = min(k, max_new)
+        t0 = length[live]
+        steps = t0[:, None] + torch.arange(k)  # each row's response positions in this chunk
+        u = uniform[live[:, None], steps.clamp(max=max_new - 1)]
+        # draft: the primary, k tokens, one at a time with its cache
+        drafts, p_logits, step_ids = [], [], pending[live][:, None]
+        for i in range(k):
+            mask = torch.cat([mask, mask.new_ones(len(mask), 1)], dim=1)
+            logits = _forward(models[0], step_ids, mask, caches[0], vocab)[:, -1]
+            check_logits(logits[~done[live]], models[0], lambda r: f"a response at step {int(steps[r, i])}")
+            drafts.append(draw(logits, temperature, top_p, u[:, i : i + 1]))
+            p_logits.append(logits)
+            step_ids = drafts[-1][:, None]
+        drafts, p_logits = torch.stack(drafts, 1), torch.stack(p_logits, 1)
+        # verify: the intervention reads [pending, d_0 .. d_(k-2)] in one pass (the same slots as the primary)
+        chunk = torch.cat([pending[live][:, None], drafts[:, :-1]], dim=1)
+        q_logits = _forward(models[1], chunk, mask, caches[1], vocab)
+        check_logits(q_logits[~done[live]].flatten(0, 1), models[1], lambda r: "a response in a verified chunk")
+        p, q = (log_probs(x.flatten(0, 1))[1] for x in (p_logits, q_logits))
+        js = (top_p_js(p, q, js_top_p) if js_top_p < 1.0 else js_divergence(p, q)).view(len(live), k)
+        # which positions count: within the length limit and up to each row's first stop token
+        stops = torch.isin(drafts, stop_ids)
+        running = ~done[live]
+        valid = (steps < max_new) & (torch.cumsum(stops.long(), 1) - stops.long() < 1) & running[:, None]
+        fire = rule.fires(js, live, steps) & valid
+        first = torch.where(fire.any(1), fire.float().argmax(1), valid.sum(1))  # first handover, else the count
+        handed = fire.any(1)
+        kept = first + handed  # tokens this round keeps per row
+        fired, examined = fired + int(handed.sum()), examined + int(kept.sum())
+        # the handed-over token: the intervention's draw with the step's own number
+        at = first.clamp(max=k - 1)
+        own = drafts.gather(1, at[:, None]).squeeze(1)
+        swapped = draw(q_logits[torch.arange(len(live)), at], temperature, top_p, u.gather(1, at[:, None]))
+        new = torch.where(handed, swapped, own)
+        row_tokens = torch.where(torch.arange(k) == first[:, None], new[:, None], drafts)
+        keep = torch.arange(k) < kept[:, None]
+        at_rows, at_steps = live[:, None].expand(-1, k)[keep], steps[keep]
+        tokens[at_rows, at_steps], divergence[at_rows, at_steps] = row_tokens[keep], js[keep]
+        chosen[live[handed], (t0 + first)[handed]] = True
+        changed[live[handed], (t0 + first)[handed]] = (new != own)[handed]
+        rule.handed(live[handed])
+        # the chunk's slots hold [pending, d_0 .. d_(k-2)]: a row keeps the first `kept` of them (the pending token
+        # and all its kept tokens but the last, which becomes the next pending one); the rest become holes
+        mask[:, -k:] = (torch.arange(k) < kept[:, None]).long()
+        moved = kept > 0
+        pending[live[moved]] = row_tokens[moved, kept[moved] - 1]
+        length[live] += kept
+        done[live] |= moved & (torch.isin(pending[live], stop_ids) | (length[live] >= max_new))
+        k = best_chunk(fired / max(examined, 1), max_chunk)
+        running = ~done[live]
+        if (~running).sum() >= COMPACT_SHARE * len(live) and running.any():
+            index = running.nonzero().squeeze(-1)
+            for cache in caches:
+                for layer in cache.layers:
+                    layer.keep(index)
+            live, mask = live[index], mask[index]
+    for row, row_chosen, row_js, row_changed in zip(tokens.tolist(), chosen.tolist(), divergence.tolist(),
+                                                    changed.tolist()):
+        ids_, stop = split_at_stop(row, set(stop_ids.tolist()))
+        steps_ = len(ids_) + (stop is not None)
+        out.response_ids.append(ids_)
+        out.stopped.append(stop is not None)
+        out.stop_token.append(stop)
+        out.chosen.append(row_chosen[:steps_])
+        out.js.append(row_js[:steps_])
+        out.changed.append(row_changed[:steps_])
+    return int(length.max())
