@@ -60,9 +60,9 @@ def organism_pair():
     found = pairs.for_profile("default", show_progress=False)
     base, tok = load_model(found.base)
     dapo, _ = load_model(found.tuned["dapo"])
-    problems = found.problems(64, 0)
+    problems = found.problems(32, 0)
     kw = dict(n=2, max_new_tokens=320, eos_token_id=problems.stop_ids, pad_token_id=tok.pad_token_id,
-              vocab_size=len(tok), seed=0, batch_size=128)
+              vocab_size=len(tok), seed=0, batch_size=64)
     return base, dapo, problems.prompts, kw
 
 
