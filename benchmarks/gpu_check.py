@@ -101,39 +101,35 @@ def pair_and_prompts(device, layers):
     return a, b, torch.randint(3, 151_000, (8, 24), generator=g).tolist()
 
 
-@check("draft and verify = lockstep, greedy, on the device")
-def greedy_check(device, tmp):
+def both_decoders(device, **sampling):
+    """Lockstep and draft-and-verify cross-sampling of a 4-layer Qwen-shaped pair at the JS's 90th percentile."""
     from tokenshift.analyses.cross_sampling import cross_sample
 
     a, b, prompts = pair_and_prompts(device, layers=4)
-    kw = dict(max_new_tokens=32, eos_token_id=-1, pad_token_id=0, temperature=0.0, seed=0)
+    kw = dict(max_new_tokens=32, eos_token_id=-1, pad_token_id=0, seed=0, **sampling)
     js = torch.tensor([x for r in cross_sample(a, b, prompts, **kw).js for x in r])
     eps = float(js.quantile(0.9))
-    lock = cross_sample(a, b, prompts, eps=eps, **kw)
-    draft = cross_sample(a, b, prompts, eps=eps, method="draft", **kw)
-    same = sum(x == y for x, y in zip(lock.response_ids, draft.response_ids))
-    return ("passed" if same == len(prompts) else "failed"), f"{same}/{len(prompts)} responses token-identical"
+    lock, draft = (cross_sample(a, b, prompts, eps=eps, method=m, **kw) for m in ("lockstep", "draft"))
+    return lock, draft, sum(x == y for x, y in zip(lock.response_ids, draft.response_ids))
+
+
+@check("draft and verify = lockstep, greedy, on the device")
+def greedy_check(device, tmp):
+    lock, _, same = both_decoders(device, temperature=0.0)
+    n = len(lock.response_ids)
+    return ("passed" if same == n else "failed"), f"{same}/{n} responses token-identical"
 
 
 @check("draft and verify vs lockstep, sampled, on the device")
 def sampled_check(device, tmp):
-    from tokenshift.analyses.cross_sampling import cross_sample
-
-    a, b, prompts = pair_and_prompts(device, layers=4)
-    kw = dict(max_new_tokens=32, eos_token_id=-1, pad_token_id=0, n=4, seed=0)
-    js = torch.tensor([x for r in cross_sample(a, b, prompts, **kw).js for x in r])
-    eps = float(js.quantile(0.9))
-    lock = cross_sample(a, b, prompts, eps=eps, **kw)
-    draft = cross_sample(a, b, prompts, eps=eps, method="draft", **kw)
     from scipy.stats import mannwhitneyu
 
-    same = sum(x == y for x, y in zip(lock.response_ids, draft.response_ids))
+    lock, draft, same = both_decoders(device, n=4)
     counts = [[sum(flags) for flags in s.chosen] for s in (lock, draft)]
     p = mannwhitneyu(*counts).pvalue if counts[0] != counts[1] else 1.0
-    ok = p > 0.01
-    return ("passed" if ok else "failed"), (f"{same}/{len(lock.response_ids)} responses token-identical (rounding "
-                                            f"parts some); handovers per response {sum(counts[0])} vs "
-                                            f"{sum(counts[1])}, Mann-Whitney p = {p:.2f} (passes above 0.01)")
+    return ("passed" if p > 0.01 else "failed"), (f"{same}/{len(lock.response_ids)} responses token-identical "
+                                                  f"(rounding parts some); handovers per response {sum(counts[0])} "
+                                                  f"vs {sum(counts[1])}, Mann-Whitney p = {p:.2f} (passes above 0.01)")
 
 
 @check("throughput at ~2% handovers (Qwen2.5-0.5B shape)")

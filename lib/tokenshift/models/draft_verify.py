@@ -25,8 +25,8 @@ import torch
 from ..core.behaviour import Version
 from .divergence import js_divergence, log_probs, top_p_js
 from .loading import check_logits
-from .sampling import (COMPACT_SHARE, DECODING, Samples, _PreallocatedLayer, check_settings, draw, left_pad,
-                       positions, split_at_stop)
+from .sampling import (COMPACT_SHARE, DECODING, Samples, _cache, _PreallocatedLayer, check_settings, collect, draw,
+                       left_pad, positions)
 
 DRAFT_VERIFY = Version("draft-verify", 1, uses=(DECODING,), libraries=("torch", "transformers"))
 CHUNKS = (1, 2, 4, 8, 16, 32)  # chunk sizes the adaptation chooses from
@@ -53,14 +53,6 @@ class _GrowingLayer(_PreallocatedLayer):
                 grown.append(bigger)
             self.buffers = tuple(grown)
         return super().update(key_states, value_states, *args, **kwargs)
-
-
-def _cache(model, capacity: int):
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=model.config)
-    cache.layers = [_GrowingLayer(capacity) for _ in cache.layers]
-    return cache
 
 
 @torch.no_grad()
@@ -109,7 +101,7 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
     max_new, stop_ids, pad, vocab, temperature, top_p, js_top_p, max_chunk = settings
     ids, mask = left_pad(prompts, pad)
     size = len(prompts)
-    caches = [_cache(m, ids.shape[1] + 2 * max_new) for m in models]
+    caches = [_cache(m, ids.shape[1] + 2 * max_new, _GrowingLayer) for m in models]
     pending, mask = ids[:, -1].clone(), mask[:, :-1]  # each row's last token, not yet in the caches
     if mask.shape[1]:  # both caches read the prompt but its last token, which each round feeds first
         for model, cache in zip(models, caches):
@@ -179,14 +171,5 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
                 for layer in cache.layers:
                     layer.keep(index)
             live, mask = live[index], mask[index]
-    for row, row_chosen, row_js, row_changed in zip(tokens.tolist(), chosen.tolist(), divergence.tolist(),
-                                                    changed.tolist()):
-        ids_, stop = split_at_stop(row, set(stop_ids.tolist()))
-        steps_ = len(ids_) + (stop is not None)
-        out.response_ids.append(ids_)
-        out.stopped.append(stop is not None)
-        out.stop_token.append(stop)
-        out.chosen.append(row_chosen[:steps_])
-        out.js.append(row_js[:steps_])
-        out.changed.append(row_changed[:steps_])
+    collect(out, tokens, set(stop_ids.tolist()), (chosen, divergence, changed))
     return int(length.max())

@@ -163,9 +163,9 @@ class _PreallocatedLayer(DynamicLayer):
         self.keys, self.values = (buffer[:, :, : self.filled] for buffer in self.buffers)
 
 
-def _cache(model, capacity: int) -> DynamicCache:
+def _cache(model, capacity: int, layer=_PreallocatedLayer) -> DynamicCache:
     cache = DynamicCache(config=model.config)
-    cache.layers = [_PreallocatedLayer(capacity) for _ in cache.layers]
+    cache.layers = [layer(capacity) for _ in cache.layers]
     return cache
 
 
@@ -228,17 +228,22 @@ def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temp
                 for layer in cache.layers:
                     layer.keep(keep)
             live, done, mask, step_ids, pos = live[keep], done[keep], mask[keep], step_ids[keep], pos[keep]
-    for row, row_chosen, row_js, row_changed in zip(tokens.tolist(), chosen.tolist(), divergences.tolist(),
-                                                    changed.tolist()):
-        ids_, stop = split_at_stop(row, stops)
-        steps = len(ids_) + (stop is not None)
-        out.response_ids.append(ids_)
+    collect(out, tokens, stops, (chosen, divergences, changed) if choose is not None else None)
+
+
+@DECODING.code
+def collect(out: Samples, tokens: torch.Tensor, stops: set[int], per_step=None) -> None:
+    """Append a batch's decoded rows to ``out``, each cut at its first stop token; ``per_step`` (two models:
+    the handover, JS and changed-token tensors, [B, steps]) is cut to each response's steps."""
+    for i, row in enumerate(tokens.tolist()):
+        ids, stop = split_at_stop(row, stops)
+        steps = len(ids) + (stop is not None)
+        out.response_ids.append(ids)
         out.stopped.append(stop is not None)
         out.stop_token.append(stop)
-        if choose is not None:
-            out.chosen.append(row_chosen[:steps])
-            out.js.append(row_js[:steps])
-            out.changed.append(row_changed[:steps])
+        if per_step is not None:
+            for field_, values in zip((out.chosen, out.js, out.changed), per_step):
+                field_.append(values[i, :steps].tolist())
 
 
 def sample(model, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int, eos_token_id: int | Sequence[int],
