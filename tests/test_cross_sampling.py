@@ -3,10 +3,13 @@ import math
 import pytest
 import torch
 from conftest import TINY_SHAPE
-from tokenshift.analyses.cross_sampling import cross_sample
+from tokenshift.analyses.cross_sampling import METHODS, cross_sample
 from tokenshift.models.metrics import pair_metrics
 from tokenshift.models.sampling import sample
 from tokenshift.organism import architecture
+
+# every test holds for both decoders: draft and verify (the default) and the per-token lockstep
+pytestmark = pytest.mark.parametrize("method", METHODS)
 
 
 @pytest.fixture
@@ -30,26 +33,26 @@ def middle_eps(pair, ps, tokenizer) -> float:
 
 
 @pytest.mark.parametrize("top_p", [1.0, 0.7])
-def test_infinite_eps_is_plain_sampling_from_the_primary(tokenizer, pair, top_p):
+def test_infinite_eps_is_plain_sampling_from_the_primary(tokenizer, pair, top_p, method):
     ps = prompts(tokenizer)
-    ours = cross_sample(*pair, ps, eps=math.inf, n=3, seed=5, top_p=top_p, **kw(tokenizer))
+    ours = cross_sample(*pair, ps, eps=math.inf, n=3, seed=5, top_p=top_p, method=method, **kw(tokenizer))
     plain = sample(pair[0], ps, n=3, seed=5, top_p=top_p, **kw(tokenizer))
     assert ours.response_ids == plain.response_ids and ours.stopped == plain.stopped
     assert not any(any(f) for f in ours.intervened)
 
 
-def test_negative_eps_is_plain_sampling_from_the_intervention(tokenizer, pair):
+def test_negative_eps_is_plain_sampling_from_the_intervention(tokenizer, pair, method):
     ps = prompts(tokenizer)
-    ours = cross_sample(*pair, ps, eps=-1.0, n=3, seed=5, **kw(tokenizer))
+    ours = cross_sample(*pair, ps, eps=-1.0, n=3, seed=5, method=method, **kw(tokenizer))
     plain = sample(pair[1], ps, n=3, seed=5, **kw(tokenizer))
     assert ours.response_ids == plain.response_ids
     assert all(all(f) for f in ours.intervened)
     assert ours.intervened_fraction() == [1.0] * 9
 
 
-def test_greedy_infinite_eps_equals_generate(tokenizer, pair):
+def test_greedy_infinite_eps_equals_generate(tokenizer, pair, method):
     for p in prompts(tokenizer):
-        ours = cross_sample(*pair, [p], eps=math.inf, temperature=0, **kw(tokenizer))
+        ours = cross_sample(*pair, [p], eps=math.inf, temperature=0, method=method, **kw(tokenizer))
         ref = pair[0].generate(torch.tensor([p]), do_sample=False, max_new_tokens=16,
                                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)[0, len(p):].tolist()
         if ours.stopped[0]:
@@ -57,11 +60,11 @@ def test_greedy_infinite_eps_equals_generate(tokenizer, pair):
         assert ours.response_ids[0] == ref
 
 
-def test_recorded_divergence_equals_a_teacher_forced_forward(tokenizer, pair):
+def test_recorded_divergence_equals_a_teacher_forced_forward(tokenizer, pair, method):
     # left-padded batch of mixed prompt lengths; a middle eps so both policies get turns
     ps = prompts(tokenizer)
     eps = middle_eps(pair, ps, tokenizer)
-    out = cross_sample(*pair, ps, eps=eps, n=2, seed=3, **kw(tokenizer))
+    out = cross_sample(*pair, ps, eps=eps, n=2, seed=3, method=method, **kw(tokenizer))
     assert any(any(f) for f in out.intervened) and not all(all(f) for f in out.intervened)
     for i, ids, stopped, js, flags in zip(out.prompt_index, out.response_ids, out.stopped, out.js, out.intervened):
         seq = ps[i] + ids + [tokenizer.eos_token_id] * stopped
@@ -72,35 +75,36 @@ def test_recorded_divergence_equals_a_teacher_forced_forward(tokenizer, pair):
         assert flags == (torch.tensor(js) > eps).tolist()
 
 
-def test_random_control_meets_its_budget_on_average(tokenizer, pair):
+def test_random_control_meets_its_budget_on_average(tokenizer, pair, method):
     ps = prompts(tokenizer)
     n = 40
     targets = [0.1, 0.3, 0.6] * n  # one target per response
-    out = cross_sample(*pair, ps, random_fraction=targets, n=n, seed=0, **kw(tokenizer, max_new_tokens=24))
+    out = cross_sample(*pair, ps, random_fraction=targets, n=n, seed=0, method=method,
+                       **kw(tokenizer, max_new_tokens=24))
     lengths = [len(f) for f in out.intervened]
     expected_tokens = sum(t * l for t, l in zip(targets, lengths)) / len(targets)
     realised_tokens = sum(out.intervened_count()) / len(targets)
     assert abs(realised_tokens - expected_tokens) < 0.5
 
 
-def test_bad_inputs_are_refused(tokenizer, pair):
+def test_bad_inputs_are_refused(tokenizer, pair, method):
     with pytest.raises(ValueError, match="empty prompt"):
-        cross_sample(*pair, [[]], **kw(tokenizer))
+        cross_sample(*pair, [[]], method=method, **kw(tokenizer))
     with pytest.raises(ValueError, match="one value per response"):
-        cross_sample(*pair, prompts(tokenizer), random_fraction=[0.5], **kw(tokenizer))
+        cross_sample(*pair, prompts(tokenizer), random_fraction=[0.5], method=method, **kw(tokenizer))
 
 
-def test_a_random_control_that_never_fires_draws_what_the_primary_draws(tokenizer, pair):
+def test_a_random_control_that_never_fires_draws_what_the_primary_draws(tokenizer, pair, method):
     """Why a sweep may reuse the divergence rule's rows where it handed nothing over: the control's coins come
     from their own stream, so at fraction 0 its tokens are the primary's, seed for seed."""
     ps = prompts(tokenizer)
-    plain = cross_sample(*pair, ps, eps=math.inf, n=2, seed=9, **kw(tokenizer))
-    never = cross_sample(*pair, ps, random_fraction=[0.0] * 6, n=2, seed=9, **kw(tokenizer))
+    plain = cross_sample(*pair, ps, eps=math.inf, n=2, seed=9, method=method, **kw(tokenizer))
+    never = cross_sample(*pair, ps, random_fraction=[0.0] * 6, n=2, seed=9, method=method, **kw(tokenizer))
     assert never.response_ids == plain.response_ids and never.js == plain.js
     assert not any(any(f) for f in never.intervened)
 
 
-def test_a_sweep_has_every_response_for_every_eps_and_rule(tmp_path, tokenizer, pair):
+def test_a_sweep_has_every_response_for_every_eps_and_rule(tmp_path, tokenizer, pair, method):
     """Both rules, every eps, every response: even where a work unit never intervenes (here eps = 0.69,
     above any JS of this pair), so accuracies can be compared slice by slice."""
     import polars as pl
@@ -110,7 +114,7 @@ def test_a_sweep_has_every_response_for_every_eps_and_rule(tmp_path, tokenizer, 
 
     problems = OrganismProblems(task.sample_problems(3, "held_out", seed=0), tokenizer)
     config = SweepConfig(eps_grid=(math.inf, 0.69, 0.01, -1.0), samples_per_problem=2, max_new_tokens=6,
-                         prompts_per_unit=2, rules=("random", "divergence", "divergence, first 2"))
+                         prompts_per_unit=2, method=method, rules=("random", "divergence", "divergence, first 2"))
     run_sweep(*pair, problems, config, tmp_path / "sweep.parquet", tmp_path / "parts", show_progress=False)
     sweep = pl.read_parquet(tmp_path / "sweep.parquet")
     counts = sweep.group_by("eps", "rule").len()
@@ -123,11 +127,11 @@ def test_a_sweep_has_every_response_for_every_eps_and_rule(tmp_path, tokenizer, 
     assert by_rule["divergence"].equals(by_rule["random"])
 
 
-def test_changed_steps_are_intervened_steps_where_the_greedy_choices_differ(tokenizer, pair):
+def test_changed_steps_are_intervened_steps_where_the_greedy_choices_differ(tokenizer, pair, method):
     """At temperature 0 a handed-over step changes the text exactly where the two models' argmaxes differ on
     the mixed prefix: checked against a teacher-forced forward of each model."""
     ps = prompts(tokenizer)
-    out = cross_sample(*pair, ps, eps=-1.0, temperature=0, **kw(tokenizer))
+    out = cross_sample(*pair, ps, eps=-1.0, temperature=0, method=method, **kw(tokenizer))
     assert sum(out.changed_count()) > 0
     for i, ids, stopped, flags, changed in zip(out.prompt_index, out.response_ids, out.stopped, out.intervened,
                                                out.changed):
@@ -137,19 +141,19 @@ def test_changed_steps_are_intervened_steps_where_the_greedy_choices_differ(toke
         assert changed == [f and bool(x != y) for f, x, y in zip(flags, a, b)]
 
 
-def test_changed_steps_lie_within_the_intervened_ones_when_sampling(tokenizer, pair):
+def test_changed_steps_lie_within_the_intervened_ones_when_sampling(tokenizer, pair, method):
     ps = prompts(tokenizer)
-    out = cross_sample(*pair, ps, eps=middle_eps(pair, ps, tokenizer), n=4, seed=2, **kw(tokenizer))
+    out = cross_sample(*pair, ps, eps=middle_eps(pair, ps, tokenizer), n=4, seed=2, method=method, **kw(tokenizer))
     assert all(not c or f for cs, fs in zip(out.changed, out.intervened) for c, f in zip(cs, fs))
     assert 0 < sum(out.changed_count()) < sum(out.intervened_count())  # some handovers drew the same token
 
 
 @pytest.mark.parametrize("cap", [1, 3])
-def test_a_capped_rule_hands_over_each_responses_first_steps_above_eps_only(tokenizer, pair, cap):
+def test_a_capped_rule_hands_over_each_responses_first_steps_above_eps_only(tokenizer, pair, cap, method):
     ps = prompts(tokenizer)
     eps = middle_eps(pair, ps, tokenizer)
-    out = cross_sample(*pair, ps, eps=eps, cap=cap, n=4, seed=2, **kw(tokenizer))
-    uncapped = cross_sample(*pair, ps, eps=eps, n=4, seed=2, **kw(tokenizer))
+    out = cross_sample(*pair, ps, eps=eps, cap=cap, n=4, seed=2, method=method, **kw(tokenizer))
+    uncapped = cross_sample(*pair, ps, eps=eps, n=4, seed=2, method=method, **kw(tokenizer))
     assert max(out.intervened_count()) <= cap < max(uncapped.intervened_count())
     for js, flags in zip(out.js, out.intervened):
         above = [t for t, x in enumerate(js) if x > eps]
@@ -160,13 +164,13 @@ def test_a_capped_rule_hands_over_each_responses_first_steps_above_eps_only(toke
         assert a[:same_until] == b[:same_until]
 
 
-def test_impossible_rules_are_refused(tokenizer, pair):
+def test_impossible_rules_are_refused(tokenizer, pair, method):
     from tokenshift.analyses.cross_sampling import SweepConfig
 
     with pytest.raises(ValueError, match="cap must be an integer >= 1"):
-        cross_sample(*pair, prompts(tokenizer), eps=0.1, cap=0, **kw(tokenizer))
+        cross_sample(*pair, prompts(tokenizer), eps=0.1, cap=0, method=method, **kw(tokenizer))
     with pytest.raises(ValueError, match="divergence rule only"):
-        cross_sample(*pair, prompts(tokenizer), random_fraction=[0.1] * 3, cap=2, **kw(tokenizer))
+        cross_sample(*pair, prompts(tokenizer), random_fraction=[0.1] * 3, cap=2, method=method, **kw(tokenizer))
     with pytest.raises(ValueError, match="unknown cross-sampling rule 'first 2'"):
         SweepConfig(rules=("divergence", "first 2"))
     with pytest.raises(ValueError, match="add 'divergence'"):

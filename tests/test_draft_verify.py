@@ -48,7 +48,7 @@ def same(a, b):
 @pytest.mark.parametrize("q", [0.5, 0.9, 0.98])
 def test_the_same_tokens_as_the_lockstep_at_every_rate(pair, prompts, tokenizer, js_quantile, temperature, q):
     args = dict(eps=js_quantile(q), temperature=temperature, **kw(tokenizer))
-    lockstep, drafted = cross_sample(*pair, prompts, **args), cross_sample(*pair, prompts, method="draft", **args)
+    lockstep, drafted = (cross_sample(*pair, prompts, method=m, **args) for m in ("lockstep", "draft"))
     same(lockstep, drafted)
     if temperature == 1.0:
         assert 0 < sum(map(sum, drafted.chosen)) < sum(map(len, drafted.chosen))  # both policies had turns
@@ -57,7 +57,7 @@ def test_the_same_tokens_as_the_lockstep_at_every_rate(pair, prompts, tokenizer,
 def test_the_random_control_and_the_cap_as_the_lockstep_draws_them(pair, prompts, tokenizer, js_quantile):
     fractions = [0.05 * (i % 5) for i in range(24)]
     for extra in (dict(random_fraction=fractions), dict(eps=js_quantile(0.5), cap=2)):
-        same(cross_sample(*pair, prompts, **extra, **kw(tokenizer)),
+        same(cross_sample(*pair, prompts, method="lockstep", **extra, **kw(tokenizer)),
              cross_sample(*pair, prompts, method="draft", **extra, **kw(tokenizer)))
 
 
@@ -79,7 +79,7 @@ def test_the_recorded_divergence_is_a_teacher_forced_forwards(pair, prompts, tok
 
 def test_a_later_batch_starts_where_the_lockstep_left_the_generator(pair, prompts, tokenizer, js_quantile):
     args = dict(eps=js_quantile(0.9), **kw(tokenizer, batch_size=5))  # 24 responses in batches of 5
-    same(cross_sample(*pair, prompts, **args), cross_sample(*pair, prompts, method="draft", **args))
+    same(cross_sample(*pair, prompts, method="lockstep", **args), cross_sample(*pair, prompts, method="draft", **args))
 
 
 def test_chunks_follow_the_rate_the_rule_fires_at():

@@ -32,7 +32,7 @@ import torch
 
 from ..core import parallel, seeding
 from ..core.behaviour import Version
-from ..core.cache import ArtifactCache, added, model_fingerprint, spec
+from ..core.cache import ArtifactCache, model_fingerprint, spec
 from ..models import responses
 from ..models.loading import check_same_vocabulary, load_model, pad_id, runtime
 from ..models.draft_verify import DRAFT_VERIFY, draft_verify
@@ -40,7 +40,7 @@ from ..models.sampling import DECODING, Samples, decode, stop_set
 from ..problems.problem_sets import ProblemSet
 from ..problems.verdicts import judged
 
-CROSS_SAMPLING = Version("cross-sampling", 2, uses=(DECODING, parallel.UNITS, responses.RESPONSES))
+CROSS_SAMPLING = Version("cross-sampling", 3, uses=(DECODING, parallel.UNITS, responses.RESPONSES))
 METHODS = ("lockstep", "draft")
 
 
@@ -149,7 +149,7 @@ def cross_sample(
     eps: float = math.inf,
     random_fraction: list[float] | None = None,
     cap: int | None = None,
-    method: str = "lockstep",
+    method: str = "draft",
     n: int = 1,
     max_new_tokens: int,
     eos_token_id: int | Sequence[int],
@@ -167,8 +167,8 @@ def cross_sample(
     random-position control; ``cap`` limits the divergence rule to each response's first ``cap`` handovers.
     ``js_top_p`` < 1 measures the divergence on top-p truncated distributions, as the divergence library does;
     ``vocab_size`` slices output layers padded past the tokenizer. Temperature and ``top_p`` shape the sampling
-    as usual. ``method``: "lockstep" (both models one token at a time) or "draft" (draft and verify,
-    ``models.draft_verify``: the same tokens up to rounding, at about one model's cost when handovers are sparse).
+    as usual. ``method``: "draft" (draft and verify, ``models.draft_verify``: the lockstep's tokens up to rounding,
+    at about one model's cost on a GPU when handovers are sparse) or "lockstep" (both models one token at a time).
     """
     n_responses = len(prompts) * n
     if random_fraction is not None and len(random_fraction) != n_responses:
@@ -203,7 +203,8 @@ class SweepConfig:
     seed: int = 0
     prompts_per_unit: int = 64  # work unit (its seed derives from the run's seed and its index)
     batch_size: int = 256  # sequences decoded together (it fixes which draws each response gets)
-    method: str = added("lockstep")  # or "draft": draft and verify (the same tokens up to rounding, faster)
+    # "draft": draft and verify; "lockstep": both models a token at a time (the same tokens up to rounding)
+    method: str = "draft"
 
     def __post_init__(self):
         if self.method not in METHODS:

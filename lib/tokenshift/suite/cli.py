@@ -116,10 +116,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--js-top-p", type=float,
                    help="p of the truncated JS that decides a handover; 1: full-vocabulary JS (default: the "
                         "sampling --top-p, the paper's rule)")
-    p.add_argument("--method", choices=["lockstep", "draft"], default="lockstep",
-                   help="lockstep: both models one token at a time; draft: the primary drafts chunks that the "
-                        "other verifies in one pass (the same tokens up to rounding; on a CPU 1.3-1.6x faster at "
-                        f"<= 2%% handovers, slower from ~10%%) {DEFAULTS}")
+    p.add_argument("--method", choices=["draft", "lockstep"], default="draft",
+                   help="draft: the primary drafts chunks that the other verifies in one pass; lockstep: both "
+                        "models one token at a time (the same tokens up to rounding; draft is 1.3-1.6x faster on "
+                        f"a CPU at <= 2%% handovers, a little slower from ~10%%) {DEFAULTS}")
     p.add_argument("--cap", type=int, nargs="*", default=[], metavar="M",
                    help="also run the divergence rule limited to each response's first M handovers, per M")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
