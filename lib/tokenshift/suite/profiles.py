@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from ..core.paths import PROFILE_DIR
+from ..models.engine import ENGINES
 
 SECTIONS = ("organism", "pairs", "shifts", "notebooks")
 
@@ -43,6 +44,7 @@ class ShiftSetup:
     sample_batch_size: int = 256  # sequences decoded together
     responses_per_unit: int = 64  # scoring work unit
     score_batch_size: int = 16  # sequences per forward pass when scoring
+    engine: str = "suite"  # who samples the reference responses: "suite" (its own loop) or "vllm" (models.engine)
 
     def __post_init__(self):
         checks = {"n_problems": self.n_problems >= 0, "samples_per_problem": self.samples_per_problem >= 1,
@@ -50,12 +52,13 @@ class ShiftSetup:
                   "max_new_tokens": self.max_new_tokens >= 0, "js_top_p": 0 < self.js_top_p <= 1,
                   "high_js": 0 < self.high_js < math.log(2), "prompts_per_unit": self.prompts_per_unit >= 1,
                   "sample_batch_size": self.sample_batch_size >= 1,
-                  "responses_per_unit": self.responses_per_unit >= 1, "score_batch_size": self.score_batch_size >= 1}
+                  "responses_per_unit": self.responses_per_unit >= 1, "score_batch_size": self.score_batch_size >= 1,
+                  "engine": self.engine in ENGINES}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"impossible shift setting(s) {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}: "
                              "counts are positive (n_problems and max_new_tokens may be 0), temperature >= 0, "
-                             "top-p in (0, 1], high_js in (0, ln 2)")
+                             f"top-p in (0, 1], high_js in (0, ln 2), engine one of {ENGINES}")
 
 
 def available() -> list[str]:

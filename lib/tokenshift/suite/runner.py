@@ -27,6 +27,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from ..core import progress
 from ..core.paths import NOTEBOOK_DIR, run_root
+from ..models import engine
 from . import findings, pairs, profiles
 
 KERNEL = "tokenshift"
@@ -60,7 +61,8 @@ def plan(profile: str, only: list[str] | None = None) -> list[tuple[str, dict]]:
         pairs.from_section(section, where)
     else:
         profiles.organism_config(profile)  # validates the organism section
-    profiles.shift_setup(profile)  # validates the shifts section
+    if profiles.shift_setup(profile).engine == "vllm":  # validates the shifts section
+        engine.require_vllm()  # the notebooks sample in this environment
     runs = []
     for name, params in profiles.notebook_parameters(profile).items():
         if only and not any(name.startswith(o) for o in only):
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runs = plan(args.profile, args.only)
         check_kernel()
-    except (ValueError, FileNotFoundError, ConnectionError) as e:
+    except (ValueError, FileNotFoundError, ConnectionError, engine.EngineUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     run(args.profile, runs, full=not args.only)

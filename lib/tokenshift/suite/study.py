@@ -46,7 +46,8 @@ class Study:
         s = self.setup
         return shifts.SamplingConfig(samples_per_problem=s.samples_per_problem, temperature=s.temperature,
                                      top_p=s.top_p, max_new_tokens=self.max_new_tokens, seed=s.seed,
-                                     prompts_per_unit=s.prompts_per_unit, batch_size=s.sample_batch_size)
+                                     prompts_per_unit=s.prompts_per_unit, batch_size=s.sample_batch_size,
+                                     engine=s.engine)
 
     def scoring(self) -> shifts.ScoringConfig:
         return shifts.ScoringConfig(js_top_p=self.setup.js_top_p, batch_size=self.setup.score_batch_size,

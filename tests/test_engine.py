@@ -1,0 +1,136 @@
+"""The vLLM engine path, as far as a machine without vLLM or a GPU can test it: the requests it builds (ids
+verbatim, every setting explicit, the pair's stop set, one seed per response), its outputs read back into the
+responses schema, the refusal when vLLM is missing, and `tokenshift sample --engine vllm` end to end against a
+stand-in engine that decodes with the suite's own sampler."""
+
+import json
+import sys
+import types
+
+import polars as pl
+import pytest
+import qwen_like
+from tokenshift.analyses.shifts import SamplingConfig
+from tokenshift.models import engine
+from tokenshift.models.loading import load_model
+from tokenshift.models.sampling import sample
+from tokenshift.suite import cli
+from transformers import AutoTokenizer
+
+SETTINGS = dict(max_new_tokens=40, stop_ids={7, 3}, vocab_size=10, rows=12, temperature=0.6, top_p=0.7)
+
+
+def test_every_setting_is_explicit_and_padding_rows_are_masked():
+    made = engine.settings(seed=5, **SETTINGS)
+    assert made["max_tokens"] == 40 and made["stop_token_ids"] == [3, 7] and made["seed"] == 5
+    assert (made["temperature"], made["top_p"], made["top_k"], made["min_p"]) == (0.6, 0.7, 0, 0.0)
+    assert made["repetition_penalty"] == 1.0 and made["presence_penalty"] == made["frequency_penalty"] == 0.0
+    assert made["ignore_eos"] and not made["detokenize"] and made["n"] == 1  # the pair's stop set only; ids only
+    assert made["allowed_token_ids"] == list(range(10))
+    assert engine.settings(seed=5, **(SETTINGS | {"rows": 10}))["allowed_token_ids"] is None
+
+
+def test_one_request_per_response_with_its_own_seed():
+    prompts = [[1, 2, 3], [4]]
+    inputs, params = engine.requests(prompts, 3, seed=11, **SETTINGS)
+    assert [x["prompt_token_ids"] for x in inputs] == [[1, 2, 3]] * 3 + [[4]] * 3  # prompt-major, verbatim
+    seeds = [p["seed"] for p in params]
+    assert len(set(seeds)) == 6 and seeds == [p["seed"] for p in engine.requests(prompts, 3, 11, **SETTINGS)[1]]
+    assert not set(seeds) & {p["seed"] for p in engine.requests(prompts, 3, 12, **SETTINGS)[1]}
+
+
+def done(ids, reason, stop_reason=None):
+    return types.SimpleNamespace(outputs=[types.SimpleNamespace(token_ids=ids, finish_reason=reason,
+                                                                stop_reason=stop_reason)])
+
+
+def test_outputs_become_the_suites_samples():
+    outputs = [done([5, 6, 7], "stop", 7),  # the stop token kept in the ids
+               done([5, 6], "stop", 3),  # a special stop token left out, named by stop_reason
+               done([5, 6, 8, 9], "length")]
+    out = engine.to_samples(outputs, 3, {3, 7})
+    assert out.prompt_index == [0, 0, 0] and out.response_ids == [[5, 6], [5, 6], [5, 6, 8, 9]]
+    assert out.stopped == [True, True, False] and out.stop_token == [7, 3, None]
+    with pytest.raises(RuntimeError, match=r"stopped response 0 on 'end', which is not one of the pair's stop ids"):
+        engine.to_samples([done([5], "stop", "end")], 1, {3, 7})
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    return qwen_like.build(tmp_path_factory.mktemp("pair"))
+
+
+def test_a_missing_engine_is_refused_with_how_to_get_it(pair, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # importing it fails, as where it is not installed
+    base, rl, problems = pair
+    assert cli.main(["sample", "--base", str(base), "--tuned", str(rl), "--data", str(problems), "--engine", "vllm",
+                     "--out", str(tmp_path / "x.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "the vllm engine is not installed in this environment" in err and "`make env-vllm`" in err
+    with pytest.raises(ValueError, match=r"unknown sampling engine 'sglang': choose one of \('suite', 'vllm'\)"):
+        SamplingConfig(engine="sglang")
+
+
+class StandIn:
+    """vllm's LLM and SamplingParams as far as the suite uses them, decoding each request with the suite's own
+    sampler (its seed, length limit, stop ids and allowed ids), and keeping the stop token in the ids."""
+
+    seen = {}
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    class LLM:
+        def __init__(self, **kw):
+            StandIn.seen["llm"] = kw
+            self.model = load_model(kw["model"])[0]
+
+        def generate(self, inputs, params, use_tqdm):
+            StandIn.seen["params"] = params
+            outputs = []
+            for x, p in zip(inputs, params):
+                out = sample(self.model, [x["prompt_token_ids"]], max_new_tokens=p.max_tokens, seed=p.seed,
+                             eos_token_id=p.stop_token_ids, pad_token_id=0, temperature=p.temperature, top_p=p.top_p,
+                             vocab_size=len(p.allowed_token_ids or range(self.model.config.vocab_size)))
+                stop = out.stop_token[0]
+                outputs.append(done(out.response_ids[0] + [stop] * (stop is not None), "stop" if stop else "length",
+                                    stop))
+            return outputs
+
+
+def test_sample_with_the_engine_writes_the_responses_schema(pair, tmp_path, monkeypatch):
+    module = types.ModuleType("vllm")
+    module.__version__, module.LLM, module.SamplingParams = "0.0-stand-in", StandIn.LLM, StandIn.SamplingParams
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    base, rl, problems = pair
+    args = ["--base", base, "--tuned", rl, "--data", problems, "--samples", 3, "--max-new-tokens", 30,
+            "--prompts-per-unit", 2]
+    assert cli.main([str(a) for a in ["sample", *args, "--engine", "vllm", "--out", tmp_path / "e.parquet"]]) == 0
+    assert cli.main([str(a) for a in ["sample", *args, "--out", tmp_path / "s.parquet"]]) == 0
+    by_engine, by_suite = pl.read_parquet(tmp_path / "e.parquet"), pl.read_parquet(tmp_path / "s.parquet")
+    assert by_engine.schema == by_suite.schema and len(by_engine) == 9
+    assert by_engine.select("problem", "response", "prompt_ids").equals(by_suite.select("problem", "response",
+                                                                                        "prompt_ids"))
+    assert by_engine["correct"].any()  # the taught model's boxed answers, judged as usual
+    llm = StandIn.seen["llm"]
+    assert llm["skip_tokenizer_init"] and llm["generation_config"] == "vllm" and llm["model"] == str(rl)
+    params = StandIn.seen["params"]
+    assert {p.max_tokens for p in params} == {30} and {p.top_p for p in params} == {0.7}
+    tok = AutoTokenizer.from_pretrained(base)
+    assert params[0].stop_token_ids == sorted(tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"]))
+    meta = json.loads((tmp_path / "e.parquet.meta.json").read_text())
+    assert meta["engine"] == "vllm 0.0-stand-in" and meta["arguments"]["engine"] == "vllm"
+
+
+def test_a_profile_that_samples_with_a_missing_engine_is_refused_before_any_notebook(tmp_path, capsys, monkeypatch):
+    import yaml
+    from tokenshift.suite import profiles, runner
+
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    spec = profiles.load("smoke")
+    spec["shifts"] = {**spec.get("shifts", {}), "engine": "vllm"}
+    path = tmp_path / "smoke-vllm.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert runner.main(["--profile", str(path)]) == 2
+    assert "the vllm engine is not installed in this environment" in capsys.readouterr().err
