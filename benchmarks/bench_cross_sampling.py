@@ -54,7 +54,7 @@ def main():
     kw = dict(eos_token_id=NO_EOS, pad_token_id=0, seed=0)
 
     def lockstep(steps):
-        cross_sample(a, b, prompts, eps=0.05, max_new_tokens=steps, **kw)
+        cross_sample(a, b, prompts, eps=0.05, max_new_tokens=steps, method="lockstep", **kw)
 
     def generate(steps):
         a.generate(torch.tensor(prompts), do_sample=True, max_new_tokens=steps, min_new_tokens=steps,

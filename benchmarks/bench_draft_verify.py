@@ -43,7 +43,8 @@ def compare(name, primary, intervention, prompts, kw):
     for rate in RATES:
         eps = float("inf") if rate == 0 else float(js.quantile(1 - rate))
         t_one, one = best_of_two(lambda: sample(primary, prompts, **kw))
-        t_lock, lock = best_of_two(lambda: cross_sample(primary, intervention, prompts, eps=eps, **kw))
+        t_lock, lock = best_of_two(lambda: cross_sample(primary, intervention, prompts, eps=eps, method="lockstep",
+                                                        **kw))
         t_draft, draft = best_of_two(lambda: cross_sample(primary, intervention, prompts, eps=eps, method="draft",
                                                           **kw))
         speed = lambda samples, t: sum(map(len, samples.with_stop_tokens())) / t
