@@ -86,3 +86,23 @@ def test_a_group_placement_shards_the_model_over_the_group_only():
     size = sum(p.numel() * p.element_size() for p in model.parameters())
     where = loading.placement([2, 3], {2: size, 3: size})
     assert set(_get_device_map(model, where["device_map"], where["max_memory"], None).values()) == {2, 3}
+
+
+def test_a_hub_model_pinned_to_a_revision(tmp_path, monkeypatch, tokenizer, tiny_model):
+    """``ID@REVISION`` pins a hub model: split off for from_pretrained, keyed by the commit without asking the
+    hub, named in the download advice; a local path with an @ in it is still a path."""
+    from tokenshift.core.cache import model_fingerprint, split_revision
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert split_revision(f"Qwen/Qwen2.5-32B@{sha}") == ("Qwen/Qwen2.5-32B", sha)
+    assert split_revision("Qwen/Qwen2.5-32B") == ("Qwen/Qwen2.5-32B", None)
+    assert loading.hub_arguments("Qwen/Qwen2.5-32B@v1.0") == ("Qwen/Qwen2.5-32B", {"revision": "v1.0"})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert model_fingerprint(f"Qwen/Qwen2.5-32B@{sha}") == f"hub:Qwen/Qwen2.5-32B@{sha}"
+    with pytest.raises(ConnectionError, match=r"`hf download Qwen/Qwen2.5-32B --revision v1.0 --local-dir DIR`"):
+        loading.check_model_source("Qwen/Qwen2.5-32B@v1.0")
+    with pytest.raises(FileNotFoundError, match=r"model path Qwen/Qwen2.5-32B@ does not exist"):
+        loading.check_model_source("Qwen/Qwen2.5-32B@")
+    local = tmp_path / "pair@v1"
+    loading.save(tiny_model, tokenizer, local)
+    assert split_revision(local) == (str(local), None) and load_model(local)[1].get_vocab() == tokenizer.get_vocab()

@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -125,29 +126,47 @@ def file_digest(path: Path, memo: Path | None = None) -> str:
 
 def model_fingerprint(source) -> str:
     """Identity of a model: for a directory, the digests of its files (weights, config, tokenizer); for a hub id,
-    the commit its name resolves to (from the local hub cache, or the hub when online)."""
+    the commit it names (``ID@COMMIT``) or resolves to (from the local hub cache, or the hub when online)."""
     path = Path(source).expanduser()
     if path.is_dir():
         h = hashlib.sha256()
         for f in sorted(p for p in path.rglob("*") if p.is_file() and not p.relative_to(path).parts[0].startswith(".")):
             h.update(f"{f.relative_to(path)}:{file_digest(f)}\n".encode())
         return h.hexdigest()
-    return f"hub:{source}@{hub_commit(str(source))}"
+    repo_id, revision = split_revision(source)
+    return f"hub:{repo_id}@{hub_commit(repo_id, revision)}"
 
 
-def hub_commit(repo_id: str) -> str:
-    """The commit a hub model id resolves to: the snapshot the local hub cache holds for its main branch, else
-    (online) the hub's answer."""
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def split_revision(source) -> tuple[str, str | None]:
+    """A hub id pinned as ``ID@REVISION`` (a commit, branch or tag) as (ID, REVISION); a local path or an
+    unpinned id comes back whole, with None."""
+    text = str(source)
+    if "@" not in text or text.startswith((".", "/", "~")) or Path(text).expanduser().exists():
+        return text, None
+    repo_id, _, revision = text.rpartition("@")
+    return repo_id, revision
+
+
+def hub_commit(repo_id: str, revision: str | None = None) -> str:
+    """The commit a hub model id resolves to at ``revision`` (default: its main branch): the revision itself if it
+    is a full commit hash, else the snapshot the local hub cache holds for it, else (online) the hub's answer."""
     from huggingface_hub import HfApi, try_to_load_from_cache
 
-    cached = try_to_load_from_cache(repo_id, "config.json")
+    if revision and COMMIT.match(revision):
+        return revision
+    cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
     if isinstance(cached, str):
         return Path(cached).parent.name  # .../snapshots/<commit>/config.json
     try:
-        return HfApi().model_info(repo_id).sha
+        return HfApi().model_info(repo_id, revision=revision).sha
     except Exception as e:  # offline, unknown or gated: loading it would fail the same way, with a better message
+        pinned = f" --revision {revision}" if revision else ""
         raise ConnectionError(f"cannot tell which revision of {repo_id} to use ({type(e).__name__}); download it "
-                              f"where you are online (`hf download {repo_id} --local-dir DIR`) and pass DIR") from e
+                              f"where you are online (`hf download {repo_id}{pinned} --local-dir DIR`) and pass "
+                              "DIR") from e
 
 
 def _write_atomic(target: Path, text: str) -> None:

@@ -49,7 +49,10 @@ def output_rows(source) -> int:
     else:
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(source).to_dict()
+        from .loading import hub_arguments
+
+        name, pinned = hub_arguments(source)
+        config = AutoConfig.from_pretrained(name, **pinned).to_dict()
     return int(config.get("text_config", config)["vocab_size"])
 
 
@@ -105,7 +108,10 @@ class VllmEngine:
         vllm = require_vllm()
         self.version = vllm.__version__
         self.rows = output_rows(source)
-        self.llm = vllm.LLM(model=str(source), skip_tokenizer_init=True, dtype=dtype or "bfloat16",
+        from .loading import hub_arguments
+
+        name, pinned = hub_arguments(source)
+        self.llm = vllm.LLM(model=name, **pinned, skip_tokenizer_init=True, dtype=dtype or "bfloat16",
                             tensor_parallel_size=gpus, generation_config="vllm", max_model_len=max_model_len)
 
     def sample(self, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int, eos_token_id, vocab_size: int,

@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from transformers.utils import logging as hf_logging
 
 from ..core import parallel
+from ..core.cache import split_revision
 
 # transformers draws a progress bar for every load and save: noise around the organism's many small
 # checkpoints, which would bury the suite's own progress bars for the work that takes time.
@@ -38,26 +39,39 @@ def check_model_source(source) -> None:
             raise FileNotFoundError(f"model directory {path} has no config.json: pass a directory written by "
                                     "save_pretrained (or a hub download of one)")
         return
-    if not _HUB_ID.match(str(source)) or looks_like_path(source):
+    repo_id, revision = split_revision(source)
+    if not _HUB_ID.match(repo_id) or looks_like_path(source) or revision == "":
         raise FileNotFoundError(f"model path {source} does not exist: check the path, or pass a hub id such as "
-                                "Qwen/Qwen2.5-32B when online")
+                                "Qwen/Qwen2.5-32B (pinned: Qwen/Qwen2.5-32B@COMMIT) when online")
     if offline():
         raise ConnectionError(f"{source} is not a local directory and is read as a hub id, but the hub is offline "
-                              "(HF_HUB_OFFLINE is set): download it where you are online "
-                              f"(`hf download {source} --local-dir DIR`) and pass DIR")
+                              f"(HF_HUB_OFFLINE is set): download it where you are online ({_download(source)}) "
+                              "and pass DIR")
+
+
+def _download(source) -> str:
+    repo_id, revision = split_revision(source)
+    return f"`hf download {repo_id}{f' --revision {revision}' if revision else ''} --local-dir DIR`"
 
 
 def _unreachable(source, e: Exception) -> ConnectionError:
     return ConnectionError(f"could not load {source} ({type(e).__name__}: {str(e).splitlines()[0]}); if it is a hub "
-                           f"id and this machine is offline, download it where you are online "
-                           f"(`hf download {source} --local-dir DIR`) and pass DIR")
+                           f"id and this machine is offline, download it where you are online ({_download(source)}) "
+                           "and pass DIR")
+
+
+def hub_arguments(source) -> tuple[str, dict]:
+    """``from_pretrained``'s name and keyword arguments for a directory, a hub id or a pinned ``ID@REVISION``."""
+    repo_id, revision = split_revision(source)
+    return repo_id, ({"revision": revision} if revision else {})
 
 
 def load_tokenizer(source):
     """The tokenizer of a local model directory or hub id, refusing what cannot be loaded here."""
     check_model_source(source)
     try:
-        return AutoTokenizer.from_pretrained(source)
+        name, pinned = hub_arguments(source)
+        return AutoTokenizer.from_pretrained(name, **pinned)
     except OSError as e:
         raise _unreachable(source, e) from e
 
@@ -111,7 +125,8 @@ def load_model(source, dtype: str | None = None, device_map="default", gpus_per_
     torch_dtype = DTYPES[dtype] if dtype else (torch.bfloat16 if where["device_map"] is not None else torch.float32)
     tokenizer = load_tokenizer(source)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **where)
+        name, pinned = hub_arguments(source)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, **pinned, **where)
     except OSError as e:
         raise _unreachable(source, e) from e
     if len(tokenizer) > model.config.vocab_size:
@@ -178,7 +193,8 @@ def pad_id(tokenizer) -> int:
 def generation_eos(source) -> list[int]:
     """The EOS ids a model's generation_config.json names (none if it has no such file)."""
     try:
-        eos = GenerationConfig.from_pretrained(source).eos_token_id
+        name, pinned = hub_arguments(source)
+        eos = GenerationConfig.from_pretrained(name, **pinned).eos_token_id
     except OSError:
         return []
     return [eos] if isinstance(eos, int) else list(eos or [])
