@@ -36,7 +36,7 @@ from typing import Callable
 
 from . import parallel
 from .behaviour import Version, combine
-from .paths import REPO, cache_root
+from .paths import REPO, cache_root, looks_like_path
 
 MANIFEST = "manifest.json"
 
@@ -144,7 +144,7 @@ def split_revision(source) -> tuple[str, str | None]:
     """A hub id pinned as ``ID@REVISION`` (a commit, branch or tag) as (ID, REVISION); a local path or an
     unpinned id comes back whole, with None."""
     text = str(source)
-    if "@" not in text or text.startswith((".", "/", "~")) or Path(text).expanduser().exists():
+    if "@" not in text or looks_like_path(text) or Path(text).expanduser().exists():
         return text, None
     repo_id, _, revision = text.rpartition("@")
     return repo_id, revision

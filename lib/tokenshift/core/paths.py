@@ -9,6 +9,11 @@ PROFILE_DIR = REPO / "papermill_runs"
 NOTEBOOK_DIR = REPO / "notebooks"
 
 
+def looks_like_path(source) -> bool:
+    """A source written as a path (./x, /x, ~/x) is never read as a hub id."""
+    return str(source).startswith((".", "/", "~"))
+
+
 def cache_root() -> Path:
     """The artifact cache: ``$TOKENSHIFT_CACHE`` if set, else ``.cache/`` in the repository."""
     return Path(os.environ.get("TOKENSHIFT_CACHE", REPO / ".cache"))

@@ -123,11 +123,11 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
         u = uniform[live[:, None], steps.clamp(max=max_new - 1)]
         # draft: the primary, k tokens, one at a time with its cache; the draws and the divergence run where its
         # logits come out (as in the lockstep: the CPU's uniform numbers, the device's arithmetic)
-        drafts, p_logits, step_ids = [], [], pending[live][:, None]
+        drafts, p_logits, step_ids, running = [], [], pending[live][:, None], ~done[live]
         for i in range(k):
             mask = torch.cat([mask, mask.new_ones(len(mask), 1)], dim=1)
             logits = _forward(models[0], step_ids, mask, caches[0], vocab)[:, -1]
-            device, running = logits.device, ~done[live]
+            device = logits.device
             check_logits(logits[running.to(device)], models[0], lambda r: f"a response at step {int(steps[r, i])}")
             drafts.append(draw(logits, temperature, top_p, u[:, i : i + 1].to(device)))
             p_logits.append(logits)

@@ -16,9 +16,6 @@ Until ``benchmarks/gpu_check.py`` has passed on a GPU, this path is unverified.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from ..core import seeding
 
 # what a profile may name; this module defers its torch-using imports, so checking a profile loads no model code
@@ -41,19 +38,6 @@ def require_vllm():
     return vllm
 
 
-def output_rows(source) -> int:
-    """The output layer's rows, from the checkpoint's config.json (local directory or hub id)."""
-    path = Path(source) / "config.json"
-    if path.is_file():
-        config = json.loads(path.read_text())
-    else:
-        from transformers import AutoConfig
-
-        from .loading import hub_arguments
-
-        name, pinned = hub_arguments(source)
-        config = AutoConfig.from_pretrained(name, **pinned).to_dict()
-    return int(config.get("text_config", config)["vocab_size"])
 
 
 def settings(*, max_new_tokens: int, stop_ids: set[int], vocab_size: int, rows: int, temperature: float,
@@ -95,33 +79,34 @@ def to_samples(outputs, n: int, stop_ids: set[int]):
 
 
 class VllmEngine:
-    """A checkpoint in vLLM, sharded over ``gpus`` GPUs (tensor parallel); ``sample`` as ``sampling.sample``."""
+    """A checkpoint in vLLM, sharded over ``gpus`` GPUs (tensor parallel; default: every visible one);
+    ``sample`` as ``sampling.sample``."""
 
-    name = "vllm"
+    def __init__(self, source, dtype: str | None = None, gpus: int | None = None, max_model_len: int | None = None):
+        import torch
+        from transformers import AutoConfig
 
-    def __init__(self, source, dtype: str | None = None, gpus: int = 1, max_model_len: int | None = None):
         from ..core import parallel
+        from .loading import hub_arguments
 
         if parallel.current().world > 1:
             raise ValueError("run --engine vllm as one process, not under a launcher: vLLM shards a model over "
                              "GPUs itself (--gpus-per-rank GPUs, tensor parallel)")
         vllm = require_vllm()
-        self.version = vllm.__version__
-        self.rows = output_rows(source)
-        from .loading import hub_arguments
-
         name, pinned = hub_arguments(source)
+        self.version, self.params = vllm.__version__, vllm.SamplingParams
+        self.rows = AutoConfig.from_pretrained(name, **pinned).get_text_config().vocab_size  # output layer's rows
         self.llm = vllm.LLM(model=name, **pinned, skip_tokenizer_init=True, dtype=dtype or "bfloat16",
-                            tensor_parallel_size=gpus, generation_config="vllm", max_model_len=max_model_len)
+                            tensor_parallel_size=gpus or max(torch.cuda.device_count(), 1), generation_config="vllm",
+                            max_model_len=max_model_len)
 
     def sample(self, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int, eos_token_id, vocab_size: int,
                temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, **_):
         from .sampling import check_settings, stop_set
 
-        vllm = require_vllm()
         check_settings(prompts, n, max_new_tokens, temperature, top_p, 1)
         stop_ids = stop_set(eos_token_id)
         inputs, params = requests(prompts, n, seed, max_new_tokens=max_new_tokens, stop_ids=stop_ids,
                                   vocab_size=vocab_size, rows=self.rows, temperature=temperature, top_p=top_p)
-        outputs = self.llm.generate(inputs, [vllm.SamplingParams(**p) for p in params], use_tqdm=False)
+        outputs = self.llm.generate(inputs, [self.params(**p) for p in params], use_tqdm=False)
         return to_samples(outputs, n, stop_ids)

@@ -13,6 +13,7 @@ from transformers.utils import logging as hf_logging
 
 from ..core import parallel
 from ..core.cache import split_revision
+from ..core.paths import looks_like_path
 
 # transformers draws a progress bar for every load and save: noise around the organism's many small
 # checkpoints, which would bury the suite's own progress bars for the work that takes time.
@@ -24,11 +25,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
-
-
-def looks_like_path(source) -> bool:
-    """A source written as a path (./x, /x, ~/x) is never read as a hub id."""
-    return str(source).startswith((".", "/", "~"))
 
 
 def check_model_source(source) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
-from ..models.loading import looks_like_path, offline
+from ..core.paths import looks_like_path
+from ..models.loading import offline
 from .problem_sets import MathProblem
 
 SUFFIXES = (".jsonl", ".json", ".parquet")

@@ -77,6 +77,8 @@ def _sampling_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from ..models.engine import ENGINES
+
     top = argparse.ArgumentParser(prog="tokenshift", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -89,7 +91,7 @@ def parser() -> argparse.ArgumentParser:
     _sampling_arguments(p)
     p.add_argument("--from", dest="sample_from", choices=["tuned", "base"], default="tuned",
                    help=f"which model samples (the paper scores the RL model's own responses) {DEFAULTS}")
-    p.add_argument("--engine", choices=["suite", "vllm"], default="suite",
+    p.add_argument("--engine", choices=ENGINES, default="suite",
                    help="suite: the suite's own decoding loop; vllm: the inference engine, in its own environment "
                         "(make env-vllm), one process sharded over --gpus-per-rank GPUs: the same distributions, "
                         f"other draws; unverified until benchmarks/gpu_check.py passes on a GPU {DEFAULTS}")
@@ -257,11 +259,9 @@ def cmd_sample(args) -> None:
     problems = _problems(args)
     source = args.tuned if args.sample_from == "tuned" else args.base
     if args.engine == "vllm":
-        import torch
-
         from ..models.engine import VllmEngine
 
-        model = VllmEngine(source, dtype=args.dtype, gpus=args.gpus_per_rank or max(torch.cuda.device_count(), 1))
+        model = VllmEngine(source, dtype=args.dtype, gpus=args.gpus_per_rank)
         engine = f"vllm {model.version}"
     else:
         model, engine = load_model(source, dtype=args.dtype, gpus_per_rank=args.gpus_per_rank)[0], OWN_DECODER
