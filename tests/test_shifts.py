@@ -152,3 +152,28 @@ def test_cached_entry_points_under_a_launcher_build_once_and_agree(tmp_path, tok
     assert all(n.endswith(".lock") for names in entries.values() for n in names if n.startswith(".")), entries
     assert all(ArtifactCache.check(p) is None for kind in entries
                for p in (tmp_path / "cache-two" / kind).iterdir() if not p.name.startswith("."))
+
+
+def test_sweeps_in_worker_processes_are_the_sweeps_in_one(tmp_path, tokenizer, pair_dirs, monkeypatch):
+    """Notebook 03 runs a study's sweeps (the grid, then each bisection toward its goal) two at a time in worker
+    processes: every row is what one process computes, and each threshold is one cached sweep."""
+    from tokenshift.suite import profiles, study
+    from tokenshift.suite.pairs import Pairs
+
+    base_dir, tuned_dir = pair_dirs
+    problems = OrganismProblems(task.sample_problems(3, "held_out", seed=0), tokenizer)
+    pairs = Pairs(base=base_dir, tuned={"rl": tuned_dir}, rl_names=["rl"], labels={}, max_new_tokens=8,
+                  make_problems=lambda n, seed, benchmark: problems)
+    this = study.Study("test", profiles.ShiftSetup(), pairs, problems, show_progress=False)
+    config = cross_sampling.SweepConfig(eps_grid=(float("inf"), 0.1, 0.0), samples_per_problem=2, max_new_tokens=8,
+                                        prompts_per_unit=2)
+    found = {}
+    for workers in (1, 2):
+        monkeypatch.setenv("TOKENSHIFT_CACHE", str(tmp_path / f"cache-{workers}"))
+        found[workers] = this.sweeps(config, bisection_steps=2, workers=workers)
+    assert list(found[2]) == [("rl", "forward"), ("rl", "reverse")]
+    for key, frame in found[1].items():
+        assert frame.equals(found[2][key]) and frame["rule"].unique().sort().to_list() == ["divergence", "random"]
+    # one entry per grid sweep, and one per threshold a bisection added
+    added = sum(f["eps"].n_unique() - len(config.eps_grid) for f in found[2].values())
+    assert kinds(tmp_path / "cache-2")["cross_sampling"] == len(found[2]) + added

@@ -262,21 +262,32 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
                        show_progress=show_progress)
 
 
+# A cached sweep on a CPU runs on one thread: a BLAS reduction's order follows the thread count (and so, now and
+# then, a draw that sits on a rounding boundary), and its rows should not depend on the machine's cores or on how
+# many sweeps run at once (``suite.study`` runs them in worker processes, one per core).
+SWEEP_THREADS = 1
+
+
 def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConfig, cache: ArtifactCache | None = None,
           show_progress: bool = True) -> pl.DataFrame:
     """``run_sweep`` on two model directories (or hub ids), cached as Parquet, with each row judged (``correct``).
     Under a launcher every rank takes its share of the work units."""
     cache = cache or ArtifactCache()
     code = (CROSS_SAMPLING, DRAFT_VERIFY) if config.method == "draft" else CROSS_SAMPLING
+    numerics = runtime()
+    threads = SWEEP_THREADS if numerics["device"] == "cpu" else None
     entry = spec("cross_sampling", code, config, {
         "primary": model_fingerprint(primary_dir), "intervention": model_fingerprint(intervention_dir),
-        "problems": problems.prompt_key(), "runtime": runtime()})
+        "problems": problems.prompt_key(),
+        "runtime": numerics if threads is None else {**numerics, "threads": threads}})
 
     def build(out: Path):
         primary, tok = load_model(primary_dir)
         intervention, other_tok = load_model(intervention_dir)
         check_same_vocabulary(tok, other_tok)
-        run_sweep(primary, intervention, problems, config, out / "sweep.parquet", cache.parts(entry), show_progress)
+        with parallel.threads(threads):
+            run_sweep(primary, intervention, problems, config, out / "sweep.parquet", cache.parts(entry),
+                      show_progress)
 
     path = cache.get_or_build(entry, build, collective=True)
     return judged(path, "sweep.parquet", problems, cache)

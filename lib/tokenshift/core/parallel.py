@@ -1,4 +1,5 @@
-"""Data parallelism over processes started by an existing launcher (``torchrun`` or ``accelerate launch``).
+"""Data parallelism over processes started by an existing launcher (``torchrun`` or ``accelerate launch``), and
+independent jobs in worker processes of this machine's own (``in_processes``).
 
 Work is cut into fixed units (a few prompts or responses each) whose seeds come from the run's seed and the
 unit's index, never from the number of processes: rank r takes units r, r + world, ... . Each finished unit
@@ -8,9 +9,12 @@ done, rank 0 merges the units in order. The merged file is identical whatever th
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -104,3 +108,24 @@ def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.D
         tmp.rename(out_file)
         shutil.rmtree(parts)
     barrier()
+
+
+def in_processes(fn: Callable, jobs: list, workers: int) -> list:
+    """``[fn(job) for job in jobs]``, ``workers`` jobs at a time, each in a fresh process (spawned: safe beside
+    threads and notebooks; ``fn`` and the jobs must pickle); in this process with one worker or one job."""
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(pool.map(fn, jobs))
+    return [fn(job) for job in jobs]
+
+
+@contextlib.contextmanager
+def threads(n: int | None):
+    """Run the block on ``n`` torch threads (None: as it is)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -14,16 +14,11 @@ the organism exactly as they load real checkpoints.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import torch
-
-from ..core import seeding
+from ..core import parallel, seeding
 from ..core.behaviour import Version
 from ..core.cache import ArtifactCache, model_fingerprint, spec
 from ..models.loading import load_model, save
@@ -108,7 +103,7 @@ def base_model(config: OrganismConfig, cache: ArtifactCache | None = None, show_
     def make_base(out: Path):
         tok = tokenizer.build_tokenizer(config.part("tokenizer"))
         model = architecture.new_model(tok, config.shape, seed=config.part("base").seed)
-        with _threads(BASE_THREADS):
+        with parallel.threads(BASE_THREADS):
             log = sft.train_sft(model, tok, config.part("base"), show_progress, desc="SFT base")
         _store(out, model, tok, log)
 
@@ -125,7 +120,7 @@ def rl_run(config: OrganismConfig, rl_config: rl.RLConfig, cache: ArtifactCache 
 
     def build_run(out: Path):
         model, tok = load_model(base, dtype="float32", device_map=None)
-        with _threads(PART_THREADS):
+        with parallel.threads(PART_THREADS):
             policy, log = rl.train_rl(model, tok, rl_config, out_dir=out, show_progress=show_progress,
                                       desc=f"RL {name}")
         _store(out, policy, tok, log)
@@ -152,7 +147,7 @@ def sft_control(config: OrganismConfig, name: str, cache: ArtifactCache | None =
 
     def make_control(out: Path):
         model, tok = load_model(base, dtype="float32", device_map=None)
-        with _threads(PART_THREADS):
+        with parallel.threads(PART_THREADS):
             log = sft.train_sft(model, tok, config.part(name), show_progress, desc=f"SFT {name}")
         _store(out, model, tok, log)
 
@@ -190,11 +185,7 @@ def rl_runs(config: OrganismConfig, runs: dict[str, rl.RLConfig], cache: Artifac
 
 
 def _in_workers(jobs: list, workers: int) -> dict[str, Path]:
-    if workers > 1:
-        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: safe beside threads and notebooks
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=spawn) as pool:
-            return dict(pool.map(_build_part, jobs))
-    return dict(map(_build_part, jobs))
+    return dict(parallel.in_processes(_build_part, jobs, workers))
 
 
 def _build_part(job) -> tuple[str, Path]:
@@ -203,16 +194,6 @@ def _build_part(job) -> tuple[str, Path]:
     if kind == "rl":
         return name, rl_run(config, rl_config, cache, show_progress, name)
     return name, sft_control(config, name, cache, show_progress)
-
-
-@contextlib.contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @ORGANISM.code

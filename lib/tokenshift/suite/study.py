@@ -14,10 +14,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import polars as pl
+import torch
 
 from ..analyses import cross_sampling_stats, shifts
 from ..analyses.cross_sampling import SweepConfig, capped, sweep
 from ..analyses.cross_sampling_stats import DIRECTIONS
+from ..core import parallel
 from ..problems.problem_sets import ProblemSet
 from . import pairs as pairs_mod
 from . import profiles
@@ -96,32 +98,56 @@ class Study:
     def sweep(self, name: str, direction: str, config: SweepConfig, problems: ProblemSet | None = None) -> pl.DataFrame:
         """Cross-sampling of RL model ``name`` with the base, forward (base decodes, RL intervenes) or reverse, on
         the study's problems (or ``problems``); cached."""
-        base, tuned = self.pairs.base, self.pairs.tuned[name]
-        primary, intervention = {"forward": (base, tuned), "reverse": (tuned, base)}[direction]
-        return sweep(primary, intervention, problems or self.problems, config, show_progress=self.show_progress)
+        return _sweep_job(self._job((name, direction), config, problems))
 
-
-    def sweeps(self, config: SweepConfig, problems: ProblemSet | None = None,
-               bisection_steps: int = 0) -> dict[tuple[str, str], pl.DataFrame]:
+    def sweeps(self, config: SweepConfig, problems: ProblemSet | None = None, bisection_steps: int = 0,
+               workers: int = 1) -> dict[tuple[str, str], pl.DataFrame]:
         """(RL model, direction) -> its sweep over ``config.eps_grid``, then refined by up to ``bisection_steps``
         thresholds between the grid's points where the smallest sufficient budget lies
-        (``cross_sampling_stats.bisect_budget``; each threshold cached on its own)."""
-        out = {(name, d): self.sweep(name, d, config, problems) for name in self.pairs.rl_names for d in DIRECTIONS}
-        refs = cross_sampling_stats.references(out)
-        for (name, direction), frame in out.items():
-            goal = cross_sampling_stats.start_and_goal(refs, name, direction)[1]
-            one = lambda eps, n=name, d=direction: self.sweep(n, d, dataclasses.replace(config, eps_grid=(eps,)),
-                                                              problems)
-            out[name, direction] = cross_sampling_stats.bisect_budget(frame, goal, direction, one, bisection_steps)
+        (``cross_sampling_stats.bisect_budget``; each threshold cached on its own). ``workers`` sweeps run at
+        once on a CPU, each in its own process (the rows are the same with any number)."""
+        keys = [(name, d) for name in self.pairs.rl_names for d in DIRECTIONS]
+        out = dict(zip(keys, self._run([self._job(key, config, problems) for key in keys], workers)))
+        if bisection_steps:
+            refs = cross_sampling_stats.references(out)
+            jobs = [self._job(key, config, problems, cross_sampling_stats.start_and_goal(refs, *key)[1],
+                              bisection_steps) for key in keys]
+            out = dict(zip(keys, self._run(jobs, workers)))
         return out
 
     def capped_sweeps(self, config: SweepConfig, eps: dict[tuple[str, str], float], caps,
-                      problems: ProblemSet | None = None) -> dict[tuple[str, str], pl.DataFrame]:
+                      problems: ProblemSet | None = None, workers: int = 1) -> dict[tuple[str, str], pl.DataFrame]:
         """(RL model, direction) -> the divergence rule at ``eps[model, direction]`` capped at each of ``caps``
         handovers per response."""
-        return {key: self.sweep(*key, dataclasses.replace(config, eps_grid=(e,), rules=tuple(map(capped, caps))),
-                                problems)
-                for key, e in eps.items()}
+        jobs = [self._job(key, dataclasses.replace(config, eps_grid=(e,), rules=tuple(map(capped, caps))), problems)
+                for key, e in eps.items()]
+        return dict(zip(eps, self._run(jobs, workers)))
+
+    def _job(self, key: tuple[str, str], config: SweepConfig, problems: ProblemSet | None, goal=None,
+             bisection_steps: int = 0) -> tuple:
+        base, tuned = self.pairs.base, self.pairs.tuned[key[0]]
+        primary, intervention = {"forward": (base, tuned), "reverse": (tuned, base)}[key[1]]
+        return (primary, intervention, problems or self.problems, config, key[1], goal, bisection_steps,
+                self.show_progress)
+
+    @staticmethod
+    def _run(jobs: list[tuple], workers: int) -> list[pl.DataFrame]:
+        # worker processes on a CPU only, outside a launcher: a GPU's models stay in the process that holds the
+        # GPU, and a launcher's ranks already share each sweep's work units
+        alone_on_cpu = not torch.cuda.is_available() and parallel.current().world == 1
+        return parallel.in_processes(_sweep_job, jobs, workers if alone_on_cpu else 1)
+
+
+def _sweep_job(job: tuple) -> pl.DataFrame:
+    """One (model, direction)'s sweep (cached), then, given a goal, its bisection toward it; run by a worker or
+    in this process."""
+    primary, intervention, problems, config, direction, goal, bisection_steps, show_progress = job
+    frame = sweep(primary, intervention, problems, config, show_progress=show_progress)
+    if goal is None:
+        return frame
+    one = lambda eps: sweep(primary, intervention, problems, dataclasses.replace(config, eps_grid=(eps,)),  # noqa: E731
+                            show_progress=show_progress)
+    return cross_sampling_stats.bisect_budget(frame, goal, direction, one, bisection_steps)
 
 
 def for_profile(profile: str, show_progress: bool = True) -> Study:
