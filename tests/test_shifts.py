@@ -174,6 +174,8 @@ def test_sweeps_in_worker_processes_are_the_sweeps_in_one(tmp_path, tokenizer, p
     assert list(found[2]) == [("rl", "forward"), ("rl", "reverse")]
     for key, frame in found[1].items():
         assert frame.equals(found[2][key]) and frame["rule"].unique().sort().to_list() == ["divergence", "random"]
+        one = this.sweep(*key, config)  # the same cached grid, one model and direction
+        assert one.equals(frame.filter(pl.col("eps").is_in(config.eps_grid)))
     # one entry per grid sweep, and one per threshold a bisection added
     added = sum(f["eps"].n_unique() - len(config.eps_grid) for f in found[2].values())
     assert kinds(tmp_path / "cache-2")["cross_sampling"] == len(found[2]) + added

@@ -1,0 +1,57 @@
+"""Would fewer rollouts per RL step keep the organism's premise? The cost/science trade behind the RL-step target.
+
+    .venv/bin/python benchmarks/trial_rollouts.py --prompts-per-step 8
+
+Builds the organism's four tuned parts from the default base (read from the artifact cache; built first if
+missing) with ``--prompts-per-step`` problems per RL step (8 samples each, as the default) and the SFT controls
+matched to that budget, then evaluates every model on 200 held-out problems x 8 samples with a seed other than
+notebook 00's. The acceptance test is the issue's premise, fixed before the run: both RL runs at least twice
+the base's avg@8. Takes ~10 minutes on two cores at 8 problems per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import torch
+from tokenshift.models.loading import load_model
+from tokenshift.organism import build, task
+from tokenshift.organism.problems import OrganismProblems
+from tokenshift.problems import evaluation
+from tokenshift.suite import profiles
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts-per-step", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=7, help="of the held-out problems and evaluation samples")
+    args = parser.parse_args()
+    default = profiles.organism_config("default")
+    rollouts = args.prompts_per_step * default.dapo.samples_per_prompt
+    config = dataclasses.replace(
+        default,
+        simplerl=dataclasses.replace(default.simplerl, prompts_per_step=args.prompts_per_step),
+        dapo=dataclasses.replace(default.dapo, prompts_per_step=args.prompts_per_step),
+        sft_offpolicy=dataclasses.replace(default.sft_offpolicy, batch_size=rollouts),
+        sft_rejection=dataclasses.replace(default.sft_rejection, batch_size=rollouts, rollouts=rollouts))
+    start = time.perf_counter()
+    org = build(config)
+    print(f"{rollouts} rollouts per step: tuned parts built in {(time.perf_counter() - start) / 60:.1f} min")
+    torch.set_num_threads(2)
+    tok = load_model(org.base)[1]
+    problems = OrganismProblems(task.sample_problems(200, "held_out", seed=args.seed), tok)
+    accuracy = {}
+    for name, path in {"base": org.base, **org.tuned}.items():
+        accuracy[name] = evaluation.evaluate(load_model(path)[0], problems, k=8, seed=args.seed,
+                                             max_new_tokens=config.max_new_tokens)
+        print(f"{name}: {accuracy[name].summary()}, pass@8 {accuracy[name].pass_at(8):.3f}", flush=True)
+    base = accuracy["base"].avg
+    for name in ("simplerl", "dapo"):
+        ratio = accuracy[name].avg / base
+        print(f"premise, {name}: {ratio:.2f}x the base ({'kept' if ratio >= 2 else 'NOT kept'}: needs >= 2x)")
+
+
+if __name__ == "__main__":
+    main()
