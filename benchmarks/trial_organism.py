@@ -25,20 +25,23 @@ from tokenshift.suite import profiles
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts-per-step", type=int, default=8)
+    parser.add_argument("--prompts-per-step", type=int, default=16)
+    parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7, help="of the held-out problems and evaluation samples")
     args = parser.parse_args()
     default = profiles.organism_config("default")
     rollouts = args.prompts_per_step * default.dapo.samples_per_prompt
     config = dataclasses.replace(
         default,
+        shape=dataclasses.replace(default.shape, num_layers=args.layers),
         simplerl=dataclasses.replace(default.simplerl, prompts_per_step=args.prompts_per_step),
         dapo=dataclasses.replace(default.dapo, prompts_per_step=args.prompts_per_step),
         sft_offpolicy=dataclasses.replace(default.sft_offpolicy, batch_size=rollouts),
         sft_rejection=dataclasses.replace(default.sft_rejection, batch_size=rollouts, rollouts=rollouts))
     start = time.perf_counter()
     org = build(config)
-    print(f"{rollouts} rollouts per step: tuned parts built in {(time.perf_counter() - start) / 60:.1f} min")
+    print(f"{args.layers} layers, {rollouts} rollouts per step: built in {(time.perf_counter() - start) / 60:.1f} min "
+          f"(0 where the artifact cache had every part)")
     torch.set_num_threads(2)
     tok = load_model(org.base)[1]
     problems = OrganismProblems(task.sample_problems(200, "held_out", seed=args.seed), tok)
