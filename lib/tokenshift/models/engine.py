@@ -38,8 +38,6 @@ def require_vllm():
     return vllm
 
 
-
-
 def settings(*, max_new_tokens: int, stop_ids: set[int], vocab_size: int, rows: int, temperature: float,
              top_p: float, seed: int) -> dict:
     """vLLM ``SamplingParams`` keyword arguments for one response: every setting explicit."""

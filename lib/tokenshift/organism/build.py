@@ -169,7 +169,7 @@ def build(config: OrganismConfig = OrganismConfig(), cache: ArtifactCache | None
     todo = [args for args in parts if cache.check(cache.path(entry[args[0]](config.part(args[1]), base)))]
     jobs = [(kind, name, config.part(name) if kind == "rl" else None, config, cache.root, show_progress)
             for kind, name in parts]
-    paths = _in_workers(jobs, workers if len(todo) > 1 else 1)
+    paths = dict(parallel.in_processes(_build_part, jobs, workers if len(todo) > 1 else 1))
     return Organism(config, base, {n: paths[n] for n in RL_NAMES}, {n: paths[n] for n in SFT_NAMES})
 
 
@@ -181,11 +181,7 @@ def rl_runs(config: OrganismConfig, runs: dict[str, rl.RLConfig], cache: Artifac
     base_model(config, cache, show_progress)  # built once here, not by every worker
     todo = [name for name, c in runs.items() if cache.check(cache.path(_rl_entry(c, base_model(config, cache))))]
     jobs = [("rl", name, c, config, cache.root, show_progress) for name, c in runs.items()]
-    return _in_workers(jobs, workers if len(todo) > 1 else 1)
-
-
-def _in_workers(jobs: list, workers: int) -> dict[str, Path]:
-    return dict(parallel.in_processes(_build_part, jobs, workers))
+    return dict(parallel.in_processes(_build_part, jobs, workers if len(todo) > 1 else 1))
 
 
 def _build_part(job) -> tuple[str, Path]:

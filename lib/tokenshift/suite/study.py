@@ -14,12 +14,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import polars as pl
-import torch
 
 from ..analyses import cross_sampling_stats, shifts
 from ..analyses.cross_sampling import SweepConfig, capped, sweep
 from ..analyses.cross_sampling_stats import DIRECTIONS
 from ..core import parallel
+from ..models.loading import runtime
 from ..problems.problem_sets import ProblemSet
 from . import pairs as pairs_mod
 from . import profiles
@@ -134,7 +134,7 @@ class Study:
     def _run(jobs: list[tuple], workers: int) -> list[pl.DataFrame]:
         # worker processes on a CPU only, outside a launcher: a GPU's models stay in the process that holds the
         # GPU, and a launcher's ranks already share each sweep's work units
-        alone_on_cpu = not torch.cuda.is_available() and parallel.current().world == 1
+        alone_on_cpu = runtime()["device"] == "cpu" and parallel.current().world == 1
         return parallel.in_processes(_sweep_job, jobs, workers if alone_on_cpu else 1)
 
 
