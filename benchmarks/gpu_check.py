@@ -15,9 +15,11 @@ One line per check, then "N passed, M failed, K skipped"; the exit status is 1 i
    other rounding): the share of token-identical responses.
 7. the vLLM engine: its first tokens against the model's own next-token distribution (chi-square), no padding
    row ever drawn, stops on the pair's stop ids. It runs where vLLM is installed:
-       make env-vllm && .venv-vllm/bin/python benchmarks/gpu_check.py --only engine
+       make env-vllm && .venv-vllm/bin/python benchmarks/gpu_check.py --only engine drafting
+8. vLLM drafting for draft and verify (``cross-sample --engine vllm``), greedy, fp32, against the suite's
+   lockstep: the share of token-identical responses, and the recorded JS against a teacher-forced forward.
 Every model is random and built here: nothing is downloaded. ``--only NAME ...`` runs the checks whose function
-names start with those words (loading, metrics, greedy, sampled, throughput, draws, engine).
+names start with those words (loading, metrics, greedy, sampled, throughput, draws, engine, drafting).
 """
 
 from __future__ import annotations
@@ -221,6 +223,43 @@ def engine_check(device, tmp):
                                             f"stops on the pair's ids only: {stops_ok}")
 
 
+@check("vLLM drafting for draft and verify, greedy, against the lockstep")
+def drafting_check(device, tmp):
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        return "skipped", "vLLM is not in this environment (make env-vllm)"
+    if device == "cpu":
+        return "skipped", "vLLM runs on the GPU"
+    from tokenshift.analyses.cross_sampling import cross_sample
+    from tokenshift.models.engine import VllmEngine
+    from tokenshift.models.loading import load_model
+    from tokenshift.models.metrics import pair_metrics
+
+    base, rl, _ = tiny_pair_dir(tmp)
+    engine = VllmEngine(rl, dtype="float32", memory=0.3)  # the taught model drafts: peaked, few near-ties
+    primary, tok = load_model(rl, dtype="float32")
+    intervention, _ = load_model(base, dtype="float32")
+    prompts = [tok(f"What is {a}+{b}?")["input_ids"] for a, b in ((2, 3), (7, 8), (1, 9), (12, 30))]
+    kw = dict(max_new_tokens=48, eos_token_id=[tok.eos_token_id, tok.convert_tokens_to_ids("<|endoftext|>")],
+              pad_token_id=tok.pad_token_id, vocab_size=len(tok), temperature=0.0, seed=0)
+    js = torch.tensor([x for r in cross_sample(primary, intervention, prompts, **kw).js for x in r])
+    eps = float(js.quantile(0.9))
+    lock = cross_sample(primary, intervention, prompts, eps=eps, method="lockstep", **kw)
+    drafted = cross_sample(primary, intervention, prompts, eps=eps, drafter=engine, **kw)
+    same = sum(x == y for x, y in zip(lock.response_ids, drafted.response_ids))
+    worst = 0.0
+    with torch.no_grad():
+        for i, ids, recorded in zip(drafted.prompt_index, drafted.with_stop_tokens(), drafted.js):
+            seq = torch.tensor([prompts[i] + ids], device=primary.device)
+            a, b = (m(seq).logits[0, len(prompts[i]) - 1 : -1, : len(tok)].float() for m in (primary, intervention))
+            worst = max(worst, float((pair_metrics(a, b)["js"].cpu() - torch.tensor(recorded)).abs().max()))
+    ok = same == len(prompts) and worst < 1e-4
+    return ("passed" if ok else "failed"), (f"{same}/{len(prompts)} responses token-identical with the lockstep, "
+                                            f"{sum(map(sum, drafted.chosen))} handovers; recorded JS against a "
+                                            f"teacher-forced forward: largest difference {worst:.1e}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -231,7 +270,7 @@ def main() -> int:
     print(f"device: {name}; torch {torch.__version__}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for run in (loading_check, metrics_check, greedy_check, sampled_check, throughput_check, draws_check,
-                    engine_check):
+                    engine_check, drafting_check):
             if not args.only or run.__name__.split("_")[0] in args.only:
                 run(device, Path(tmp))
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed, {RESULTS['skipped']} skipped")

@@ -1,11 +1,15 @@
 """Draft and verify writes what the lockstep writes: the same tokens, handovers and recorded JS for the same
-seed, at every intervention rate, for both rules and the cap, greedy and sampled; and it adapts its chunks."""
+seed, at every intervention rate, for both rules and the cap, greedy and sampled; and it adapts its chunks.
+With an engine drafting (other random streams), the same tokens greedy and the same distributions sampled."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_SHAPE
+from scipy.stats import chi2_contingency
+from transformers import Qwen2Config, Qwen2ForCausalLM
 from tokenshift.analyses.cross_sampling import cross_sample
 from tokenshift.models import draft_verify
 from tokenshift.models.metrics import pair_metrics
@@ -101,3 +105,97 @@ def test_bad_settings_are_refused(pair, prompts, tokenizer):
         cross_sample(*pair, prompts, method="fast", **kw(tokenizer))
     with pytest.raises(ValueError, match="max_chunk must be at least 1"):
         draft_verify.draft_verify(*pair, prompts, None, max_new_tokens=4, stop_ids={2}, pad_id=0, max_chunk=0)
+
+
+class Drafter:
+    """An engine as draft and verify sees it: it drafts with the suite's own sampler from ``model``, each round's
+    requests in one batch seeded by the first request's seed, so its draws are not the lockstep's. ``stale``:
+    a broken engine that drafts from each prefix without its last token."""
+
+    def __init__(self, model, stale: bool = False):
+        self.model, self.stale, self.asked = model, stale, []
+
+    def draft(self, prefixes, lengths, seeds, *, stop_ids, vocab_size, temperature, top_p):
+        self.asked.append(lengths)
+        out = sample(self.model, [p[:-1] if self.stale else p for p in prefixes], max_new_tokens=max(lengths),
+                     seed=seeds[0], eos_token_id=stop_ids, pad_token_id=0, vocab_size=vocab_size,
+                     temperature=temperature, top_p=top_p)
+        return [(ids + [stop] * (stop is not None))[:m] for ids, stop, m in zip(out.response_ids, out.stop_token,
+                                                                                lengths)]
+
+
+@pytest.mark.parametrize("q", [0.0, 0.5, 0.9, 1.0])
+def test_an_engine_drafting_writes_the_lockstep_s_tokens_greedy(pair, prompts, tokenizer, js_quantile, q):
+    args = dict(eps=js_quantile(q) if q < 1 else math.inf, temperature=0.0, **kw(tokenizer))
+    drafter = Drafter(pair[0])
+    same(cross_sample(*pair, prompts, method="lockstep", **args),
+         cross_sample(*pair, prompts, method="draft", drafter=drafter, **args))
+    assert drafter.asked and all(1 <= m <= 32 for lengths in drafter.asked for m in lengths)
+
+
+def test_an_engine_drafting_hands_over_with_the_lockstep_s_numbers(pair, prompts, tokenizer):
+    # eps < 0: every token is the intervention's draw with the lockstep's number, whatever the engine drafted
+    drafted = cross_sample(*pair, prompts, eps=-1.0, method="draft", drafter=Drafter(pair[0]), **kw(tokenizer))
+    assert drafted.response_ids == sample(pair[1], prompts, **kw(tokenizer)).response_ids
+    assert all(all(c) for c in drafted.chosen)
+
+
+def small_vocabulary_model(seed: int) -> Qwen2ForCausalLM:
+    """A random model over 6 tokens (5 ends a response) with peaked distributions: few enough outcomes per step
+    for a test of distributions to see a wrong one."""
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=6, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                                         tie_word_embeddings=False)).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(6.0)
+    return model
+
+
+def outcomes(out) -> list[np.ndarray]:
+    """Per response: its length, its first handed-over step (-1: none), its tokens at steps 0, 1, 2 and 4
+    (5 once stopped, -1 past the end)."""
+    rows = [ids + [5] * stopped + [-1] * 8 for ids, stopped in zip(out.response_ids, out.stopped)]
+    return [np.array([len(ids) + s for ids, s in zip(out.response_ids, out.stopped)]),
+            np.array([c.index(True) if True in c else -1 for c in out.chosen]),
+            *(np.array([row[t] for row in rows]) for t in (0, 1, 2, 4))]
+
+
+def smallest_p(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """The smallest chi-square p-value of a against b over the outcomes (values seen under 10 times pooled)."""
+    ps = []
+    for x, y in zip(a, b):
+        values = sorted(set(x) | set(y))
+        table = np.array([[np.sum(x == v) for v in values], [np.sum(y == v) for v in values]])
+        rare = table.sum(0) < 10
+        table = np.concatenate([table[:, ~rare], table[:, rare].sum(1, keepdims=True)], 1) if rare.any() else table
+        ps.append(chi2_contingency(table)[1] if table.shape[1] > 1 else 1.0)
+    return min(ps)
+
+
+def test_an_engine_drafting_samples_the_lockstep_s_distribution():
+    pair, prompt = (small_vocabulary_model(0), small_vocabulary_model(1)), [[1, 2, 3]]
+    args = dict(max_new_tokens=12, eos_token_id=5, pad_token_id=0, n=3000, batch_size=1024)
+    js = torch.tensor([x for row in cross_sample(*pair, prompt, seed=2, **(args | {"n": 50})).js for x in row])
+    args["eps"] = float(js.quantile(0.8))
+    lockstep = cross_sample(*pair, prompt, method="lockstep", seed=3, **args)
+    assert 0.05 < np.mean(lockstep.intervened_fraction()) < 0.5  # both policies have their turns
+    reference = outcomes(lockstep)
+    drafted = outcomes(cross_sample(*pair, prompt, method="draft", seed=4, drafter=Drafter(pair[0]), **args))
+    assert smallest_p(reference, drafted) > 1e-3  # six tests at 1e-3 each: wrongly failing under 1% of seeds
+    # the same test tells apart an engine that drafts from the wrong model or from the wrong prefix
+    for wrong in (Drafter(pair[1]), Drafter(pair[0], stale=True)):
+        broken = outcomes(cross_sample(*pair, prompt, method="draft", seed=4, drafter=wrong, **args))
+        assert smallest_p(reference, broken) < 1e-6
+
+
+def test_a_draft_that_breaks_the_contract_is_refused(pair, prompts, tokenizer):
+    class Short(Drafter):
+        def draft(self, prefixes, lengths, seeds, **kw):
+            return [[4] * (m - 1) for m in lengths]
+
+    with pytest.raises(RuntimeError, match=r"a draft must have that many ids in the vocabulary, fewer only when it "
+                                           r"ends on a stop token"):
+        cross_sample(*pair, prompts, eps=0.1, method="draft", drafter=Short(pair[0]), **kw(tokenizer))
+    with pytest.raises(ValueError, match="an engine drafts for draft and verify only"):
+        cross_sample(*pair, prompts, eps=0.1, method="lockstep", drafter=Drafter(pair[0]), **kw(tokenizer))

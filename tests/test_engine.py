@@ -1,7 +1,7 @@
 """The vLLM engine path, as far as a machine without vLLM or a GPU can test it: the requests it builds (ids
 verbatim, every setting explicit, the pair's stop set, one seed per response), its outputs read back into the
-responses schema, the refusal when vLLM is missing, and `tokenshift sample --engine vllm` end to end against a
-stand-in engine that decodes with the suite's own sampler."""
+responses schema, the refusal when vLLM is missing, and `tokenshift sample --engine vllm` and `tokenshift
+cross-sample --engine vllm` end to end against a stand-in engine that decodes with the suite's own sampler."""
 
 import json
 import sys
@@ -99,10 +99,14 @@ class StandIn:
             return outputs
 
 
-def test_sample_with_the_engine_writes_the_responses_schema(pair, tmp_path, monkeypatch):
+@pytest.fixture
+def stand_in(monkeypatch):
     module = types.ModuleType("vllm")
     module.__version__, module.LLM, module.SamplingParams = "0.0-stand-in", StandIn.LLM, StandIn.SamplingParams
     monkeypatch.setitem(sys.modules, "vllm", module)
+
+
+def test_sample_with_the_engine_writes_the_responses_schema(pair, tmp_path, stand_in):
     base, rl, problems = pair
     args = ["--base", base, "--tuned", rl, "--data", problems, "--samples", 3, "--max-new-tokens", 30,
             "--prompts-per-unit", 2]
@@ -134,3 +138,39 @@ def test_a_profile_that_samples_with_a_missing_engine_is_refused_before_any_note
     path.write_text(yaml.safe_dump(spec))
     assert runner.main(["--profile", str(path)]) == 2
     assert "the vllm engine is not installed in this environment" in capsys.readouterr().err
+
+
+def test_the_engine_drafts_each_prefix_with_its_own_request(pair, stand_in):
+    base, rl, _ = pair
+    tok = AutoTokenizer.from_pretrained(base)
+    drafter = engine.VllmEngine(str(base), memory=0.25)
+    assert StandIn.seen["llm"]["gpu_memory_utilization"] == 0.25 and StandIn.seen["llm"]["enable_prefix_caching"]
+    stops = set(tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"]))
+    prefixes = [tok("What is 2+3?")["input_ids"], tok("1/2 + 1/4 =")["input_ids"]]
+    drafted = drafter.draft(prefixes, [3, 5], [11, 12], stop_ids=stops, vocab_size=len(tok), temperature=0.0,
+                            top_p=1.0)
+    params = StandIn.seen["params"]
+    assert [p.max_tokens for p in params] == [3, 5] and [p.seed for p in params] == [11, 12]
+    assert all(p.stop_token_ids == sorted(stops) and p.allowed_token_ids == list(range(len(tok))) for p in params)
+    for prefix, ids, m in zip(prefixes, drafted, [3, 5]):
+        alone = sample(drafter.llm.model, [prefix], max_new_tokens=m, eos_token_id=stops, pad_token_id=0,
+                       temperature=0.0, vocab_size=len(tok))
+        assert ids == alone.with_stop_tokens()[0]
+
+
+def test_cross_sample_with_the_engine_drafting(pair, tmp_path, stand_in, capsys):
+    base, rl, problems = pair
+    args = ["--base", base, "--tuned", rl, "--data", problems, "--samples", 2, "--max-new-tokens", 24,
+            "--temperature", 0, "--eps", "inf", 0.05, 0, "--cap", 1]
+    assert cli.main([str(a) for a in ["cross-sample", *args, "--engine", "vllm", "--out", tmp_path / "e.parquet"]]) == 0
+    assert cli.main([str(a) for a in ["cross-sample", *args, "--out", tmp_path / "s.parquet"]]) == 0
+    by_engine, by_suite = pl.read_parquet(tmp_path / "e.parquet"), pl.read_parquet(tmp_path / "s.parquet")
+    assert by_engine.equals(by_suite)  # greedy: the engine's drafts are the primary's own tokens
+    assert by_engine.filter(pl.col("eps") == 0.0)["count"].sum() > 0  # the intervention had its turns
+    assert StandIn.seen["llm"]["model"] == str(base) and StandIn.seen["llm"]["gpu_memory_utilization"] == 0.3
+    meta = json.loads((tmp_path / "e.parquet.meta.json").read_text())
+    assert meta["engine"] == "vllm 0.0-stand-in drafting, tokenshift verifying"
+    assert cli.main([str(a) for a in ["cross-sample", *args, "--engine", "vllm", "--method", "lockstep", "--out",
+                                      tmp_path / "x.parquet"]]) == 2
+    assert "--engine vllm drafts for draft and verify" in capsys.readouterr().err
+    assert not (tmp_path / "x.parquet").exists()

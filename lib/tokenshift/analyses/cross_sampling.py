@@ -160,6 +160,7 @@ def cross_sample(
     js_top_p: float = 1.0,
     seed: int = 0,
     batch_size: int = 256,
+    drafter=None,
 ) -> CrossSamples:
     """Sample ``n`` responses per prompt, switching to ``intervention`` where JS > ``eps``.
 
@@ -169,6 +170,7 @@ def cross_sample(
     ``vocab_size`` slices output layers padded past the tokenizer. Temperature and ``top_p`` shape the sampling
     as usual. ``method``: "draft" (draft and verify, ``models.draft_verify``: the lockstep's tokens up to rounding,
     at about one model's cost on a GPU when handovers are sparse) or "lockstep" (both models one token at a time).
+    ``drafter``: an inference engine that drafts the primary's chunks for draft and verify (``models.engine``).
     """
     n_responses = len(prompts) * n
     if random_fraction is not None and len(random_fraction) != n_responses:
@@ -178,12 +180,15 @@ def cross_sample(
         raise ValueError(f"cap must be an integer >= 1 and applies to the divergence rule only, got {cap!r}")
     if method not in METHODS:
         raise ValueError(f"unknown cross-sampling method {method!r}: choose one of {METHODS}")
+    if drafter is not None and method != "draft":
+        raise ValueError("an engine drafts for draft and verify only; the lockstep decodes with the models "
+                         "themselves: use method 'draft', or no engine")
     rule = DivergenceRule(eps, cap, n_responses) if random_fraction is None else RandomRule(random_fraction, seed)
     common = dict(n=n, max_new_tokens=max_new_tokens, stop_ids=stop_set(eos_token_id), pad_id=pad_token_id,
                   vocab_size=vocab_size, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
                   js_top_p=js_top_p)
     if method == "draft":
-        return CrossSamples(**vars(draft_verify(primary, intervention, prompts, rule, **common)))
+        return CrossSamples(**vars(draft_verify(primary, intervention, prompts, rule, drafter=drafter, **common)))
     return CrossSamples(**vars(decode([primary, intervention], prompts, choose=rule, **common)))
 
 
@@ -220,12 +225,13 @@ class SweepConfig:
 
 @CROSS_SAMPLING.code
 def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, out_file: Path, parts: Path,
-              show_progress: bool = True) -> None:
+              show_progress: bool = True, drafter=None) -> None:
     """For every eps, each of ``config.rules``: the divergence rule, the random-position control with each
     response's realised fraction as its target, capped divergence rules. One row per (eps, rule, response) into
-    ``out_file``, in the responses schema plus ``responses.CROSS_COLUMNS``; correctness is judged separately."""
+    ``out_file``, in the responses schema plus ``responses.CROSS_COLUMNS``; correctness is judged separately.
+    ``drafter``: an inference engine that drafts the primary's chunks (``cross_sample``)."""
     common = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
-                  method=config.method,
+                  method=config.method, drafter=drafter,
                   pad_token_id=pad_id(problems.tokenizer), vocab_size=len(problems.tokenizer),
                   temperature=config.temperature,
                   top_p=config.top_p, js_top_p=config.js_top_p, batch_size=config.batch_size)

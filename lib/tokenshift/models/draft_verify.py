@@ -16,12 +16,22 @@ steps of the primary and one forward of the intervention, against 2k steps in lo
 The chunk size adapts to the rate at which the rule fires: with per-step rate r a round keeps
 E[min(k, G)] = (1 - (1 - r)^k) / r tokens (G geometric), so k maximises that per (k + 1) steps (k drafts
 and about one verify pass); dense rules fall back to k = 1, the lockstep's cost.
+
+With a ``drafter`` (an inference engine, ``models.engine.VllmEngine``) the engine drafts each chunk from the
+response so far, and the primary reads the chunk in one teacher-forced pass beside the intervention, so both
+distributions (full vocabulary, fp32), the JS and the switching rule are the suite's own, exactly as without
+the engine. The drafted tokens follow the engine's numerics and random streams (each request seeded from the
+run's seed, the response and its step): the same distributions as the primary's, other draws than the
+lockstep's. A handed-over token is still drawn by the suite, with the lockstep's uniform number for its step.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from ..core import seeding
 from ..core.behaviour import Version
 from .divergence import js_divergence, log_probs, top_p_js
 from .loading import check_logits
@@ -60,11 +70,15 @@ class _GrowingLayer(_PreallocatedLayer):
 def draft_verify(primary, intervention, prompts: list[list[int]], rule, *, n: int = 1, max_new_tokens: int,
                  stop_ids: set[int], pad_id: int, vocab_size: int | None = None, temperature: float = 1.0,
                  top_p: float = 1.0, seed: int = 0, batch_size: int = 256, js_top_p: float = 1.0,
-                 max_chunk: int = 32) -> Samples:
+                 max_chunk: int = 32, drafter=None) -> Samples:
     """Cross-sample ``n`` responses to each prompt as ``sampling.decode`` does with two models and ``rule``
     (``analyses.cross_sampling``'s rules: ``fires`` on a chunk, ``handed`` once a handover is kept), by draft
     and verify with chunks of at most ``max_chunk`` tokens. Returns the same ``Samples``, with the JS and the
-    handovers of every kept step."""
+    handovers of every kept step.
+
+    ``drafter``: None (the primary drafts) or an engine that drafts for it, with
+    ``draft(prefixes, lengths, seeds, *, stop_ids, vocab_size, temperature, top_p)`` -> per prefix (a list of
+    token ids) up to its length of new tokens, ending early only on a stop token, which it keeps."""
     check_settings(prompts, n, max_new_tokens, temperature, top_p, batch_size)
     if max_chunk < 1:
         raise ValueError(f"max_chunk must be at least 1, got {max_chunk}")
@@ -73,7 +87,7 @@ def draft_verify(primary, intervention, prompts: list[list[int]], rule, *, n: in
     out = Samples(prompt_index=jobs, response_ids=[], stopped=[], stop_token=[])
     models = (primary, intervention)
     settings = (max_new_tokens, torch.tensor(sorted(stop_ids)), pad_id, vocab_size, temperature, top_p, js_top_p,
-                max_chunk)
+                max_chunk, drafter, seed)
     for start in range(0, len(jobs), batch_size):
         rows = list(range(start, min(start + batch_size, len(jobs))))
         # the lockstep draws one number per row and step until the batch's last response ends: draw as many up
@@ -100,7 +114,7 @@ def _forward(model, ids, mask, cache, vocab, device=None):
 
 @DRAFT_VERIFY.code
 def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
-    max_new, stop_ids, pad, vocab, temperature, top_p, js_top_p, max_chunk = settings
+    max_new, stop_ids, pad, vocab, temperature, top_p, js_top_p, max_chunk, drafter, seed = settings
     ids, mask = left_pad(prompts, pad)
     size = len(prompts)
     caches = [_cache(m, ids.shape[1] + 2 * max_new, _GrowingLayer) for m in models]
@@ -121,20 +135,35 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
         t0 = length[live]
         steps = t0[:, None] + torch.arange(k)  # each row's response positions in this chunk
         u = uniform[live[:, None], steps.clamp(max=max_new - 1)]
-        # draft: the primary, k tokens, one at a time with its cache; the draws and the divergence run where its
-        # logits come out (as in the lockstep: the CPU's uniform numbers, the device's arithmetic)
-        drafts, p_logits, step_ids, running = [], [], pending[live][:, None], ~done[live]
-        for i in range(k):
-            mask = torch.cat([mask, mask.new_ones(len(mask), 1)], dim=1)
-            logits = _forward(models[0], step_ids, mask, caches[0], vocab)[:, -1]
-            device = logits.device
-            check_logits(logits[running.to(device)], models[0], lambda r: f"a response at step {int(steps[r, i])}")
-            drafts.append(draw(logits, temperature, top_p, u[:, i : i + 1].to(device)))
-            p_logits.append(logits)
-            step_ids = drafts[-1][:, None]
-        drafts, p_logits = torch.stack(drafts, 1).cpu(), torch.stack(p_logits, 1)
+        running = ~done[live]
+        if drafter is None:
+            # draft: the primary, k tokens, one at a time with its cache; the draws and the divergence run where its
+            # logits come out (as in the lockstep: the CPU's uniform numbers, the device's arithmetic)
+            drafts, p_logits, step_ids = [], [], pending[live][:, None]
+            for i in range(k):
+                mask = torch.cat([mask, mask.new_ones(len(mask), 1)], dim=1)
+                logits = _forward(models[0], step_ids, mask, caches[0], vocab)[:, -1]
+                device = logits.device
+                check_logits(logits[running.to(device)], models[0],
+                             lambda r: f"a response at step {int(steps[r, i])}")
+                drafts.append(draw(logits, temperature, top_p, u[:, i : i + 1].to(device)))
+                p_logits.append(logits)
+                step_ids = drafts[-1][:, None]
+            drafts, p_logits = torch.stack(drafts, 1).cpu(), torch.stack(p_logits, 1)
+            chunk = torch.cat([pending[live][:, None], drafts[:, :-1]], dim=1)
+        else:
+            # the engine drafts from each running response so far; the primary then reads the chunk in one pass
+            wanted = torch.where(running, (max_new - t0).clamp(max=k), 0)
+            drafts = _engine_drafts(drafter, [prompts[r] + tokens[r, : length[r]].tolist() for r in live.tolist()],
+                                    wanted, [seeding.derive(seed, "engine draft", rows[r], int(length[r]))
+                                             for r in live.tolist()], k, settings)
+            mask = torch.cat([mask, mask.new_ones(len(mask), k)], dim=1)
+            chunk = torch.cat([pending[live][:, None], drafts[:, :-1]], dim=1)
+            p_logits = _forward(models[0], chunk, mask, caches[0], vocab)
+            device = p_logits.device
+            check_logits(p_logits[running.to(device)].flatten(0, 1), models[0],
+                         lambda r: "a response in a drafted chunk")
         # verify: the intervention reads [pending, d_0 .. d_(k-2)] in one pass (the same slots as the primary)
-        chunk = torch.cat([pending[live][:, None], drafts[:, :-1]], dim=1)
         q_logits = _forward(models[1], chunk, mask, caches[1], vocab, device)
         check_logits(q_logits[running.to(device)].flatten(0, 1), models[1],
                      lambda r: "a response in a verified chunk")
@@ -149,10 +178,13 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
         kept = first + handed  # tokens this round keeps per row
         fired, examined = fired + int(handed.sum()), examined + int(kept.sum())
         # the handed-over token: the intervention's draw with the step's own number
-        at = first.clamp(max=k - 1)
-        own = drafts.gather(1, at[:, None]).squeeze(1)
-        swapped = draw(q_logits[torch.arange(len(live), device=device), at.to(device)], temperature, top_p,
-                       u.gather(1, at[:, None]).to(device)).cpu()
+        at, at_device = first.clamp(max=k - 1), first.clamp(max=k - 1).to(device)
+        step_u = u.gather(1, at[:, None]).to(device)
+        swapped = draw(q_logits[torch.arange(len(live), device=device), at_device], temperature, top_p, step_u).cpu()
+        # the primary's draw with the step's number (the engine's draft came from its own stream), so "changed"
+        # means what it means without the engine
+        own = drafts.gather(1, at[:, None]).squeeze(1) if drafter is None else draw(
+            p_logits[torch.arange(len(live), device=device), at_device], temperature, top_p, step_u).cpu()
         new = torch.where(handed, swapped, own)
         row_tokens = torch.where(torch.arange(k) == first[:, None], new[:, None], drafts)
         keep = torch.arange(k) < kept[:, None]
@@ -178,3 +210,24 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
             live, mask = live[index], mask[index]
     collect(out, tokens, set(stop_ids.tolist()), (chosen, divergence, changed))
     return int(length.max())
+
+
+def _engine_drafts(drafter, prefixes, wanted, seeds, k, settings) -> torch.Tensor:
+    """The drafter's tokens for each prefix (``wanted`` of them; 0: none, a finished row), as [rows, k] padded
+    ids; refuses a draft that is short without a stop, or holds an id outside the vocabulary."""
+    stop_ids, pad, vocab, temperature, top_p = settings[1:6]
+    stops, wanted = set(stop_ids.tolist()), wanted.tolist()
+    ask = [i for i, w in enumerate(wanted) if w]
+    drafted = drafter.draft([prefixes[i] for i in ask], [wanted[i] for i in ask], [seeds[i] for i in ask],
+                            stop_ids=stops, vocab_size=vocab, temperature=temperature, top_p=top_p)
+    drafts = torch.full((len(prefixes), k), pad, dtype=torch.long)
+    for i, ids in zip(ask, drafted, strict=True):
+        ended = bool(ids) and ids[-1] in stops
+        if len(ids) > wanted[i] or (len(ids) < wanted[i] and not ended) or \
+                any(not 0 <= t < (vocab or math.inf) for t in ids):
+            raise RuntimeError(f"the engine drafted {ids} for {wanted[i]} new tokens after {len(prefixes[i])} "
+                               f"(vocabulary of {vocab}): a draft must have that many ids in the vocabulary, fewer "
+                               "only when it ends on a stop token; is the engine's max_model_len shorter than the "
+                               "prompt plus max_new_tokens?")
+        drafts[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return drafts

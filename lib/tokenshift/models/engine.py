@@ -1,5 +1,7 @@
 """Sampling with an inference engine (vLLM), optional: the paper profile's ~4k-token responses in minutes, not
-hours. Everything after sampling (judging, scoring, the analyses) reads the same responses schema as ever.
+hours. Everything after sampling (judging, scoring, the analyses) reads the same responses schema as ever. The
+engine also drafts the primary's chunks for cross-sampling by draft and verify (``VllmEngine.draft``), where the
+suite's own forward passes decide every handover (``models.draft_verify``).
 
 Exact about ids: prompts go in as token ids and are never re-tokenised (the engine does not even load a
 tokenizer); the pair's whole stop set is the only stop rule (the engine's own EOS check is off); output-layer
@@ -55,21 +57,27 @@ def requests(prompts: list[list[int]], n: int, seed: int, **kw) -> tuple[list[di
             [settings(seed=seeding.derive(seed, "engine response", r), **kw) for r in range(len(jobs))])
 
 
+def token_ids(output, stop_ids: set[int], r: int) -> list[int]:
+    """One request's generated ids, ending on its stop token where it stopped: the engine may leave a special
+    stop token out of its ids, and its ``stop_reason`` names it then."""
+    done = output.outputs[0]
+    ids = list(done.token_ids)
+    if done.finish_reason == "stop" and not set(ids) & stop_ids:
+        if done.stop_reason not in stop_ids:
+            raise RuntimeError(f"the engine stopped response {r} on {done.stop_reason!r}, which is not one of the "
+                               f"pair's stop ids {sorted(stop_ids)}; it must stop on those only")
+        ids.append(done.stop_reason)
+    return ids
+
+
 def to_samples(outputs, n: int, stop_ids: set[int]):
     """The engine's outputs (one per request, in order) as the suite's ``Samples``: each response cut at its
-    first stop token, which is recorded, not kept (the engine may leave a special stop token out of its ids;
-    its ``stop_reason`` names it then)."""
+    first stop token, which is recorded, not kept."""
     from .sampling import Samples, split_at_stop
 
     out = Samples(prompt_index=[r // n for r in range(len(outputs))], response_ids=[], stopped=[], stop_token=[])
     for r, request in enumerate(outputs):
-        done = request.outputs[0]
-        ids, stop = split_at_stop(list(done.token_ids), stop_ids)
-        if stop is None and done.finish_reason == "stop":
-            stop = done.stop_reason
-            if stop not in stop_ids:
-                raise RuntimeError(f"the engine stopped response {r} on {stop!r}, which is not one of the pair's "
-                                   f"stop ids {sorted(stop_ids)}; it must stop on those only")
+        ids, stop = split_at_stop(token_ids(request, stop_ids, r), stop_ids)
         out.response_ids.append(ids)
         out.stopped.append(stop is not None)
         out.stop_token.append(stop)
@@ -77,10 +85,12 @@ def to_samples(outputs, n: int, stop_ids: set[int]):
 
 
 class VllmEngine:
-    """A checkpoint in vLLM, sharded over ``gpus`` GPUs (tensor parallel; default: every visible one);
-    ``sample`` as ``sampling.sample``."""
+    """A checkpoint in vLLM, sharded over ``gpus`` GPUs (tensor parallel; default: every visible one), using at
+    most ``memory`` of each GPU's memory (leave room where the suite loads models beside it); ``sample`` as
+    ``sampling.sample``, ``draft`` for cross-sampling by draft and verify (``models.draft_verify``)."""
 
-    def __init__(self, source, dtype: str | None = None, gpus: int | None = None, max_model_len: int | None = None):
+    def __init__(self, source, dtype: str | None = None, gpus: int | None = None, max_model_len: int | None = None,
+                 memory: float = 0.9):
         import torch
         from transformers import AutoConfig
 
@@ -96,7 +106,8 @@ class VllmEngine:
         self.rows = AutoConfig.from_pretrained(name, **pinned).get_text_config().vocab_size  # output layer's rows
         self.llm = vllm.LLM(model=name, **pinned, skip_tokenizer_init=True, dtype=dtype or "bfloat16",
                             tensor_parallel_size=gpus or max(torch.cuda.device_count(), 1), generation_config="vllm",
-                            max_model_len=max_model_len)
+                            max_model_len=max_model_len, gpu_memory_utilization=memory,
+                            enable_prefix_caching=True)
 
     def sample(self, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int, eos_token_id, vocab_size: int,
                temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, **_):
@@ -108,3 +119,15 @@ class VllmEngine:
                                   vocab_size=vocab_size, rows=self.rows, temperature=temperature, top_p=top_p)
         outputs = self.llm.generate(inputs, [self.params(**p) for p in params], use_tqdm=False)
         return to_samples(outputs, n, stop_ids)
+
+    def draft(self, prefixes: list[list[int]], lengths: list[int], seeds: list[int], *, stop_ids: set[int],
+              vocab_size: int, temperature: float, top_p: float) -> list[list[int]]:
+        """Up to ``lengths[i]`` new tokens after each prefix (ids, as a prompt), drawn with ``seeds[i]``; each
+        ends on its stop token where it stopped. Prefixes share their beginnings round after round, which
+        vLLM's prefix cache keeps."""
+        params = [self.params(**settings(max_new_tokens=m, stop_ids=stop_ids, vocab_size=vocab_size, rows=self.rows,
+                                         temperature=temperature, top_p=top_p, seed=s))
+                  for m, s in zip(lengths, seeds)]
+        outputs = self.llm.generate([{"prompt_token_ids": list(x)} for x in prefixes], params, use_tqdm=False)
+        return [token_ids(o, stop_ids, r) for r, o in enumerate(outputs)]
+

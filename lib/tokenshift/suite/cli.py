@@ -132,6 +132,14 @@ def parser() -> argparse.ArgumentParser:
                         f"a CPU at <= 2%% handovers, a little slower from ~10%%) {DEFAULTS}")
     p.add_argument("--cap", type=int, nargs="*", default=[], metavar="M",
                    help="also run the divergence rule limited to each response's first M handovers, per M")
+    p.add_argument("--engine", choices=ENGINES, default="suite",
+                   help="who drafts the primary's chunks (--method draft): suite: the primary in the suite's own "
+                        "decoder; vllm: the inference engine (make env-vllm; one process), its tokens drawn with its "
+                        "own numerics, while both models' distributions, the JS and every handover stay the suite's "
+                        f"own; unverified until benchmarks/gpu_check.py passes on a GPU {DEFAULTS}")
+    p.add_argument("--engine-memory", type=float, default=0.3,
+                   help="with --engine vllm: the share of each GPU's memory the engine may take; the rest holds the "
+                        f"suite's two models and their caches {DEFAULTS}")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
 
     p = sub.add_parser("summarise", help="print the paper's summaries of a scored or cross-sampled file",
@@ -185,6 +193,11 @@ def _check_args(args) -> None:
         value = getattr(args, name, None)
         if value is not None and not 0 < value <= 1:
             raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
+    if not 0 < getattr(args, "engine_memory", 0.5) < 1:
+        raise ValueError(f"--engine-memory must be a share of each GPU's memory, in (0, 1), got {args.engine_memory}")
+    if getattr(args, "engine", "suite") != "suite" and getattr(args, "method", "draft") != "draft":
+        raise ValueError(f"--engine {args.engine} drafts for draft and verify; the lockstep decodes with the models "
+                         "themselves: drop --method lockstep, or --engine")
     if getattr(args, "temperature", 1.0) < 0:
         raise ValueError(f"--temperature must be >= 0, got {args.temperature}")
     for name, label in (("responses", "--responses"), ("file", "input file")):
@@ -306,6 +319,13 @@ def cmd_cross_sample(args) -> None:
         print(f"warning: sampling with top-p {args.top_p} but switching on top-p {args.js_top_p} JS; the paper uses "
               "the same p for both", file=sys.stderr)
     problems = _problems(args)
+    drafter, engine = None, OWN_DECODER
+    if args.engine == "vllm":  # first, so that it takes its share of each GPU before the pair loads
+        from ..models.engine import VllmEngine
+
+        drafter = VllmEngine(args.base if args.direction == "forward" else args.tuned, dtype=args.dtype,
+                             gpus=args.gpus_per_rank, memory=args.engine_memory)
+        engine = f"vllm {drafter.version} drafting, tokenshift verifying"
     base, tuned, _ = _load_pair(args)
     primary, intervention = (base, tuned) if args.direction == "forward" else (tuned, base)
     config = SweepConfig(eps_grid=tuple(args.eps), samples_per_problem=args.samples, temperature=args.temperature,
@@ -313,9 +333,9 @@ def cmd_cross_sample(args) -> None:
                          seed=args.seed, prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size,
                          rules=("divergence", "random", *(capped(m) for m in args.cap)), method=args.method)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    run_sweep(primary, intervention, problems, config, args.out, _parts(args.out, args))
+    run_sweep(primary, intervention, problems, config, args.out, _parts(args.out, args), drafter=drafter)
     _judge(args.out, problems)
-    _write_metadata(args.out, args, problems)
+    _write_metadata(args.out, args, problems, engine)
     _report(args.out, lambda f: f"{len(f)} responses over {f['eps'].n_unique()} eps values")
 
 
