@@ -128,8 +128,8 @@ def parser() -> argparse.ArgumentParser:
                         "sampling --top-p, the paper's rule)")
     p.add_argument("--method", choices=["draft", "lockstep"], default="draft",
                    help="draft: the primary drafts chunks that the other verifies in one pass; lockstep: both "
-                        "models one token at a time (the same tokens up to rounding; draft is 1.3-1.6x faster on "
-                        f"a CPU at <= 2%% handovers, a little slower from ~10%%) {DEFAULTS}")
+                        "models one token at a time (the same tokens up to rounding; on a CPU draft is 1.2-1.6x "
+                        f"faster at <= 2%% handovers, about even at ~10%%, ~0.8x at ~50%%) {DEFAULTS}")
     p.add_argument("--cap", type=int, nargs="*", default=[], metavar="M",
                    help="also run the divergence rule limited to each response's first M handovers, per M")
     p.add_argument("--engine", choices=ENGINES, default="suite",
