@@ -1,12 +1,14 @@
-"""Would fewer rollouts per RL step keep the organism's premise? The cost/science trade behind the RL-step target.
+"""Would a cheaper organism (fewer rollouts per RL step, fewer layers) keep its premise? The cost/science trade
+behind the RL-step target.
 
-    .venv/bin/python benchmarks/trial_rollouts.py --prompts-per-step 8
+    .venv/bin/python benchmarks/trial_organism.py --prompts-per-step 8
+    .venv/bin/python benchmarks/trial_organism.py --layers 2
 
-Builds the organism's four tuned parts from the default base (read from the artifact cache; built first if
-missing) with ``--prompts-per-step`` problems per RL step (8 samples each, as the default) and the SFT controls
+Builds the organism's base (``--layers`` deep; the default's is read from the artifact cache) and its four tuned
+parts with ``--prompts-per-step`` problems per RL step (8 samples each, as the default) and the SFT controls
 matched to that budget, then evaluates every model on 200 held-out problems x 8 samples with a seed other than
 notebook 00's. The acceptance test is the issue's premise, fixed before the run: both RL runs at least twice
-the base's avg@8. Takes ~10 minutes on two cores at 8 problems per step.
+the base's avg@8. Took 8 minutes on two cores at 8 problems per step, 13 at 2 layers.
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
             wanted = torch.where(running, (max_new - t0).clamp(max=k), 0)
             drafts = _engine_drafts(drafter, [prompts[r] + tokens[r, : length[r]].tolist() for r in live.tolist()],
                                     wanted, [seeding.derive(seed, "engine draft", rows[r], int(length[r]))
-                                             for r in live.tolist()], k, settings)
+                                             for r in live.tolist()], k, stop_ids, pad, vocab, temperature, top_p)
             mask = torch.cat([mask, mask.new_ones(len(mask), k)], dim=1)
             chunk = torch.cat([pending[live][:, None], drafts[:, :-1]], dim=1)
             p_logits = _forward(models[0], chunk, mask, caches[0], vocab)
@@ -178,7 +178,8 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
         kept = first + handed  # tokens this round keeps per row
         fired, examined = fired + int(handed.sum()), examined + int(kept.sum())
         # the handed-over token: the intervention's draw with the step's own number
-        at, at_device = first.clamp(max=k - 1), first.clamp(max=k - 1).to(device)
+        at = first.clamp(max=k - 1)
+        at_device = at.to(device)
         step_u = u.gather(1, at[:, None]).to(device)
         swapped = draw(q_logits[torch.arange(len(live), device=device), at_device], temperature, top_p, step_u).cpu()
         # the primary's draw with the step's number (the engine's draft came from its own stream), so "changed"
@@ -212,10 +213,9 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
     return int(length.max())
 
 
-def _engine_drafts(drafter, prefixes, wanted, seeds, k, settings) -> torch.Tensor:
+def _engine_drafts(drafter, prefixes, wanted, seeds, k, stop_ids, pad, vocab, temperature, top_p) -> torch.Tensor:
     """The drafter's tokens for each prefix (``wanted`` of them; 0: none, a finished row), as [rows, k] padded
     ids; refuses a draft that is short without a stop, or holds an id outside the vocabulary."""
-    stop_ids, pad, vocab, temperature, top_p = settings[1:6]
     stops, wanted = set(stop_ids.tolist()), wanted.tolist()
     ask = [i for i, w in enumerate(wanted) if w]
     drafted = drafter.draft([prefixes[i] for i in ask], [wanted[i] for i in ask], [seeds[i] for i in ask],

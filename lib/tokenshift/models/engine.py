@@ -130,4 +130,3 @@ class VllmEngine:
                   for m, s in zip(lengths, seeds)]
         outputs = self.llm.generate([{"prompt_token_ids": list(x)} for x in prefixes], params, use_tqdm=False)
         return [token_ids(o, stop_ids, r) for r, o in enumerate(outputs)]
-
