@@ -98,7 +98,7 @@ def main():
     print(f"   stopped rows leave the batch: {t_new:.2f} s vs every row to the end {t_whole:.2f} s, "
           f"{t_whole / t_new:.2f}x faster ({cut} of {len(new.stopped)} rollouts ran to the limit)")
     # transformers' cache cannot drop rows, so this pair decodes every row to the end
-    dynamic = lambda: patched(sampling, "_cache", lambda m, capacity: DynamicCache(config=m.config), decode)[1]  # noqa: E731
+    dynamic = lambda: patched(sampling, "new_cache", lambda m, capacity: DynamicCache(config=m.config), decode)[1]  # noqa: E731
     t_dyn, dyn = patched(sampling, "COMPACT_SHARE", float("inf"), dynamic)
     assert dyn.response_ids == new.response_ids, "the two caches must decode the same tokens"
     print(f"   preallocated cache {t_whole:.2f} s vs DynamicCache {t_dyn:.2f} s (every row to the end): "

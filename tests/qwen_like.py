@@ -75,10 +75,11 @@ def qwen_tokenizer(eos: str) -> PreTrainedTokenizerFast:
     return tok
 
 
-def model(tok, seed: int, rows: int | None = None) -> Qwen2ForCausalLM:
-    """A random 2-layer Qwen2 with ``rows`` output rows (default: the tokenizer's length plus padding)."""
+def model(tok, seed: int, rows: int | None = None, hidden: int = 32) -> Qwen2ForCausalLM:
+    """A random 2-layer Qwen2 with ``rows`` output rows (default: the tokenizer's length plus padding) and two
+    heads of ``hidden`` / 2 dimensions (vLLM's CPU attention takes 64 and up)."""
     torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=rows or len(tok) + PAD_ROWS, hidden_size=32, intermediate_size=64,
+    config = Qwen2Config(vocab_size=rows or len(tok) + PAD_ROWS, hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
                          tie_word_embeddings=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     return Qwen2ForCausalLM(config)
@@ -105,12 +106,13 @@ def _teach(model_, tok, steps: int = 60) -> None:
     model_.eval()
 
 
-def build(root: Path, vocabulary: str = "bytes") -> tuple[Path, Path, Path]:
-    """(base directory, instruct directory, 3-problem JSONL) under ``root``; ``vocabulary``: "bytes" or "qwen"."""
+def build(root: Path, vocabulary: str = "bytes", hidden: int = 32) -> tuple[Path, Path, Path]:
+    """(base directory, instruct directory, 3-problem JSONL) under ``root``; ``vocabulary``: "bytes" or "qwen";
+    ``hidden``: the models' width (two heads)."""
     base_dir, rl_dir, data = root / "qwen-base", root / "qwen-instruct", root / "problems.jsonl"
     make, rows = {"bytes": (tokenizer, None), "qwen": (qwen_tokenizer, QWEN_ROWS)}[vocabulary]
     base_tok, rl_tok = make("<|endoftext|>"), make("<|im_end|>")
-    base = model(base_tok, seed=0, rows=rows)
+    base = model(base_tok, seed=0, rows=rows, hidden=hidden)
     base.save_pretrained(base_dir)
     base_tok.save_pretrained(base_dir)
     GenerationConfig(eos_token_id=base_tok.eos_token_id).save_pretrained(base_dir)

@@ -2,9 +2,8 @@ import pytest
 import torch
 from conftest import TINY_SHAPE
 from tokenshift.models import loading, scoring
-from tokenshift.models.sampling import left_pad, positions, sample
+from tokenshift.models.sampling import sample
 from tokenshift.organism import architecture
-from transformers import DynamicCache
 from transformers.models.qwen2 import Qwen2Tokenizer
 
 
@@ -43,26 +42,6 @@ def test_scores_match_an_unbatched_full_forward(tokenizer, tiny_model):
         expected = pair_metrics(a, b)["js"]
         got = torch.tensor(table.filter(table["response"] == i)["js"].to_list())
         assert torch.allclose(got, expected, atol=1e-6)
-
-
-def test_cached_decoding_matches_a_teacher_forced_forward(tokenizer, tiny_model):
-    # the sampler's left padding, positions and KV cache give the logits a full forward gives
-    prompts = encode(tokenizer, ["1234+5678=", "9+1="])
-    continuation = torch.tensor([[5, 6, 7], [8, 9, 10]])
-    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
-    cache, step_ids, pos, stepwise = DynamicCache(config=tiny_model.config), ids, positions(mask), []
-    with torch.no_grad():
-        for t in range(continuation.shape[1] + 1):
-            out = tiny_model(input_ids=step_ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
-            stepwise.append(out.logits[:, -1])
-            if t == continuation.shape[1]:
-                break
-            step_ids = continuation[:, t : t + 1]
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            pos = pos[:, -1:] + 1
-        for row, p in enumerate(prompts):
-            full = tiny_model(torch.tensor([p + continuation[row].tolist()])).logits[0, len(p) - 1 :]
-            assert torch.allclose(torch.stack([s[row] for s in stepwise]), full, atol=1e-5)
 
 
 def test_mismatched_vocabularies_are_refused_naming_tokens(tokenizer):

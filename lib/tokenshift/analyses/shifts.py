@@ -68,18 +68,26 @@ def sample_responses(model, problems: ProblemSet, config: SamplingConfig, out_fi
     """Sample ``config.samples_per_problem`` responses per problem into ``out_file``: one row per response, in
     problem-major order, in the responses schema (``responses.COLUMNS``). ``model``: a model, or an engine
     (``models.engine.VllmEngine``)."""
-    sampler = model.sample if isinstance(model, engine.VllmEngine) else lambda *a, **kw: sample(model, *a, **kw)
+    settings = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens,
+                    eos_token_id=problems.stop_ids, pad_token_id=pad_id(problems.tokenizer),
+                    vocab_size=len(problems.tokenizer), temperature=config.temperature, top_p=config.top_p,
+                    batch_size=config.batch_size)
+    frame = lambda index, out: schema.frame(problems.prompts, index, out, config.samples_per_problem)  # noqa: E731
 
     def work(unit: int, index: list[int]) -> pl.DataFrame:
-        out = sampler([problems.prompts[i] for i in index], n=config.samples_per_problem,
-                     max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
-                     pad_token_id=pad_id(problems.tokenizer), vocab_size=len(problems.tokenizer),
-                     temperature=config.temperature, top_p=config.top_p,
-                     seed=parallel.unit_seed(config.seed, unit), batch_size=config.batch_size)
-        return schema.frame(problems.prompts, index, out, config.samples_per_problem)
+        out = sample(model, [problems.prompts[i] for i in index], seed=parallel.unit_seed(config.seed, unit),
+                     **settings)
+        return frame(index, out)
 
-    parallel.run_units(len(problems), config.prompts_per_unit, work, out_file, parts, desc="sampling",
-                       show_progress=show_progress)
+    def stream(todo):  # the engine: every unit queued ahead, each written as soon as its responses are done
+        units = [((unit, index), [problems.prompts[i] for i in index], parallel.unit_seed(config.seed, unit))
+                 for unit, index in todo]
+        for (unit, index), out in model.sample_units(units, **settings):
+            yield unit, frame(index, out)
+
+    by_engine = isinstance(model, engine.VllmEngine)
+    parallel.run_units(len(problems), config.prompts_per_unit, None if by_engine else work, out_file, parts,
+                       desc="sampling", show_progress=show_progress, stream=stream if by_engine else None)
 
 
 @SCORING.code
@@ -120,7 +128,9 @@ def _responses_entry(model_dir, problems: ProblemSet, config: SamplingConfig, ca
     entry = spec("responses", REFERENCE_SAMPLING, config, inputs)
 
     def build(out: Path):
-        model = engine.VllmEngine(model_dir) if config.engine == "vllm" else load_model(model_dir)[0]
+        model = (engine.VllmEngine(model_dir, max_model_len=engine.context_length(problems.prompts,
+                                                                                   config.max_new_tokens))
+                 if config.engine == "vllm" else load_model(model_dir)[0])
         sample_responses(model, problems, config, out / "responses.parquet", cache.parts(entry), show_progress)
 
     return cache.get_or_build(entry, build, collective=True)

@@ -17,7 +17,7 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import polars as pl
 import torch
@@ -27,6 +27,8 @@ from . import progress, seeding
 from .behaviour import Version
 
 UNITS = Version("units", 1)  # how work is cut into units and each unit seeded
+# (unit, items) of the units still to compute -> (unit, frame) as each finishes
+Stream = Callable[[list[tuple[int, list[int]]]], Iterator[tuple[int, pl.DataFrame]]]
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,15 @@ def response_numbers(index: list[int], prompt_index: list[int], n: int) -> tuple
 
 
 @UNITS.code
-def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.DataFrame], out_file: Path,
-              parts: Path, desc: str = "units", show_progress: bool = True) -> None:
+def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.DataFrame] | None, out_file: Path,
+              parts: Path, desc: str = "units", show_progress: bool = True, stream: Stream | None = None) -> None:
     """Cut items 0..n_items-1 (prompts or responses) into units of ``per_unit``, compute
     ``work(unit, items)`` for every unit across the launcher's processes, and merge the frames, in unit
     order, into ``out_file`` (written by rank 0). Units already in ``parts`` (an earlier, interrupted run of
-    the same job, cut the same way) are not computed again."""
+    the same job, cut the same way) are not computed again.
+
+    ``stream`` instead of ``work``: given every unit still to compute as (unit, items), it yields (unit, frame)
+    in any order as each finishes (an engine that keeps many units in flight); each is written as it comes."""
     n_units = -(-n_items // per_unit)
     me = current()
     plan = {"n_items": n_items, "per_unit": per_unit}
@@ -93,13 +98,16 @@ def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.D
     barrier()
     part = lambda unit: parts / f"unit-{unit:06d}.parquet"
     mine = [u for u in range(me.rank, n_units, me.world)]
+    todo = [(u, list(range(u * per_unit, min((u + 1) * per_unit, n_items)))) for u in mine if not part(u).is_file()]
     label = desc if me.world == 1 else f"{desc} (rank {me.rank}/{me.world})"
-    for unit in progress.bar(mine, desc=label, unit="unit", disable=not show_progress):
-        if part(unit).is_file():
-            continue
-        tmp = part(unit).with_suffix(".tmp")
-        work(unit, list(range(unit * per_unit, min((unit + 1) * per_unit, n_items)))).write_parquet(tmp)
-        tmp.rename(part(unit))  # atomic: a unit file is complete or absent
+    finished = stream(todo) if stream is not None else ((u, work(u, items)) for u, items in todo)
+    with progress.bar(desc=label, total=len(mine), unit="unit", disable=not show_progress) as bar:
+        bar.update(len(mine) - len(todo))
+        for unit, frame in finished:
+            tmp = part(unit).with_suffix(".tmp")
+            frame.write_parquet(tmp)
+            tmp.rename(part(unit))  # atomic: a unit file is complete or absent
+            bar.update(1)
     barrier()
     if me.rank == 0:
         merged = pl.concat([pl.read_parquet(part(u)) for u in range(n_units)], how="vertical")

@@ -34,9 +34,9 @@ import torch
 from ..core import seeding
 from ..core.behaviour import Version
 from .divergence import js_divergence, log_probs, top_p_js
+from .kv_cache import PreallocatedLayer, forward, new_cache
 from .loading import check_logits
-from .sampling import (COMPACT_SHARE, DECODING, Samples, _cache, _PreallocatedLayer, check_settings, collect, draw,
-                       left_pad, positions)
+from .sampling import COMPACT_SHARE, DECODING, Samples, check_settings, collect, draw, left_pad, positions
 
 DRAFT_VERIFY = Version("draft-verify", 1, uses=(DECODING,), libraries=("torch", "transformers"))
 CHUNKS = (1, 2, 4, 8, 16, 32)  # chunk sizes the adaptation chooses from
@@ -49,7 +49,7 @@ def best_chunk(rate: float, largest: int) -> int:
     return max((k for k in CHUNKS if k <= largest), key=lambda k: kept(k) / (k + 1))
 
 
-class _GrowingLayer(_PreallocatedLayer):
+class _GrowingLayer(PreallocatedLayer):
     """A preallocated KV cache layer that doubles its buffers when a round needs more slots than it has (the
     dropped ends of chunks stay as masked holes, so slots outnumber tokens)."""
 
@@ -106,9 +106,7 @@ def draft_verify(primary, intervention, prompts: list[list[int]], rule, *, n: in
 def _forward(model, ids, mask, cache, vocab, device=None):
     """The model's fp32 logits for ``ids`` on ``device`` (default: where they come out), as in the lockstep:
     no [batch, vocabulary] tensor crosses to the CPU."""
-    pos = positions(mask)[:, -ids.shape[1] :]
-    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                   position_ids=pos.to(model.device), cache=cache, use_cache=True).logits
+    logits = forward(model, ids, mask, positions(mask)[:, -ids.shape[1] :], cache)
     return logits[..., :vocab].float().to(device or logits.device)
 
 
@@ -117,7 +115,7 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
     max_new, stop_ids, pad, vocab, temperature, top_p, js_top_p, max_chunk, drafter, seed = settings
     ids, mask = left_pad(prompts, pad)
     size = len(prompts)
-    caches = [_cache(m, ids.shape[1] + 2 * max_new, _GrowingLayer) for m in models]
+    caches = [new_cache(m, ids.shape[1] + 2 * max_new, _GrowingLayer) for m in models]
     pending, mask = ids[:, -1].clone(), mask[:, :-1]  # each row's last token, not yet in the caches
     if mask.shape[1]:  # both caches read the prompt but its last token, which each round feeds first
         for model, cache in zip(models, caches):

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
 from ..core.behaviour import Version
 from .divergence import DIVERGENCE, js_divergence, log_probs, top_p_js, top_p_truncate
+from .kv_cache import KV_CACHE, forward, new_cache
 from .loading import check_logits
 
-DECODING = Version("decoding", 3, uses=(DIVERGENCE,), libraries=("torch", "transformers"))
+DECODING = Version("decoding", 3, uses=(DIVERGENCE, KV_CACHE), libraries=("torch", "transformers"))
 
 # choose(js [B], rows [B] of job indices) -> [B] bool: True draws the row's token from the second model
 Choose = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -137,38 +136,6 @@ def decode(models: Sequence, prompts: list[list[int]], *, n: int = 1, max_new_to
     return out
 
 
-class _PreallocatedLayer(DynamicLayer):
-    """A growing KV cache layer that writes into buffers sized for the whole decode: transformers' own layer
-    concatenates, copying everything it holds at every step, which made long decodes quadratic."""
-
-    def __init__(self, capacity: int):
-        super().__init__()
-        self.capacity = capacity
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
-            self.device, self.is_initialized, self.filled = key_states.device, True, 0
-            shape = (*key_states.shape[:2], self.capacity, key_states.shape[-1])
-            self.buffers = key_states.new_empty(shape), value_states.new_empty(shape)
-        n = key_states.shape[-2]
-        for buffer, states in zip(self.buffers, (key_states, value_states)):
-            buffer[:, :, self.filled : self.filled + n] = states
-        self.filled += n
-        self.keys, self.values = (buffer[:, :, : self.filled] for buffer in self.buffers)
-        return self.keys, self.values
-
-    def keep(self, rows: torch.Tensor) -> None:
-        """Drop every batch row but ``rows`` (indices into the current batch)."""
-        self.buffers = tuple(buffer[rows.to(buffer.device)] for buffer in self.buffers)
-        self.keys, self.values = (buffer[:, :, : self.filled] for buffer in self.buffers)
-
-
-def _cache(model, capacity: int, layer=_PreallocatedLayer) -> DynamicCache:
-    cache = DynamicCache(config=model.config)
-    cache.layers = [layer(capacity) for _ in cache.layers]
-    return cache
-
-
 # Rows that have stopped leave the batch once they are this share of it: attention reads the whole KV cache at
 # every step, so finished rows would cost as much as live ones; compacting at every stop would copy the cache
 # too often. A row's tokens do not depend on when it leaves (its uniforms are drawn as if the batch were whole).
@@ -179,7 +146,7 @@ COMPACT_SHARE = 0.125
 def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temperature, top_p, generator,
                   choose, js_top_p, out: Samples) -> None:
     ids, mask = left_pad(prompts, pad)
-    caches = [_cache(m, ids.shape[1] + max_new_tokens) for m in models]
+    caches = [new_cache(m, ids.shape[1] + max_new_tokens) for m in models]
     size = len(prompts)
     live = torch.arange(size)  # the batch rows the caches hold, in their order
     done = torch.zeros(size, dtype=torch.bool)  # which of them have stopped
@@ -197,9 +164,7 @@ def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temp
         # than a CPU's, so a token whose number sits on a boundary can differ from a CPU run's.
         logits = []
         for model, cache in zip(models, caches):
-            out_logits = model(input_ids=step_ids.to(model.device), attention_mask=mask.to(model.device),
-                               position_ids=pos.to(model.device), cache=cache, use_cache=True).logits
-            logits.append(out_logits[:, -1, :vocab].float())
+            logits.append(forward(model, step_ids, mask, pos, cache)[:, -1, :vocab].float())
             running = live[~done]
             check_logits(logits[-1][~done.to(logits[-1].device)], model,
                          lambda i: f"response {rows[running[i]]} at step {step}")

@@ -94,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=ENGINES, default="suite",
                    help="suite: the suite's own decoding loop; vllm: the inference engine, in its own environment "
                         "(make env-vllm), one process sharded over --gpus-per-rank GPUs: the same distributions, "
-                        f"other draws; unverified until benchmarks/gpu_check.py passes on a GPU {DEFAULTS}")
+                        f"other draws; tested on vLLM's CPU build, not yet run on a GPU {DEFAULTS}")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
 
     p = sub.add_parser("score", help="per-token divergence of a pair on sampled responses",
@@ -136,10 +136,11 @@ def parser() -> argparse.ArgumentParser:
                    help="who drafts the primary's chunks (--method draft): suite: the primary in the suite's own "
                         "decoder; vllm: the inference engine (make env-vllm; one process), its tokens drawn with its "
                         "own numerics, while both models' distributions, the JS and every handover stay the suite's "
-                        f"own; unverified until benchmarks/gpu_check.py passes on a GPU {DEFAULTS}")
-    p.add_argument("--engine-memory", type=float, default=0.3,
-                   help="with --engine vllm: the share of each GPU's memory the engine may take; the rest holds the "
-                        f"suite's two models and their caches {DEFAULTS}")
+                        f"own; tested on vLLM's CPU build, not yet run on a GPU {DEFAULTS}")
+    p.add_argument("--engine-memory", type=float, default=None,
+                   help="with --engine vllm: the share of each GPU's memory (on a CPU, of RAM) the engine may take; "
+                        "the rest holds the suite's two models and their caches (default: 0.3 of a GPU; on a CPU, "
+                        "what the engine needs)")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
 
     p = sub.add_parser("summarise", help="print the paper's summaries of a scored or cross-sampled file",
@@ -193,7 +194,7 @@ def _check_args(args) -> None:
         value = getattr(args, name, None)
         if value is not None and not 0 < value <= 1:
             raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
-    if not 0 < getattr(args, "engine_memory", 0.5) < 1:
+    if getattr(args, "engine_memory", None) is not None and not 0 < args.engine_memory < 1:
         raise ValueError(f"--engine-memory must be a share of each GPU's memory, in (0, 1), got {args.engine_memory}")
     if getattr(args, "engine", "suite") != "suite" and getattr(args, "method", "draft") != "draft":
         raise ValueError(f"--engine {args.engine} drafts for draft and verify; the lockstep decodes with the models "
@@ -272,9 +273,10 @@ def cmd_sample(args) -> None:
     problems = _problems(args)
     source = args.tuned if args.sample_from == "tuned" else args.base
     if args.engine == "vllm":
-        from ..models.engine import VllmEngine
+        from ..models.engine import VllmEngine, context_length
 
-        model = VllmEngine(source, dtype=args.dtype, gpus=args.gpus_per_rank)
+        model = VllmEngine(source, dtype=args.dtype, gpus=args.gpus_per_rank,
+                           max_model_len=context_length(problems.prompts, args.max_new_tokens))
         engine = f"vllm {model.version}"
     else:
         model, engine = load_model(source, dtype=args.dtype, gpus_per_rank=args.gpus_per_rank)[0], OWN_DECODER
@@ -321,10 +323,14 @@ def cmd_cross_sample(args) -> None:
     problems = _problems(args)
     drafter, engine = None, OWN_DECODER
     if args.engine == "vllm":  # first, so that it takes its share of each GPU before the pair loads
-        from ..models.engine import VllmEngine
+        import torch
+
+        from ..models.engine import VllmEngine, context_length
 
         drafter = VllmEngine(args.base if args.direction == "forward" else args.tuned, dtype=args.dtype,
-                             gpus=args.gpus_per_rank, memory=args.engine_memory)
+                             gpus=args.gpus_per_rank, max_model_len=context_length(problems.prompts,
+                                                                                   args.max_new_tokens),
+                             memory=args.engine_memory or (0.3 if torch.cuda.is_available() else None))
         engine = f"vllm {drafter.version} drafting, tokenshift verifying"
     base, tuned, _ = _load_pair(args)
     primary, intervention = (base, tuned) if args.direction == "forward" else (tuned, base)
