@@ -46,7 +46,9 @@ test: env browser
 
 # In the engine's environment (vLLM's CPU build here): the engine's tests (a real engine; TOKENSHIFT_REQUIRE_VLLM
 # makes a vLLM that does not import an error there, not a skip), the KV-cache test under its transformers, and
-# the smoke-vllm profile, whose notebook samples its reference responses with the engine.
+# the smoke-vllm profile, whose notebook samples its reference responses with the engine. VLLM_CPU_CI_ENV is vLLM's
+# own switch for its CPU tests: dynamo with eager kernels instead of minutes of inductor compilation per start.
+test-engine: export VLLM_CPU_CI_ENV = 1
 test-engine: env-vllm
 	TOKENSHIFT_REQUIRE_VLLM=1 $(VLLM_VENV)/bin/python -m pytest -q tests/test_kv_cache.py tests/test_engine.py tests/test_vllm_engine.py
 	@out=$$(mktemp -d); export TOKENSHIFT_FIGURES=$$out/figures TOKENSHIFT_RUNS=$$out/runs; \

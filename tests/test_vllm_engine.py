@@ -101,7 +101,7 @@ def test_a_context_longer_than_the_model_is_refused_before_the_engine_starts(pai
 def test_sample_with_the_engine_from_the_command_line(pair, tmp_path):
     base_dir, rl_dir, data = pair
     args = ["sample", "--base", base_dir, "--tuned", rl_dir, "--data", data, "--from", "base", "--samples", 2,
-            "--max-new-tokens", 8, "--temperature", 0, "--prompts-per-unit", 2]
+            "--max-new-tokens", 8, "--temperature", 0, "--prompts-per-unit", 2, "--dtype", "float32"]
     assert cli.main([str(a) for a in [*args, "--engine", "vllm", "--out", tmp_path / "e.parquet"]]) == 0
     assert cli.main([str(a) for a in [*args, "--out", tmp_path / "s.parquet"]]) == 0
     by_engine, by_suite = pl.read_parquet(tmp_path / "e.parquet"), pl.read_parquet(tmp_path / "s.parquet")
