@@ -106,9 +106,9 @@ def _teach(model_, tok, steps: int = 60) -> None:
     model_.eval()
 
 
-def build(root: Path, vocabulary: str = "bytes", hidden: int = 32) -> tuple[Path, Path, Path]:
+def build(root: Path, vocabulary: str = "bytes", hidden: int = 32, teach: bool = True) -> tuple[Path, Path, Path]:
     """(base directory, instruct directory, 3-problem JSONL) under ``root``; ``vocabulary``: "bytes" or "qwen";
-    ``hidden``: the models' width (two heads)."""
+    ``hidden``: the models' width (two heads); ``teach``: False leaves the instruct model the base's weights."""
     base_dir, rl_dir, data = root / "qwen-base", root / "qwen-instruct", root / "problems.jsonl"
     make, rows = {"bytes": (tokenizer, None), "qwen": (qwen_tokenizer, QWEN_ROWS)}[vocabulary]
     base_tok, rl_tok = make("<|endoftext|>"), make("<|im_end|>")
@@ -116,7 +116,8 @@ def build(root: Path, vocabulary: str = "bytes", hidden: int = 32) -> tuple[Path
     base.save_pretrained(base_dir)
     base_tok.save_pretrained(base_dir)
     GenerationConfig(eos_token_id=base_tok.eos_token_id).save_pretrained(base_dir)
-    _teach(base, rl_tok)
+    if teach:
+        _teach(base, rl_tok)
     base.save_pretrained(rl_dir)
     rl_tok.save_pretrained(rl_dir)
     GenerationConfig(eos_token_id=[rl_tok.convert_tokens_to_ids("<|im_end|>"),
