@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= default
 
-.PHONY: env env-vllm browser reproduce smoke test test-engine test-fast lab lock lock-vllm clean-cache
+.PHONY: env env-vllm browser reproduce smoke test test-engine test-fast fuzz lab lock lock-vllm clean-cache
 
 env: $(STAMP)
 
@@ -53,6 +53,12 @@ test-engine: env-vllm
 	TOKENSHIFT_REQUIRE_VLLM=1 $(VLLM_VENV)/bin/python -m pytest -q tests/test_kv_cache.py tests/test_engine.py tests/test_vllm_engine.py
 	@out=$$(mktemp -d); export TOKENSHIFT_FIGURES=$$out/figures TOKENSHIFT_RUNS=$$out/runs; \
 	  $(VLLM_VENV)/bin/python -m tokenshift.suite.runner --profile smoke-vllm; status=$$?; rm -rf $$out; exit $$status
+
+# The fuzz harness at length: every property of tests/test_fuzz_inputs.py on $(FUZZ) fresh random examples (make
+# test runs a fixed few); a failure prints the seed and a blob that replays it.
+FUZZ ?= 500
+fuzz: env
+	TOKENSHIFT_FUZZ=$(FUZZ) $(PY) -m pytest -q tests/test_fuzz_inputs.py
 
 # The developers' loop: every unit test but those marked slow (notebooks, launchers), in well under a minute.
 test-fast: env

@@ -86,3 +86,153 @@ def test_the_same_checks_guard_cross_sampling(tokenizer, tiny_model):
     with pytest.raises(ValueError, match="max_new_tokens must be an integer of at least 1, got 0"):
         cross_sample(tiny_model, tiny_model, [[1, 5]], max_new_tokens=0, eos_token_id=tokenizer.eos_token_id,
                      pad_token_id=tokenizer.pad_token_id)
+
+
+# The eleven cases a new user met that ended in a traceback, a silent success or a wrong refusal (issue 29):
+# each now ends in one line that names the input, the problem and the fix, exit status 2, nothing half-written.
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    import qwen_like
+
+    return qwen_like.build(tmp_path_factory.mktemp("pair"), teach=False)
+
+
+def one_line_error(capsys, *fragments):
+    """The one error line (progress bars aside), holding every fragment, and no traceback."""
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_a_nan_threshold_is_refused_before_anything_runs(pair, tmp_path, capsys):
+    base, rl, problems = pair
+    out = tmp_path / "x.parquet"
+    assert cli.main(["cross-sample", "--base", str(base), "--tuned", str(rl), "--data", str(problems), "--eps",
+                     "0.1", "nan", "--out", str(out)]) == 2
+    one_line_error(capsys, "--eps must be a number, or inf, got NaN")
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_notebook_parameter_of_the_wrong_type_is_refused(tmp_path, capsys):
+    import yaml
+    from tokenshift.suite import profiles, runner
+
+    spec = profiles.load("smoke")
+    spec["notebooks"]["03_cross_sampling"]["bisection_steps"] = "two"
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert runner.main(["--profile", str(path)]) == 2
+    one_line_error(capsys, "notebook 03_cross_sampling parameter bisection_steps must be like its default 2 (int), "
+                           "got 'two' (str)")
+    spec["notebooks"]["03_cross_sampling"]["bisection_steps"] = 1
+    spec["notebooks"]["03_cross_sampling"]["eps_grid"] = [0.1, float("nan")]
+    path.write_text(yaml.safe_dump(spec))
+    assert runner.main(["--profile", str(path)]) == 2
+    one_line_error(capsys, "eps_grid must be a number, or inf, got NaN")
+
+
+def test_verifying_a_cache_root_that_does_not_exist_is_an_error(tmp_path, capsys):
+    assert cli.main(["cache", "--verify", "--root", str(tmp_path / "typo")]) == 2
+    one_line_error(capsys, f"cache root {tmp_path / 'typo'} does not exist: check --root")
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("bad_id, what", [(-3, "token id -3"), (10**6, "token id 1000000"),
+                                          ("padding", "is not one of the pair's")])
+def test_token_ids_outside_the_pairs_vocabulary_are_refused_before_any_model_loads(pair, tmp_path, capsys,
+                                                                                    monkeypatch, bad_id, what):
+    from tokenshift.models import loading
+    from transformers import AutoTokenizer
+
+    base, rl, _ = pair
+    vocab = len(AutoTokenizer.from_pretrained(base))
+    bad_id = vocab + 1 if bad_id == "padding" else bad_id  # a row of the padded output layer
+    table = responses_table().with_columns(pl.lit([5, bad_id]).alias("response_ids"))
+    path = tmp_path / "r.parquet"
+    table.write_parquet(path)
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    assert cli.main(["score", "--base", str(base), "--tuned", str(rl), "--responses", str(path), "--out",
+                     str(tmp_path / "o.parquet")]) == 2
+    one_line_error(capsys, what, f"the pair's {vocab} tokens", "sample it again with this pair")
+
+
+def test_a_model_directory_without_a_tokenizer_is_named(pair, tmp_path, capsys):
+    import shutil
+
+    base, rl, _ = pair
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in base.iterdir():
+        if f.name in ("config.json", "model.safetensors", "generation_config.json"):
+            shutil.copy(f, bare)
+    path = tmp_path / "r.parquet"
+    responses_table().write_parquet(path)
+    assert cli.main(["score", "--base", str(bare), "--tuned", str(rl), "--responses", str(path), "--out",
+                     str(tmp_path / "o.parquet")]) == 2
+    one_line_error(capsys, f"model directory {bare} holds no tokenizer", "tokenizer.save_pretrained(DIR)")
+
+
+def test_a_profile_that_is_not_yaml_is_named_with_its_line(tmp_path, capsys):
+    from tokenshift.suite import runner
+
+    path = tmp_path / "broken.yaml"
+    path.write_text("shifts:\n  seed: 0\n samples_per_problem: [2\n")
+    assert runner.main(["--profile", str(path)]) == 2
+    one_line_error(capsys, f"{path} is not valid YAML", "at line")
+
+
+def test_a_full_disk_leaves_no_half_written_output_and_the_previous_one_untouched(pair, tmp_path, capsys,
+                                                                                  monkeypatch):
+    import errno
+
+    base, rl, problems = pair
+    out = tmp_path / "s.parquet"
+    out.write_bytes(b"the previous run's output")
+    write = pl.DataFrame.write_parquet
+    calls = []
+
+    def fills_the_disk(self, file, *a, **k):  # the third write (the merged file) finds the disk full
+        calls.append(file)
+        if len(calls) == 3:
+            with open(file, "wb") as f:
+                f.write(b"PAR1 half")
+            raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        return write(self, file, *a, **k)
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", fills_the_disk)
+    assert cli.main(["sample", "--base", str(base), "--tuned", str(rl), "--data", str(problems), "--samples", "1",
+                     "--max-new-tokens", "4", "--prompts-per-unit", "2", "--out", str(out)]) == 2
+    one_line_error(capsys, "No space left on device", "free some space", "earlier output is left as it was")
+    assert out.read_bytes() == b"the previous run's output"
+    assert not [p for p in tmp_path.rglob("*.tmp")]  # finished units stay in the parts folder for a resume
+
+
+def test_tidying_a_cache_on_a_read_only_file_system_is_one_line(tmp_path, capsys, monkeypatch):
+    import builtins
+    import errno
+
+    (tmp_path / "cache" / "responses" / ".abc-123").mkdir(parents=True)  # a killed build's leftovers
+    real_open = builtins.open
+
+    def read_only(file, mode="r", *a, **k):
+        if any(m in mode for m in "wax+"):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    assert cli.main(["cache", "--clean", "--root", str(tmp_path / "cache")]) == 2
+    one_line_error(capsys, "Read-only file system", "use a writable location")
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
+    path = tmp_path / "p.jsonl"
+    rows = [{"problem": "first\u2028second line", "answer": "2"}, {"problem": "x\u0085y", "answer": "3"}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert [(p.problem, p.answer) for p in data.load_problems(path)] == [("first\u2028second line", "2"),
+                                                                          ("x\u0085y", "3")]
+    path.write_bytes(b'{"problem": "1+1?", "answer": "2"}\r{"problem": "2+2?", "answer": "4"}\r')  # old Mac line ends
+    assert [p.answer for p in data.load_problems(path)] == ["2", "4"]

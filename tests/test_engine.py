@@ -119,7 +119,7 @@ def test_a_missing_engine_is_refused_with_how_to_get_it(pair, tmp_path, capsys, 
     monkeypatch.setitem(sys.modules, "vllm", None)  # importing it fails, as where it is not installed
     base, rl, problems = pair
     assert cli.main(["sample", "--base", str(base), "--tuned", str(rl), "--data", str(problems), "--engine", "vllm",
-                     "--out", str(tmp_path / "x.parquet")]) == 2
+                     "--max-new-tokens", "30", "--out", str(tmp_path / "x.parquet")]) == 2
     err = capsys.readouterr().err
     assert "the vllm engine is not installed in this environment" in err and "`make env-vllm`" in err
     with pytest.raises(ValueError, match=r"unknown sampling engine 'sglang': choose one of \('suite', 'vllm'\)"):

@@ -50,8 +50,8 @@ def write_profile(tmp_path):
     ("organisms: {}", r"unknown section\(s\) \['organisms'\]"),
     ("shifts: {samples: 4}",
      r"test-bad.yaml: shifts: unknown parameter 'samples'; valid ones are .*'samples_per_problem'"),
-    ("shifts: {top_p: 1.5}", r"shifts: impossible shift setting\(s\) top_p=1.5"),
-    ("shifts: {samples_per_problem: 0}", r"impossible shift setting\(s\) samples_per_problem=0"),
+    ("shifts: {top_p: 1.5}", r"shifts\.top_p must be a number in \(0, 1\], got 1\.5"),
+    ("shifts: {samples_per_problem: 0}", r"shifts\.samples_per_problem must be an integer >= 1, got 0"),
     ("shifts: {engine: sglang}", r"impossible shift setting\(s\) engine='sglang'.*engine one of \('suite', 'vllm'\)"),
     ("notebooks: {01_sparsity: {samples_per_problem: 4}}", r"has no parameter\(s\) \['samples_per_problem'\]"),
 ])

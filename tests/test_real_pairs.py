@@ -266,10 +266,10 @@ def test_the_runner_refuses_the_paper_profile_offline_before_any_notebook(monkey
 
 def test_bad_arguments_are_named(pair, tmp_path, capsys):
     assert cli.main(["sample", *map(str, pair_args(pair)), "--top-p", "1.5", "--out", str(tmp_path / "x.parquet")]) == 2
-    assert "--top-p must be in (0, 1], got 1.5" in capsys.readouterr().err
+    assert "--top-p must be a number in (0, 1], got 1.5" in capsys.readouterr().err
     assert cli.main(["score", *map(str, pair_args(pair)[:4]), "--responses", str(pair[2]), "--gpus-per-rank", "0",
                      "--out", str(tmp_path / "x.parquet")]) == 2
-    assert "--gpus-per-rank must be at least 1, got 0" in capsys.readouterr().err
+    assert "--gpus-per-rank must be an integer >= 1, got 0" in capsys.readouterr().err
     assert cli.main(["summarise", str(tmp_path / "none.parquet")]) == 2
     assert f"input file {tmp_path / 'none.parquet'} does not exist" in capsys.readouterr().err
 

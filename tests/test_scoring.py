@@ -91,7 +91,7 @@ def test_a_model_with_a_nan_weight_is_refused_by_name(tokenizer, tiny_model, tmp
     broken = architecture.new_model(tokenizer, TINY_SHAPE, seed=1)
     with torch.no_grad():
         broken.get_output_embeddings().weight[7, 0] = float("nan")  # one bad output row: NaN logits everywhere
-    broken.save_pretrained(tmp_path / "broken")
+    loading.save(broken, tokenizer, tmp_path / "broken")
     broken, _ = loading.load_model(tmp_path / "broken")
     prompts, responses = encode(tokenizer, ["1+1=", "2+2="]), [tokenizer("so 2")["input_ids"]] * 2
     with pytest.raises(ValueError, match=r"model '.*broken' gives non-finite logits .* for response 0 at position 0"):

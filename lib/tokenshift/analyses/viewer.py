@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..core.paths import atomic
 from ..models.scoring import TOP_TOKENS
 
 _STYLE = """
@@ -153,7 +154,6 @@ intervention policy)</div></header>
 def write(path, table: pl.DataFrame, tokenizer, problem_texts: list[str] | None = None, title: str = "Token viewer",
           max_responses: int | None = 100) -> Path:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render(table, tokenizer, problem_texts, title, max_responses), encoding="utf-8")
-    tmp.rename(path)
+    with atomic(path) as tmp:
+        tmp.write_text(render(table, tokenizer, problem_texts, title, max_responses), encoding="utf-8")
     return path

@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from . import progress, seeding
 from .behaviour import Version
+from .paths import atomic
 
 UNITS = Version("units", 1)  # how work is cut into units and each unit seeded
 # (unit, items) of the units still to compute -> (unit, frame) as each finishes
@@ -104,16 +105,14 @@ def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.D
     with progress.bar(desc=label, total=len(mine), unit="unit", disable=not show_progress) as bar:
         bar.update(len(mine) - len(todo))
         for unit, frame in finished:
-            tmp = part(unit).with_suffix(".tmp")
-            frame.write_parquet(tmp)
-            tmp.rename(part(unit))  # atomic: a unit file is complete or absent
+            with atomic(part(unit)) as tmp:  # a unit file is complete or absent
+                frame.write_parquet(tmp)
             bar.update(1)
     barrier()
     if me.rank == 0:
         merged = pl.concat([pl.read_parquet(part(u)) for u in range(n_units)], how="vertical")
-        tmp = out_file.with_name(f".{out_file.name}.tmp")
-        merged.write_parquet(tmp)
-        tmp.rename(out_file)
+        with atomic(out_file) as tmp:
+            merged.write_parquet(tmp)
         shutil.rmtree(parts)
     barrier()
 

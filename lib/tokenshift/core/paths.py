@@ -1,6 +1,7 @@
 """Where the suite keeps things: everything is found from the repository root, whatever the working directory.
 Tests (and anyone who wants a run kept apart) point the outputs elsewhere with environment variables."""
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -27,3 +28,22 @@ def figure_root() -> Path:
 def run_root() -> Path:
     """Executed notebooks, per profile: ``$TOKENSHIFT_RUNS`` if set, else ``papermill_runs/``."""
     return Path(os.environ.get("TOKENSHIFT_RUNS", PROFILE_DIR))
+
+
+@contextlib.contextmanager
+def atomic(path: Path, owner: bool = True):
+    """A temporary name beside ``path`` to write to: it becomes ``path`` when the block ends well, and is removed
+    when it fails, so ``path`` is complete or as it was before (an earlier run's output stays untouched). Under a
+    launcher every rank gets the name, and only the ``owner`` (rank 0, the one that writes it) renames or
+    removes it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if not owner:
+        yield tmp
+        return
+    try:
+        yield tmp
+        if tmp.exists():
+            tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

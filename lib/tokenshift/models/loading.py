@@ -62,14 +62,39 @@ def hub_arguments(source) -> tuple[str, dict]:
     return repo_id, ({"revision": revision} if revision else {})
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+
+
 def load_tokenizer(source):
     """The tokenizer of a local model directory or hub id, refusing what cannot be loaded here."""
     check_model_source(source)
+    path = Path(source).expanduser()
+    if path.is_dir() and not any((path / f).is_file() for f in TOKENIZER_FILES):
+        raise FileNotFoundError(f"model directory {path} holds no tokenizer (none of {list(TOKENIZER_FILES)}): save "
+                                "the tokenizer beside the weights (tokenizer.save_pretrained(DIR)), or copy its files "
+                                "from the model it was trained from")
     try:
         name, pinned = hub_arguments(source)
         return AutoTokenizer.from_pretrained(name, **pinned)
     except OSError as e:
         raise _unreachable(source, e) from e
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{source}: its tokenizer files cannot be read ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); save the tokenizer again with "
+                         "save_pretrained") from None
+
+
+def max_positions(source) -> int | None:
+    """How many positions the model at ``source`` reads (its config's ``max_position_embeddings``; None if it
+    names none)."""
+    from transformers import AutoConfig
+
+    name, pinned = hub_arguments(source)
+    try:
+        config = AutoConfig.from_pretrained(name, **pinned)
+    except OSError as e:
+        raise _unreachable(source, e) from e
+    return getattr(config.get_text_config(), "max_position_embeddings", None)
 
 
 def gpu_group(local_rank: int, world: int, visible: int, gpus_per_rank: int | None = None) -> list[int]:

@@ -50,6 +50,17 @@ def check(table: pl.DataFrame, where: str) -> pl.DataFrame:
     return table
 
 
+def check_ids(table: pl.DataFrame, vocab_size: int, where: str) -> None:
+    """Refuse token ids no tokenizer of the pair writes: negative, missing, or past its ``vocab_size`` tokens
+    (an output layer's padding rows included), before any model loads."""
+    ids = table.select(pl.concat_list("prompt_ids", "response_ids").alias("ids")).explode("ids")["ids"]
+    bad = ids.filter(ids.is_null() | (ids < 0) | (ids >= vocab_size))
+    if len(bad):
+        raise ValueError(f"{where}: token id {bad[0]} is not one of the pair's {vocab_size} tokens (ids 0 to "
+                         f"{vocab_size - 1}; an output layer's padding rows are no token): the file was written for "
+                         "another tokenizer or edited by hand; sample it again with this pair")
+
+
 def read(path: Path, where: str = "responses file") -> pl.DataFrame:
     """A responses (or cross-sample) Parquet file, checked."""
     path = Path(path)

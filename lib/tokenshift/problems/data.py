@@ -63,7 +63,9 @@ def _read(path: Path) -> list[tuple[str, dict]]:
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 JSON "
                          "lines") from None
-    for n, line in enumerate(text.splitlines(), start=1):  # \n, \r\n and \r line ends alike
+    # read_text turns \r\n and a bare \r into \n; lines end there alone, as a JSON string may hold other line
+    # breaks (U+2028, U+0085) that str.splitlines would cut at
+    for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

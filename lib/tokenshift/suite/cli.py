@@ -21,6 +21,7 @@ single process's. An interrupted run picks up from the units it finished.
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import math
@@ -28,6 +29,8 @@ import sys
 from pathlib import Path
 
 import polars as pl
+
+from ..core.paths import atomic
 
 DEFAULTS = "(default: %(default)s)"
 
@@ -184,23 +187,15 @@ def parser() -> argparse.ArgumentParser:
 
 def _check_args(args) -> None:
     """Refuse bad values by name before anything is loaded."""
-    positive = ["samples", "max_new_tokens", "limit", "prompts_per_unit", "batch_size", "responses_per_unit",
-                "max_responses", "gpus_per_rank"]
-    for name in positive:
+    from ..core import validate
+
+    for name in validate.RULES:
         value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    for name in ("top_p", "js_top_p"):
-        value = getattr(args, name, None)
-        if value is not None and not 0 < value <= 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
-    if getattr(args, "engine_memory", None) is not None and not 0 < args.engine_memory < 1:
-        raise ValueError(f"--engine-memory must be a share of each GPU's memory, in (0, 1), got {args.engine_memory}")
+        if value is not None:
+            validate.check(name, value, f"--{name.replace('_', '-')}")
     if getattr(args, "engine", "suite") != "suite" and getattr(args, "method", "draft") != "draft":
         raise ValueError(f"--engine {args.engine} drafts for draft and verify; the lockstep decodes with the models "
                          "themselves: drop --method lockstep, or --engine")
-    if getattr(args, "temperature", 1.0) < 0:
-        raise ValueError(f"--temperature must be >= 0, got {args.temperature}")
     for name, label in (("responses", "--responses"), ("file", "input file")):
         path = getattr(args, name, None)
         if path is not None and not path.is_file():
@@ -221,6 +216,27 @@ def _problems(args):
     return make(args.limit, args.seed, None)
 
 
+MAX_RESPONSES = 10_000_000  # per run: past this the response list alone outgrows a machine's memory
+
+
+def _check_budget(args, problems) -> None:
+    """Refuse, before any model loads, a run whose responses cannot fit: a prompt plus the new tokens past a
+    model's positions, or more responses than a machine holds."""
+    from ..models.loading import max_positions
+
+    longest = max(map(len, problems.prompts))
+    for source in dict.fromkeys((args.base, args.tuned)):
+        positions = max_positions(source)
+        if positions is not None and longest + args.max_new_tokens > positions:
+            raise ValueError(f"--max-new-tokens {args.max_new_tokens}: the longest prompt ({longest} tokens) plus the "
+                             f"new tokens pass the {positions} positions of {source}: give at most "
+                             f"{max(positions - longest, 0)} new tokens, or shorter prompts")
+    if len(problems.prompts) * args.samples > MAX_RESPONSES:
+        raise ValueError(f"--samples {args.samples} x {len(problems.prompts)} problems is more than "
+                         f"{MAX_RESPONSES:,} responses in one run: lower --samples or --limit, or split the problems "
+                         "over several runs")
+
+
 OWN_DECODER = "tokenshift (its own decoding loop)"
 
 
@@ -236,7 +252,8 @@ def _write_metadata(out: Path, args, problems, engine: str = OWN_DECODER) -> Non
                                                        if k not in ("command", "func")},
                 "versions": tokenshift.versions(), "engine": engine,
                 "first_prompt": problems.rendered_prompt(0)}
-        out.with_name(out.name + ".meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        with atomic(out.with_name(out.name + ".meta.json")) as tmp:
+            tmp.write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def _parts(out: Path, args) -> Path:
@@ -254,6 +271,12 @@ def _load_pair(args):
     return base, tuned, base_tok
 
 
+def _rank0() -> bool:
+    from ..core.parallel import current
+
+    return current().rank == 0
+
+
 def _judge(out: Path, problems) -> None:
     """Add each row's ``correct`` to a responses file (rank 0, once every rank has finished)."""
     from ..core.parallel import current
@@ -261,9 +284,7 @@ def _judge(out: Path, problems) -> None:
     if current().rank == 0:
         table = pl.read_parquet(out)
         table = table.with_columns(pl.Series("correct", problems.verdicts(table), pl.Boolean))
-        tmp = out.with_name(f".{out.name}.judged")
-        table.write_parquet(tmp)
-        tmp.replace(out)
+        table.write_parquet(out)  # out is the run's temporary name (paths.atomic)
 
 
 def cmd_sample(args) -> None:
@@ -271,6 +292,7 @@ def cmd_sample(args) -> None:
     from ..models.loading import load_model
 
     problems = _problems(args)
+    _check_budget(args, problems)
     source = args.tuned if args.sample_from == "tuned" else args.base
     if args.engine == "vllm":
         from ..models.engine import VllmEngine, context_length
@@ -284,8 +306,9 @@ def cmd_sample(args) -> None:
                             max_new_tokens=args.max_new_tokens, seed=args.seed,
                             prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size, engine=args.engine)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    sample_responses(model, problems, config, args.out, _parts(args.out, args))
-    _judge(args.out, problems)
+    with atomic(args.out, owner=_rank0()) as out:  # the previous output stays until this run is complete
+        sample_responses(model, problems, config, out, _parts(args.out, args))
+        _judge(out, problems)
     _write_metadata(args.out, args, problems, engine)
     _report(args.out, lambda f: f"{len(f)} responses, accuracy {f['correct'].mean():.4f}")
 
@@ -293,6 +316,7 @@ def cmd_sample(args) -> None:
 def cmd_score(args) -> None:
     from ..analyses.shifts import ScoringConfig, score_responses
     from ..models import responses
+    from ..models.loading import load_tokenizer
 
     refs = responses.read(args.responses, "--responses")
     where = f"--responses {args.responses}"
@@ -304,11 +328,13 @@ def cmd_score(args) -> None:
         if not len(refs):
             raise ValueError(f"--eps {args.eps} --rule {args.rule}: no such responses in {args.responses}")
     responses.check(refs, where)
+    responses.check_ids(refs, len(load_tokenizer(args.base)), where)
     base, tuned, tok = _load_pair(args)
     config = ScoringConfig(js_top_p=args.js_top_p, batch_size=args.batch_size,
                            responses_per_unit=args.responses_per_unit)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    score_responses(base, tuned, tok, refs, config, args.out, _parts(args.out, args))
+    with atomic(args.out, owner=_rank0()) as out:
+        score_responses(base, tuned, tok, refs, config, out, _parts(args.out, args))
     _report(args.out, lambda f: f"{len(f)} positions of {f['response'].n_unique()} responses")
 
 
@@ -321,6 +347,7 @@ def cmd_cross_sample(args) -> None:
         print(f"warning: sampling with top-p {args.top_p} but switching on top-p {args.js_top_p} JS; the paper uses "
               "the same p for both", file=sys.stderr)
     problems = _problems(args)
+    _check_budget(args, problems)
     drafter, engine = None, OWN_DECODER
     if args.engine == "vllm":  # first, so that it takes its share of each GPU before the pair loads
         import torch
@@ -339,8 +366,9 @@ def cmd_cross_sample(args) -> None:
                          seed=args.seed, prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size,
                          rules=("divergence", "random", *(capped(m) for m in args.cap)), method=args.method)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    run_sweep(primary, intervention, problems, config, args.out, _parts(args.out, args), drafter=drafter)
-    _judge(args.out, problems)
+    with atomic(args.out, owner=_rank0()) as out:
+        run_sweep(primary, intervention, problems, config, out, _parts(args.out, args), drafter=drafter)
+        _judge(out, problems)
     _write_metadata(args.out, args, problems, engine)
     _report(args.out, lambda f: f"{len(f)} responses over {f['eps'].n_unique()} eps values")
 
@@ -436,6 +464,9 @@ def cmd_cache(args) -> int:
     from ..core.cache import ArtifactCache
 
     cache = ArtifactCache(args.root)
+    if (args.verify or args.clean) and not cache.root.is_dir():
+        raise FileNotFoundError(f"cache root {cache.root} does not exist: check --root (or $TOKENSHIFT_CACHE); a "
+                                "cache is made by the first run that uses it")
     entries = cache.entries()
     print(f"{len(entries)} entries in {cache.root}")
     if args.clean:
@@ -464,6 +495,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, ConnectionError, EngineUnavailable) as e:
         print(f"tokenshift {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the disk or file system refused: nothing half-written is left (paths.atomic)
+        print(f"tokenshift {args.command}: error: {os_problem(e)}", file=sys.stderr)
+        return 2
+
+
+FIXES = {errno.ENOSPC: "free some space, or write elsewhere (--out, $TOKENSHIFT_CACHE)",
+         errno.EROFS: "the file system is read-only: use a writable location (--out, --root, $TOKENSHIFT_CACHE)",
+         errno.EACCES: "no permission there: use a location you can write to (--out, --root, $TOKENSHIFT_CACHE)"}
+
+
+def os_problem(e: OSError) -> str:
+    """An operating-system error in one line: what failed, on which file, and the fix."""
+    where = f" ({e.filename})" if e.filename else ""
+    fix = FIXES.get(e.errno, "check the path and the disk")
+    return f"{e.strerror or e}{where}: {fix}; any earlier output is left as it was"
 
 
 if __name__ == "__main__":

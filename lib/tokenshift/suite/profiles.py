@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from ..core import validate
 from ..core.paths import PROFILE_DIR
 from ..models.engine import ENGINES
 
@@ -45,6 +46,9 @@ class ShiftSetup:
     responses_per_unit: int = 64  # scoring work unit
     score_batch_size: int = 16  # sequences per forward pass when scoring
     engine: str = "suite"  # who samples the reference responses: "suite" (its own loop) or "vllm" (models.engine)
+    # where 0 means "all" or "the pair's own", unlike the command line's options of the same names
+    RULES = {"max_new_tokens": validate.Rule(int, 0, meaning="0: the pair's own"),
+             "n_problems": validate.Rule(int, 0, meaning="0: all")}
 
     def __post_init__(self):
         checks = {"n_problems": self.n_problems >= 0, "samples_per_problem": self.samples_per_problem >= 1,
@@ -86,7 +90,15 @@ def name(profile: str) -> str:
 
 def load(profile: str) -> dict:
     path = locate(profile)
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_bytes().decode("utf-8-sig")) or {}
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path} is not valid YAML ({getattr(e, 'problem', None) or e}{at}); fix the file, e.g. "
+                         "indent each section's settings under it as `name: value`") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a profile is a mapping of sections {list(SECTIONS)}")
     unknown = set(data) - set(SECTIONS)
@@ -112,7 +124,16 @@ def shift_setup(profile: str) -> ShiftSetup:
 
 
 def notebook_parameters(profile: str) -> dict[str, dict]:
-    return load(profile).get("notebooks") or {}
+    """The ``notebooks`` section: each notebook's name and its parameters (a mapping, maybe empty)."""
+    section = load(profile).get("notebooks") or {}
+    where = f"{name(profile)}.yaml: notebooks"
+    if not isinstance(section, dict):
+        raise ValueError(f"{where}: expected a mapping of notebook names to their parameters, got {section!r}")
+    for notebook, params in section.items():
+        if params is not None and not isinstance(params, dict):
+            raise ValueError(f"{where}.{notebook}: expected a mapping of parameter names to values (or {{}}), got "
+                             f"{params!r}")
+    return {notebook: params or {} for notebook, params in section.items()}
 
 
 def with_overrides(config, overrides: dict, where: str):
@@ -138,6 +159,9 @@ def with_overrides(config, overrides: dict, where: str):
             value, ok = float(value), True
         if not ok:
             raise ValueError(f"{where}.{name}: expected {expected.__name__}, got {value!r}")
+        rule = getattr(type(config), "RULES", {}).get(name) or validate.RULES.get(name)
+        if rule is not None:
+            validate.check(name, value, f"{where}.{name}", rule)
         changes[name] = value
     try:
         return dataclasses.replace(config, **changes)

@@ -16,6 +16,7 @@ afresh; ``--only`` merges into it.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from pathlib import Path
 import papermill
 from jupyter_client.manager import AsyncKernelManager
 
-from ..core import progress
+from ..core import progress, validate
 from ..core.paths import NOTEBOOK_DIR, run_root
 from ..models import engine
 from . import findings, pairs, profiles
@@ -76,10 +77,43 @@ def plan(profile: str, only: list[str] | None = None) -> list[tuple[str, dict]]:
         if unknown:
             raise ValueError(f"{where}: notebook {name} has no parameter(s) {unknown}; "
                              f"its parameters cell declares {sorted(declared)}")
+        for key, value in params.items():
+            check_parameter(f"{where}: notebook {name} parameter {key}", key, value, declared[key]["default"])
         runs.append((name, params))
     if not runs:
         raise ValueError(f"profile {profile!r} selects no notebook (--only {only})")
     return runs
+
+
+def check_parameter(where: str, key: str, value, default_source: str) -> None:
+    """Refuse a notebook parameter whose type is not its default's (a string where a number belongs), or whose
+    value breaks the settings' rules (``validate.RULES``)."""
+    default = _literal(default_source)
+    if not _same_kind(value, default):
+        raise ValueError(f"{where} must be like its default {default_source} ({type(default).__name__}), got "
+                         f"{value!r} ({type(value).__name__})")
+    if key in validate.RULES:
+        validate.check(key, value, where)
+
+
+def _literal(source: str):
+    """A parameters cell's default as a value (None where it is not a literal)."""
+    try:
+        return ast.literal_eval(source.replace('float("inf")', "1e999").replace("float('inf')", "1e999"))
+    except (ValueError, SyntaxError):
+        return None
+
+
+def _same_kind(value, default) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (float, int)) if isinstance(default, float) else isinstance(value, int)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, list) and (not default or all(_same_kind(v, default[0]) for v in value))
+    return isinstance(value, type(default))
 
 
 def run(profile: str, runs: list[tuple[str, dict]], full: bool = True) -> None:
@@ -123,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         check_kernel()
     except (ValueError, FileNotFoundError, ConnectionError, engine.EngineUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        from .cli import os_problem
+
+        print(f"error: {os_problem(e)}", file=sys.stderr)
         return 2
     run(args.profile, runs, full=not args.only)
     return 0
