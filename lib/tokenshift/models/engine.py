@@ -34,22 +34,6 @@ from ..core import seeding
 ENGINES = ("suite", "vllm")
 
 
-class EngineUnavailable(RuntimeError):
-    """The engine asked for is not installed here."""
-
-
-def require_vllm():
-    """The vllm module, or a message that says how to get it."""
-    try:
-        import vllm
-    except ImportError as e:
-        raise EngineUnavailable(
-            "the vllm engine is not installed in this environment: vLLM pins its own torch and transformers, so it "
-            "gets an environment of its own; create it with `make env-vllm` (on a machine with a GPU) and run the "
-            "suite from there (.venv-vllm/bin/tokenshift ...), or sample with --engine suite") from e
-    return vllm
-
-
 # vLLM's GPU model runner takes at most 1,024 biased (or allowed) ids per request and fails in the engine core
 # past that; it clamps a bias to [-100, 100]: -100 leaves a padding row e^-100 of its weight
 MAX_BIASED_IDS = 1024
