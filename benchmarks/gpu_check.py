@@ -90,13 +90,14 @@ def qwen_vocabulary_model(tmp: Path) -> Path:
 
 
 def tiny_pair_dir(tmp: Path):
-    """A 2-layer Qwen2 pair with a byte-level tokenizer, saved as model directories (the tests' Qwen-shaped pair)."""
+    """A 2-layer Qwen2 pair with a byte-level tokenizer, saved as model directories (the tests' Qwen-shaped pair),
+    with heads of 64 dimensions: vLLM's CPU attention refuses smaller ones."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     import qwen_like
 
-    return qwen_like.build(tmp)
+    return qwen_like.build(tmp, hidden=128)
 
 
 @check("bf16 loading and device map")
