@@ -21,7 +21,10 @@ DAPO_STYLE = ("Solve the following math problem step by step. The last line of y
     ("first \\boxed{4}, then\nAnswer: 5", "either", "5"),  # whichever comes last
     ("Answer: 4\nso \\boxed{5}", "either", "5"),
     ("no final answer at all", "either", None),
-    ("the Answer: is not at a line start", "answer_line", None),
+    ("so my final answer: 6.", "answer_line", "6"),  # anywhere on a line, any case, trailing period dropped
+    ("The final answer is $73$. I hope it is correct.", "answer_line", "73"),  # Minerva's closing sentence
+    ("hence $\\boxed 7$", "boxed", "7"),
+    ("no answer line here", "answer_line", None),
 ])
 def test_the_final_answer_is_found_where_the_format_says(response, fmt, expected):
     assert math_answers.final_answer(response, fmt) == expected

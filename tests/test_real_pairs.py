@@ -63,6 +63,19 @@ def test_a_prompt_template_and_answer_format_of_the_pairs_own(pair):
         pairs.math_problems(str(base), {"tuned": str(rl)}, {"aime": {"path": str(problems)}})
 
 
+def test_a_pair_may_be_graded_by_dapos_own_reward(pair):
+    """``grader: dapo`` judges as DAPO's authors did (exact match after Minerva's normal form), is part of the
+    verdicts' identity, and an unknown grader is refused by name."""
+    base, rl, problems = pair
+    section = {"base": str(base), "tuned": {"dapo": str(rl)}, "data": str(problems), "answer_format": "either",
+               "grader": "dapo"}
+    dapo, default = (pairs.from_section(s).problems(None, 0) for s in (section, {**section, "grader": "math-verify"}))
+    assert dapo.grader == "dapo" and dapo.answer_key() != default.answer_key()
+    assert default.verify(0, "Answer: 5.", True) and not dapo.verify(0, "Answer: 5.", True)  # DAPO keeps the "."
+    with pytest.raises(ValueError, match="unknown grader 'minerva'; choose one of"):
+        pairs.from_section({**section, "grader": "minerva"})
+
+
 def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
     base, rl, _ = pair
     small = ["--samples", 4, "--max-new-tokens", 40, "--prompts-per-unit", 2]

@@ -1,10 +1,14 @@
-"""Answer checking for math benchmarks: the response's final answer, compared with the reference answer by
-math-verify (https://github.com/huggingface/Math-Verify), which accepts equivalent forms (1/2 and 0.5,
-\\frac{1}{2}, 2^{-1}).
+"""Answer checking for math benchmarks: the response's final answer, compared with the reference answer.
 
 Where the final answer is depends on how a model was trained to give it (``FORMATS``): the last
-``\\boxed{...}`` (braces matched; SimpleRL-Zoo's and most math prompts'), the last line of the form
-``Answer: ...`` (DAPO's prompt asks for it), or whichever of the two comes last ("either")."""
+``\\boxed{...}`` (braces matched; SimpleRL-Zoo's and most math prompts'), the last answer line (``Answer: ...``,
+DAPO's prompt asks for it, written in any case and anywhere on a line, or Minerva's "The final answer is ...")
+or whichever of the two comes last ("either").
+
+How it is compared is the grader (``GRADERS``): math-verify (https://github.com/huggingface/Math-Verify, the
+default), which accepts equivalent forms (1/2 and 0.5, \\frac{1}{2}, 2^{-1}); or "dapo", DAPO's own reward
+(``dapo_grader``), so a run can be set beside the numbers that pair's authors published.
+tests/grading_table.py holds the cases both are held to, with each peer's own verdict on them."""
 
 from __future__ import annotations
 
@@ -13,39 +17,49 @@ import re
 from math_verify import parse, verify
 
 from ..core.behaviour import Version
+from . import dapo_grader
 
-MATH_ANSWERS = Version("math-answers", 1, libraries=("math-verify",))
-BOXED = ("\\boxed", "\\fbox")
+MATH_ANSWERS = Version("math-answers", 2, uses=(dapo_grader.DAPO_GRADER,), libraries=("math-verify",))
+FORMATS = ("boxed", "answer_line", "either")
+GRADERS = ("math-verify", "dapo")
+BOXED = re.compile(r"\\(?:boxed|fbox)\s*(\{|\S)")
+# The last answer marker on a line and what follows it: "Answer:", "**Final Answer:**", "ANSWER:", or
+# Minerva's "The final answer is $73$. I hope it is correct." (Lewkowycz et al. 2022).
+ANSWER_LINE = re.compile(r"^.*(?:answer[ \t]*:|final answer is)(.*)$", re.IGNORECASE | re.MULTILINE)
+HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
 
 
 @MATH_ANSWERS.code
-def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, nested braces matched; None
-    when there is none or its braces never close (a response cut off by the length limit)."""
-    start = max(text.rfind(cmd + "{") for cmd in BOXED)
-    if start < 0:
+def last_boxed(text: str) -> tuple[int, str] | None:
+    """Where the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text`` starts and its content, nested braces
+    matched; ``\\boxed 5`` (no braces) gives what follows up to a space or ``$``. None when there is none or its
+    braces never close (a response cut off by the length limit)."""
+    found = None
+    for found in BOXED.finditer(text):
+        pass
+    if found is None:
         return None
-    open_at = text.index("{", start)
+    if found.group(1) != "{":
+        return found.start(), re.match(r"[^\s$]*", text[found.start(1):]).group(0)
     depth = 0
-    for i in range(open_at, len(text)):
+    for i in range(found.start(1), len(text)):
         depth += {"{": 1, "}": -1}.get(text[i], 0)
         if depth == 0:
-            return text[open_at + 1 : i]
+            return found.start(), text[found.start(1) + 1 : i]
     return None
-
-
-FORMATS = ("boxed", "answer_line", "either")
-ANSWER_LINE = re.compile(r"^[ \t*#]*Answer\s*:[ \t*]*(.*?)[ \t*]*$", re.MULTILINE)
 
 
 @MATH_ANSWERS.code
 def last_answer_line(text: str) -> tuple[int, str] | None:
-    """Where the last line of the form ``Answer: ...`` starts and what it gives (surrounding $ removed); None
-    when there is none."""
+    """Where the last answer line starts and what it gives, with markdown emphasis, surrounding $ and trailing
+    periods removed; None when there is none."""
     found = None
-    for match in ANSWER_LINE.finditer(text):
-        found = (match.start(), match.group(1).strip().strip("$").strip())
-    return found
+    for found in ANSWER_LINE.finditer(text):
+        pass
+    if found is None:
+        return None
+    answer = HOPE.sub("", found.group(1)).strip(" \t*").rstrip(".").strip("$ \t").rstrip(".")
+    return found.start(), answer
 
 
 @MATH_ANSWERS.code
@@ -53,16 +67,19 @@ def final_answer(response: str, answer_format: str = "boxed") -> str | None:
     """The answer ``response`` gives in ``answer_format`` (one of ``FORMATS``); None when it gives none."""
     if answer_format not in FORMATS:
         raise ValueError(f"unknown answer format {answer_format!r}: choose one of {FORMATS}")
-    boxed = last_boxed(response) if answer_format != "answer_line" else None
-    line = last_answer_line(response) if answer_format != "boxed" else None
-    if boxed is not None and line is not None:  # either: the one written last
-        return boxed if max(response.rfind(cmd + "{") for cmd in BOXED) > line[0] else line[1]
-    return boxed if boxed is not None else line[1] if line is not None else None
+    found = [f for f in (last_boxed(response) if answer_format != "answer_line" else None,
+                         last_answer_line(response) if answer_format != "boxed" else None) if f is not None]
+    return max(found)[1] if found else None  # either: the one written last
 
 
 @MATH_ANSWERS.code
-def is_correct(reference: str, response: str, answer_format: str = "boxed") -> bool:
-    """True when the final answer of ``response`` (in ``answer_format``) is equivalent to ``reference``."""
+def is_correct(reference: str, response: str, answer_format: str = "boxed", grader: str = "math-verify") -> bool:
+    """True when the final answer of ``response`` (in ``answer_format``) is equivalent to ``reference`` by
+    ``grader``; DAPO's grader finds the answer its own way (an answer line, else a box) and ignores the format."""
+    if grader not in GRADERS:
+        raise ValueError(f"unknown grader {grader!r}: choose one of {GRADERS}")
+    if grader == "dapo":
+        return dapo_grader.is_correct(reference, response)
     answer = final_answer(response, answer_format)
     if answer is None or not answer.strip():
         return False

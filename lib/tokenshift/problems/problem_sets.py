@@ -103,8 +103,9 @@ def math_prompt(tokenizer, problem: str, template: str = PROMPT) -> list[int]:
 
 
 class MathProblems(ProblemSet):
-    """Math benchmark problems judged by math-verify on the final answer, found as ``answer_format`` says
-    (``math_answers.FORMATS``: the last \\boxed{}, the last "Answer:" line, or either).
+    """Math benchmark problems judged on the final answer, found as ``answer_format`` says
+    (``math_answers.FORMATS``: the last \\boxed{}, the last "Answer:" line, or either), by ``grader``
+    (``math_answers.GRADERS``: math-verify, or DAPO's own reward).
 
     A response cut off by the length limit is judged on what it wrote, as math benchmarks usually are; it can
     only be right if it gave an answer before the cut."""
@@ -112,14 +113,16 @@ class MathProblems(ProblemSet):
     verifier = math_answers.MATH_ANSWERS
 
     def __init__(self, problems: list[MathProblem], tokenizer, stop_ids: tuple[int, ...], template: str = PROMPT,
-                 answer_format: str = "boxed"):
+                 answer_format: str = "boxed", grader: str = "math-verify"):
         if answer_format not in math_answers.FORMATS:
             raise ValueError(f"unknown answer format {answer_format!r}: choose one of {math_answers.FORMATS}")
+        if grader not in math_answers.GRADERS:
+            raise ValueError(f"unknown grader {grader!r}: choose one of {math_answers.GRADERS}")
         super().__init__(texts=[p.problem for p in problems], answers=[p.answer for p in problems],
                          prompts=[math_prompt(tokenizer, p.problem, template) for p in problems],
                          stop_ids=tuple(stop_ids),
                          tokenizer=tokenizer)
-        self.answer_format = answer_format
+        self.answer_format, self.grader = answer_format, grader
 
     @VERDICTS.code
     def decode(self, ids: list[int]) -> str:
@@ -127,7 +130,7 @@ class MathProblems(ProblemSet):
 
     @VERDICTS.code
     def verify(self, index: int, response: str, stopped: bool) -> bool:
-        return math_answers.is_correct(self.answers[index], response, self.answer_format)
+        return math_answers.is_correct(self.answers[index], response, self.answer_format, self.grader)
 
     def answer_key(self) -> dict:
-        return {**super().answer_key(), "answer_format": self.answer_format}
+        return {**super().answer_key(), "answer_format": self.answer_format, "grader": self.grader}

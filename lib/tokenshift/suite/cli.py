@@ -36,7 +36,7 @@ DEFAULTS = "(default: %(default)s)"
 
 
 def _pair_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
-    from ..problems.math_answers import FORMATS
+    from ..problems.math_answers import FORMATS, GRADERS
     from ..problems.problem_sets import PROMPT
 
     p.add_argument("--base", required=True, help="base model: local directory or hub id")
@@ -63,6 +63,9 @@ def _pair_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("--answer-format", choices=FORMATS, default="boxed",
                        help="where a response's final answer is: the last \\boxed{}, the last 'Answer: ...' line "
                             f"(DAPO's prompt), or whichever comes last {DEFAULTS}")
+        p.add_argument("--grader", choices=GRADERS, default="math-verify",
+                       help="how a final answer is judged: math-verify (equivalent forms count), or dapo (DAPO's "
+                            f"own reward: an answer line or box in the last 300 characters, exact match) {DEFAULTS}")
 
 
 def _sampling_arguments(p: argparse.ArgumentParser) -> None:
@@ -212,7 +215,7 @@ def _problems(args):
         if args.data_files or args.data_revision else args.data
     make = math_problems(args.base, {"tuned": args.tuned}, {"data": source}, template_from=args.template_from,
                          problem_field=args.problem_field, answer_field=args.answer_field, prompt=args.prompt,
-                         answer_format=args.answer_format, where="arguments")
+                         answer_format=args.answer_format, grader=args.grader, where="arguments")
     return make(args.limit, args.seed, None)
 
 

@@ -10,6 +10,7 @@ A ``pairs`` section (see papermill_runs/paper.yaml)::
       data: HuggingFaceH4/aime_2024                # .jsonl/.parquet file, or hub dataset id
       prompt: "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
       answer_format: boxed                         # or answer_line ("Answer: ..."), or either
+      grader: math-verify                          # or dapo: DAPO's own reward, to compare with its numbers
 
 ``data`` may name several benchmarks (name -> source), and a source may be a mapping that pins a hub dataset:
 ``{dataset: ID, revision: COMMIT, files: "data/train-*", problem_field: question}``.
@@ -26,7 +27,7 @@ from ..models.loading import check_model_source, check_same_vocabulary, load_tok
 from ..organism import task
 from ..organism.problems import OrganismProblems
 from ..problems.data import load_problems
-from ..problems.math_answers import FORMATS
+from ..problems.math_answers import FORMATS, GRADERS
 from ..problems.problem_sets import PROMPT, MathProblems, ProblemSet, check_prompt
 from . import profiles
 
@@ -75,7 +76,7 @@ def for_organism(config: organism.OrganismConfig, show_progress: bool = True) ->
 
 PAIR_FIELDS = {"base": str, "tuned": dict, "labels": dict, "checkpoints": dict, "data": (str, dict),
                "problem_field": str, "answer_field": str, "template_from": str, "prompt": str, "answer_format": str,
-               "max_new_tokens": int}
+               "grader": str, "max_new_tokens": int}
 SOURCE_FIELDS = {"dataset": str, "files": str, "revision": str, "problem_field": str, "answer_field": str}
 
 
@@ -102,7 +103,7 @@ def from_section(section: dict, where: str = "pairs") -> Pairs:
                          problem_field=section.get("problem_field", "problem"),
                          answer_field=section.get("answer_field", "answer"),
                          prompt=section.get("prompt", PROMPT), answer_format=section.get("answer_format", "boxed"),
-                         where=where)
+                         grader=section.get("grader", "math-verify"), where=where)
     return Pairs(base=section["base"], tuned=tuned, rl_names=list(tuned),
                  labels={"base": section["base"], **tuned, **(section.get("labels") or {})},
                  max_new_tokens=section.get("max_new_tokens", 8192), make_problems=make,
@@ -127,16 +128,18 @@ def data_source(spec, problem_field: str, answer_field: str, where: str) -> dict
 
 def math_problems(base: str, tuned: dict[str, str], data: dict, template_from: str = "base",
                   problem_field: str = "problem", answer_field: str = "answer", prompt: str = PROMPT,
-                  answer_format: str = "boxed", where: str = "pairs") -> Callable[[int | None, int, str | None],
-                                                                                   MathProblems]:
+                  answer_format: str = "boxed", grader: str = "math-verify",
+                  where: str = "pairs") -> Callable[[int | None, int, str | None], MathProblems]:
     """A maker of the pair's benchmark problems (``data``: benchmark name -> source (see ``data_source``), the
     first being the default) with one prompt (``prompt``'s ``{problem}`` slot filled, through the
     ``template_from`` model's chat template: "base" or a tuned model's name), one stop set (every EOS the
-    models name) and one answer format for all the models. Refuses missing models, differing vocabularies,
+    models name), one answer format and one grader for all the models. Refuses missing models, differing vocabularies,
     bad prompts and formats, and malformed local data files at once."""
     check_prompt(prompt)
     if answer_format not in FORMATS:
         raise ValueError(f"{where}: unknown answer_format {answer_format!r}; choose one of {FORMATS}")
+    if grader not in GRADERS:
+        raise ValueError(f"{where}: unknown grader {grader!r}; choose one of {GRADERS}")
     sources = {name: data_source(spec, problem_field, answer_field, f"{where}: data.{name}")
                for name, spec in data.items()}
     models = {"base": base, **tuned}
@@ -160,6 +163,6 @@ def math_problems(base: str, tuned: dict[str, str], data: dict, template_from: s
             raise ValueError(f"no benchmark {name!r}; the profile names {list(sources)}")
         if name not in loaded:
             loaded[name] = load(sources[name])  # a hub dataset: fetched on first use
-        return MathProblems(loaded[name][:n], template, stops, prompt, answer_format)
+        return MathProblems(loaded[name][:n], template, stops, prompt, answer_format, grader)
 
     return make
