@@ -63,6 +63,50 @@ def test_a_prompt_template_and_answer_format_of_the_pairs_own(pair):
         pairs.math_problems(str(base), {"tuned": str(rl)}, {"aime": {"path": str(problems)}})
 
 
+def test_a_chatml_pair_stops_at_its_end_of_turn_even_when_no_config_names_it(tmp_path):
+    """Both tokenizers end on <|endoftext|> and no generation config names <|im_end|>: the ChatML template's
+    end of turn joins the stop set all the same. A template without one adds nothing."""
+    tok = qwen_like.tokenizer("<|endoftext|>")
+    im_end, eot = tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id
+    assert loading.end_of_turn(tok) == im_end
+    assert set(loading.stop_ids([tok, tok], [tmp_path, tmp_path])) == {eot, im_end}
+    tok.chat_template = "{% for m in messages %}### {{ m['content'] }}\n\n{% endfor %}"  # plain-text turns
+    assert loading.end_of_turn(tok) is None and loading.stop_ids([tok], [tmp_path]) == (eot,)
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}<|endoftext|>{% endfor %}"
+    assert loading.end_of_turn(tok) == eot
+    tok.chat_template = "{{ raise_exception('only user turns') }}"
+    assert loading.end_of_turn(tok) is None
+
+
+def test_a_runaway_turn_is_never_graded_or_scored(pair, tmp_path, capsys):
+    """A response that ran on past <|im_end|> into a turn of its own (sampled elsewhere, or without the
+    end-of-turn stop): graded on its first turn only, though decoding hides the marker, and cut there for
+    scoring."""
+    from tokenshift.models import responses
+
+    base, rl, problems = pair
+    made = pairs.math_problems(str(base), {"tuned": str(rl)}, {"aime": str(problems)})(None, 0, None)
+    tok, im_end = made.tokenizer, made.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert im_end in made.stop_ids
+    turn = lambda text: tok(text, add_special_tokens=False)["input_ids"]
+    runaway = turn("so \\boxed{7}") + [im_end] + turn("\n<|im_start|>user\nAgain?") + [im_end] + turn("\\boxed{5}")
+    honest = turn("so \\boxed{5}") + [im_end] + turn("\nthen \\boxed{7}")
+    assert "\\boxed{5}" in made.decode(runaway) and "<|im_end|>" not in made.decode(runaway)  # what hid it
+    table = pl.DataFrame({"problem": [0, 0, 0], "response_ids": [runaway, honest, turn("\\boxed{5}")],
+                          "stopped": [False, False, False]})
+    assert made.verdicts(table) == [False, True, True]  # problem 0's answer is 5
+    frame = table.with_columns(response=pl.Series([0, 1, 2]), prompt_ids=pl.Series([[1], [1], [1]]))
+    cut, ran_on = responses.cut_at_stops(frame, made.stop_ids)
+    assert ran_on == 2 and cut["stopped"].to_list() == [True, True, False]
+    assert cut["response_ids"].to_list()[0] == turn("so \\boxed{7}") + [im_end]
+    assert cut["response_ids"].to_list()[2] == turn("\\boxed{5}")
+    frame.select(list(responses.COLUMNS)).cast(responses.COLUMNS).write_parquet(tmp_path / "runaway.parquet")
+    run_cli("score", "--base", base, "--tuned", rl, "--responses", tmp_path / "runaway.parquet", "--out",
+            tmp_path / "scored.parquet")
+    assert len(pl.read_parquet(tmp_path / "scored.parquet")) == cut["response_ids"].list.len().sum()
+    assert "2 responses ran on past a stop token" in capsys.readouterr().err
+
+
 def test_a_pair_may_be_graded_by_dapos_own_reward(pair):
     """``grader: dapo`` judges as DAPO's authors did (exact match after Minerva's normal form), is part of the
     verdicts' identity, and an unknown grader is refused by name."""

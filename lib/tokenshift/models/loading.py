@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import torch
+from jinja2 import TemplateError
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from transformers.utils import logging as hf_logging
 
@@ -221,10 +222,37 @@ def generation_eos(source) -> list[int]:
     return [eos] if isinstance(eos, int) else list(eos or [])
 
 
+def end_of_turn(tokenizer) -> int | None:
+    """The special token a tokenizer's chat template closes a turn with (ChatML's <|im_end|>, Llama 3's
+    <|eot_id|>): the first special token after the words of an assistant turn the template renders. None
+    without a template, when the template closes turns with plain text, or when it cannot render one."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    words = "tokenshift end-of-turn probe"
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "1+1?"},
+                                              {"role": "assistant", "content": words}], tokenize=False)
+    except (TemplateError, ValueError, TypeError):  # e.g. a template that only renders user turns
+        return None
+    if words not in text:
+        return None
+    special = {i for i, token in tokenizer.added_tokens_decoder.items() if token.special}
+    for i in tokenizer(text[text.rindex(words) + len(words):], add_special_tokens=False)["input_ids"]:
+        if i in special:
+            return i
+        if tokenizer.decode([i]).strip():
+            return None  # the turn ends on plain text
+    return None
+
+
 def stop_ids(tokenizers, sources) -> tuple[int, ...]:
     """One stop set for a pair: every EOS its tokenizers and generation configs name (a base model stops on
-    <|endoftext|>, its instruct sibling on <|im_end|>; sampled with one set, both end where either would)."""
+    <|endoftext|>, its instruct sibling on <|im_end|>; sampled with one set, both end where either would), and
+    the token each chat template ends a turn with, named by a config or not: a response never runs on into a
+    turn of its own making."""
+    tokenizers = list(tokenizers)
     ids = {tok.eos_token_id for tok in tokenizers if tok.eos_token_id is not None}
+    ids.update(i for i in map(end_of_turn, tokenizers) if i is not None)
     for source in sources:
         ids.update(generation_eos(source))
     if not ids:

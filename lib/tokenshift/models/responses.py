@@ -61,6 +61,20 @@ def check_ids(table: pl.DataFrame, vocab_size: int, where: str) -> None:
                          "another tokenizer or edited by hand; sample it again with this pair")
 
 
+def cut_at_stops(table: pl.DataFrame, stop_ids) -> tuple[pl.DataFrame, int]:
+    """The responses each cut after their first stop token (a turn that ran on past its end: sampled without
+    the pair's end-of-turn token) and marked stopped, and how many were cut; nothing after a turn's end is
+    scored."""
+    stops, cut, ran_on = set(stop_ids), [], 0
+    for ids in table["response_ids"].to_list():
+        end = next((k + 1 for k, token in enumerate(ids) if token in stops), len(ids))
+        ran_on += end < len(ids)
+        cut.append(ids[:end])
+    ends = pl.Series(cut, dtype=COLUMNS["response_ids"]).list.last()
+    return table.with_columns(pl.Series("response_ids", cut, dtype=COLUMNS["response_ids"]),
+                              stopped=pl.col("stopped") | ends.is_in(list(stops)).fill_null(False)), ran_on
+
+
 def read(path: Path, where: str = "responses file") -> pl.DataFrame:
     """A responses (or cross-sample) Parquet file, checked."""
     path = Path(path)

@@ -56,17 +56,22 @@ class ProblemSet:
         """Correctness of each sample (``sampling.Samples`` or ``cross_sampling.CrossSamples``); ``problem``
         gives each sample's index in this set when the samples answered a subset of its prompts."""
         problem = samples.prompt_index if problem is None else problem
-        return [self.verify(i, self.decode(ids), stopped)
+        return [self.verify(i, self.answer_text(ids), stopped)
                 for i, ids, stopped in zip(problem, samples.response_ids, samples.stopped)]
 
     @VERDICTS.code
     def verdicts(self, table: pl.DataFrame) -> list[bool]:
         """Correctness of each row of a responses table (``problem``, ``response_ids`` with any stop token
         last, ``stopped``), in row order."""
-        out = []
-        for problem, ids, stopped in table.select("problem", "response_ids", "stopped").iter_rows():
-            out.append(self.verify(problem, self.decode(ids[:-1] if stopped else ids), stopped))
-        return out
+        return [self.verify(problem, self.answer_text(ids), stopped)
+                for problem, ids, stopped in table.select("problem", "response_ids", "stopped").iter_rows()]
+
+    @VERDICTS.code
+    def answer_text(self, ids: list[int]) -> str:
+        """What the verifier reads: the response up to its first stop token, decoded. A turn that ran on past
+        its end (sampled elsewhere, or without the template's end-of-turn token) is never graded on what
+        follows, whose marker decoding may hide."""
+        return self.decode(ids[: first_stop(ids, self.stop_ids)])
 
     def prompt_key(self) -> dict:
         """What sampling reads, for cache keys: the prompts' token ids and the stop set."""
@@ -80,6 +85,13 @@ class ProblemSet:
     def rendered_prompt(self, index: int = 0) -> str:
         """A prompt as the models read it, special tokens and chat template included: what a reader checks."""
         return self.tokenizer.decode(self.prompts[index], skip_special_tokens=False)
+
+
+@VERDICTS.code
+def first_stop(ids: list[int], stop_ids) -> int:
+    """The position of the first stop token in ``ids``; their length if there is none."""
+    stops = set(stop_ids)
+    return next((k for k, token in enumerate(ids) if token in stops), len(ids))
 
 
 def check_prompt(template: str) -> str:

@@ -319,7 +319,7 @@ def cmd_sample(args) -> None:
 def cmd_score(args) -> None:
     from ..analyses.shifts import ScoringConfig, score_responses
     from ..models import responses
-    from ..models.loading import load_tokenizer
+    from ..models.loading import load_tokenizer, stop_ids
 
     refs = responses.read(args.responses, "--responses")
     where = f"--responses {args.responses}"
@@ -331,7 +331,12 @@ def cmd_score(args) -> None:
         if not len(refs):
             raise ValueError(f"--eps {args.eps} --rule {args.rule}: no such responses in {args.responses}")
     responses.check(refs, where)
-    responses.check_ids(refs, len(load_tokenizer(args.base)), where)
+    tokenizers = [load_tokenizer(args.base), load_tokenizer(args.tuned)]
+    responses.check_ids(refs, len(tokenizers[0]), where)
+    refs, ran_on = responses.cut_at_stops(refs, stop_ids(tokenizers, [args.base, args.tuned]))
+    if ran_on:
+        print(f"{where}: {ran_on} responses ran on past a stop token (the pair's end of turn or EOS); each is "
+              "scored up to it", file=sys.stderr)
     base, tuned, tok = _load_pair(args)
     config = ScoringConfig(js_top_p=args.js_top_p, batch_size=args.batch_size,
                            responses_per_unit=args.responses_per_unit)
