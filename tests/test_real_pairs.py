@@ -107,6 +107,20 @@ def test_a_runaway_turn_is_never_graded_or_scored(pair, tmp_path, capsys):
     assert "2 responses ran on past a stop token" in capsys.readouterr().err
 
 
+def test_a_benchmark_that_does_not_hold_its_count_of_problems_stops_the_run(pair):
+    """``problems: 30`` (AIME's count): a source that holds another number is refused, naming what it found;
+    the right count loads, and a count that is no count is refused."""
+    base, rl, problems = pair
+    data = lambda n: {"aime": {"dataset": str(problems), "problems": n}}
+    with pytest.raises(ValueError, match=r"holds 3 problems, not the 30 it should \(first 'What is 2\+3\?', last "
+                                         r"'How many sides has a hexagon\?'\)"):
+        pairs.math_problems(str(base), {"tuned": str(rl)}, data(30))
+    assert len(pairs.math_problems(str(base), {"tuned": str(rl)}, data(3))(None, 0, None)) == 3
+    for bad in (0, True, "30"):
+        with pytest.raises(ValueError, match="problems"):
+            pairs.math_problems(str(base), {"tuned": str(rl)}, data(bad))
+
+
 def test_a_pair_may_be_graded_by_dapos_own_reward(pair):
     """``grader: dapo`` judges as DAPO's authors did (exact match after Minerva's normal form), is part of the
     verdicts' identity, and an unknown grader is refused by name."""
@@ -144,6 +158,8 @@ def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
     assert "warning: sampling with top-p 0.7 but switching on top-p 1.0 JS" in capsys.readouterr().err
     meta = json.loads((tmp_path / "cross.parquet.meta.json").read_text())
     assert meta["first_prompt"].startswith("<|im_start|>user\nWhat is 2+3?\n") and meta["arguments"]["cap"] == "[2]"
+    assert sorted(meta["stop_tokens"].values()) == ["<|endoftext|>", "<|im_end|>"]
+    assert meta["grading"] == "math-verify on the last \\boxed{}"
     cross = pl.read_parquet(tmp_path / "cross.parquet")
     run_cli("cross-sample", *pair_args(pair), *small, "--eps", "inf", "0.01", "--js-top-p", 1, "--cap", 2,
             "--method", "draft", "--out", tmp_path / "drafted.parquet")
@@ -305,7 +321,8 @@ def test_the_paper_profile_names_real_checkpoints_and_loads_offline_pairs(pair, 
     assert made.problems(None, 0).answer_format == "either" and "\\boxed{}" in made.problems(None, 0).rendered_prompt()
     pinned = pairs.data_source(paper["pairs"]["data"]["aime25"], "problem", "answer", "paper")
     assert pinned == {"source": "yentinglin/aime_2025", "problem_field": "question", "answer_field": "answer",
-                      "files": "data/train-*", "revision": "1bdb867fb342dc8d521bb4b03f3d96478bb9a550"}
+                      "files": "data/train-*", "revision": "1bdb867fb342dc8d521bb4b03f3d96478bb9a550", "count": 30}
+    assert all(spec["problems"] == 30 for spec in paper["pairs"]["data"].values())  # AIME 2024 and 2025
     assert made.labels["dapo"] == paper["pairs"]["labels"]["dapo"]
     two = pairs.from_section({**section, "data": {"aime24": str(problems), "aime25": str(problems)}})
     assert len(two.problems(2, 0, "aime25")) == 2

@@ -18,10 +18,12 @@ SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
 def load_problems(source, problem_field: str = "problem", answer_field: str = "answer",
-                  limit: int | None = None, files: str = "", revision: str = "") -> list[MathProblem]:
+                  limit: int | None = None, files: str = "", revision: str = "",
+                  count: int | None = None) -> list[MathProblem]:
     """Problems from a local file (``.jsonl``/``.parquet``), or a hub dataset id ("org/name") when online: the
     files matching ``files`` (a glob, e.g. "data/train-*"; default every JSONL and Parquet file) at commit
-    ``revision`` (default: the main branch). The first ``limit`` of them if given."""
+    ``revision`` (default: the main branch). Exactly ``count`` of them when given, or an error naming what was
+    found; the first ``limit`` of them if given."""
     path = Path(source).expanduser()
     if path.exists():
         rows = _read(path)
@@ -44,6 +46,12 @@ def load_problems(source, problem_field: str = "problem", answer_field: str = "a
         problems.append(MathProblem(text, str(row[answer_field])))
     if not problems:
         raise ValueError(f"{source} holds no problems")
+    if count is not None and len(problems) != count:
+        at = f"@{revision}" if revision else ""
+        raise ValueError(f"{source}{at}{f' ({files})' if files else ''} holds {len(problems)} problems, not the "
+                         f"{count} it should (first {problems[0].problem[:50]!r}, last {problems[-1].problem[:50]!r}): "
+                         "read only the split's own files (files:), pin the revision that holds them, or correct "
+                         "problems:")
     return problems[:limit]
 
 

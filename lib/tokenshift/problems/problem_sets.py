@@ -40,6 +40,7 @@ class ProblemSet:
     tokenizer: object  # decodes responses for the verifier
 
     verifier = None  # the Version of the code that judges answers (set by each kind)
+    grading = "the task's verifier"  # how answers are judged, in words (``how_asked``)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -85,6 +86,17 @@ class ProblemSet:
     def rendered_prompt(self, index: int = 0) -> str:
         """A prompt as the models read it, special tokens and chat template included: what a reader checks."""
         return self.tokenizer.decode(self.prompts[index], skip_special_tokens=False)
+
+    def stop_tokens(self) -> dict[int, str]:
+        """The stop set as id -> token."""
+        return {i: self.tokenizer.convert_ids_to_tokens(i) for i in self.stop_ids}
+
+    def how_asked(self) -> str:
+        """How the pair is asked and judged, for the top of a notebook: the first prompt exactly as the models
+        read it, the stop set and the grading."""
+        stops = ", ".join(f"{token} ({i})" for i, token in self.stop_tokens().items())
+        return (f"{len(self)} problems. The first, as the models read it:\n{self.rendered_prompt(0)!r}\n"
+                f"A response ends at the first of: {stops}. Judged by {self.grading}.")
 
 
 @VERDICTS.code
@@ -135,6 +147,10 @@ class MathProblems(ProblemSet):
                          stop_ids=tuple(stop_ids),
                          tokenizer=tokenizer)
         self.answer_format, self.grader = answer_format, grader
+        where = {"boxed": "the last \\boxed{}", "answer_line": "the last answer line",
+                 "either": "the last \\boxed{} or answer line, whichever comes last"}[answer_format]
+        self.grading = ("DAPO's own reward (an answer line, else a box, in the last 300 characters; exact match)"
+                        if grader == "dapo" else f"math-verify on {where}")
 
     @VERDICTS.code
     def decode(self, ids: list[int]) -> str:

@@ -245,8 +245,8 @@ OWN_DECODER = "tokenshift (its own decoding loop)"
 
 def _write_metadata(out: Path, args, problems, engine: str = OWN_DECODER) -> None:
     """Beside a run's output, ``<out>.meta.json``: its arguments, the versions it ran with, the engine that
-    sampled, and the first problem's prompt as the models read it (chat template and special tokens
-    included), so a reader can see what was asked."""
+    sampled, the first problem's prompt as the models read it (chat template and special tokens included),
+    the stop set and how answers were judged, so a reader can see what was asked."""
     import tokenshift
     from ..core.parallel import current
 
@@ -254,7 +254,8 @@ def _write_metadata(out: Path, args, problems, engine: str = OWN_DECODER) -> Non
         meta = {"command": args.command, "arguments": {k: str(v) for k, v in sorted(vars(args).items())
                                                        if k not in ("command", "func")},
                 "versions": tokenshift.versions(), "engine": engine,
-                "first_prompt": problems.rendered_prompt(0)}
+                "first_prompt": problems.rendered_prompt(0), "stop_tokens": problems.stop_tokens(),
+                "grading": problems.grading}
         with atomic(out.with_name(out.name + ".meta.json")) as tmp:
             tmp.write_text(json.dumps(meta, indent=1) + "\n")
 

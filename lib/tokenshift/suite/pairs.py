@@ -77,7 +77,8 @@ def for_organism(config: organism.OrganismConfig, show_progress: bool = True) ->
 PAIR_FIELDS = {"base": str, "tuned": dict, "labels": dict, "checkpoints": dict, "data": (str, dict),
                "problem_field": str, "answer_field": str, "template_from": str, "prompt": str, "answer_format": str,
                "grader": str, "max_new_tokens": int}
-SOURCE_FIELDS = {"dataset": str, "files": str, "revision": str, "problem_field": str, "answer_field": str}
+SOURCE_FIELDS = {"dataset": str, "files": str, "revision": str, "problem_field": str, "answer_field": str,
+                 "problems": int}
 
 
 def from_section(section: dict, where: str = "pairs") -> Pairs:
@@ -112,18 +113,23 @@ def from_section(section: dict, where: str = "pairs") -> Pairs:
 
 def data_source(spec, problem_field: str, answer_field: str, where: str) -> dict:
     """A benchmark's source as ``data.load_problems`` takes it: a file or hub id, or a mapping that pins a hub
-    dataset (``SOURCE_FIELDS``); the pair's field names unless the mapping gives its own."""
+    dataset (``SOURCE_FIELDS``, with ``problems``: how many it must hold); the pair's field names unless the
+    mapping gives its own."""
     if isinstance(spec, str):
         return {"source": spec, "problem_field": problem_field, "answer_field": answer_field}
     if not isinstance(spec, dict) or "dataset" not in spec:
         raise ValueError(f"{where}: a benchmark is a file, a hub dataset id, or a mapping with 'dataset' (and "
                          f"optionally {sorted(set(SOURCE_FIELDS) - {'dataset'})}), got {spec!r}")
     for name, value in spec.items():
-        if name not in SOURCE_FIELDS or not isinstance(value, SOURCE_FIELDS[name]):
-            raise ValueError(f"{where}: data field {name}={value!r} is not one of {sorted(SOURCE_FIELDS)} (strings)")
+        wanted = SOURCE_FIELDS.get(name)
+        if wanted is None or not isinstance(value, wanted) or isinstance(value, bool):
+            raise ValueError(f"{where}: data field {name}={value!r} is not one of {sorted(SOURCE_FIELDS)} (strings; "
+                             "problems: the count the benchmark must hold)")
+    if spec.get("problems", 1) < 1:
+        raise ValueError(f"{where}: problems={spec['problems']} must be at least 1 (the count the benchmark holds)")
     return {"source": spec["dataset"], "problem_field": spec.get("problem_field", problem_field),
             "answer_field": spec.get("answer_field", answer_field), "files": spec.get("files", ""),
-            "revision": spec.get("revision", "")}
+            "revision": spec.get("revision", ""), "count": spec.get("problems")}
 
 
 def math_problems(base: str, tuned: dict[str, str], data: dict, template_from: str = "base",
