@@ -121,6 +121,23 @@ def test_a_benchmark_that_does_not_hold_its_count_of_problems_stops_the_run(pair
             pairs.math_problems(str(base), {"tuned": str(rl)}, data(bad))
 
 
+def test_a_frozen_run_refuses_every_source_not_pinned_to_a_commit(pair, tmp_path, capsys):
+    base, rl, problems = pair
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    section = {"base": "Qwen/Qwen2.5-32B", "tuned": {"dapo": f"org/dapo@{commit}", "zoo": "org/zoo@main"},
+               "data": {"aime": "org/aime", "pinned": {"dataset": "org/aime25", "revision": commit}}, "frozen": True}
+    with pytest.raises(ValueError, match=r"frozen, but 3 source\(s\) are not pinned to a commit \(model base: "
+                                         r"Qwen/Qwen2.5-32B; model zoo: org/zoo@main; data aime: org/aime\)"):
+        pairs.from_section(section)
+    local = {"base": str(base), "tuned": {"dapo": str(rl)}, "data": str(problems), "frozen": True}
+    assert len(pairs.from_section(local).problems(None, 0)) == 3  # local copies are pinned by their bytes
+    assert cli.main(["sample", "--base", "Qwen/Qwen2.5-32B", "--tuned", str(rl), "--data", str(problems),
+                     "--out", str(tmp_path / "o.parquet"), "--frozen"]) == 2
+    assert "model base: Qwen/Qwen2.5-32B" in capsys.readouterr().err
+    assert loading.provenance(f"org/dapo@{commit}") == f"org/dapo@{commit}"  # no hub needed
+    assert loading.provenance(base) == f"local directory {base.resolve()}"
+
+
 def test_a_pair_may_be_graded_by_dapos_own_reward(pair):
     """``grader: dapo`` judges as DAPO's authors did (exact match after Minerva's normal form), is part of the
     verdicts' identity, and an unknown grader is refused by name."""
@@ -159,6 +176,7 @@ def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
     meta = json.loads((tmp_path / "cross.parquet.meta.json").read_text())
     assert meta["first_prompt"].startswith("<|im_start|>user\nWhat is 2+3?\n") and meta["arguments"]["cap"] == "[2]"
     assert sorted(meta["stop_tokens"].values()) == ["<|endoftext|>", "<|im_end|>"]
+    assert meta["models"] == {"base": f"local directory {base.resolve()}", "tuned": f"local directory {rl.resolve()}"}
     assert meta["grading"] == "math-verify on the last \\boxed{}"
     cross = pl.read_parquet(tmp_path / "cross.parquet")
     run_cli("cross-sample", *pair_args(pair), *small, "--eps", "inf", "0.01", "--js-top-p", 1, "--cap", 2,

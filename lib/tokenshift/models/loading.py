@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from transformers.utils import logging as hf_logging
 
 from ..core import parallel
-from ..core.cache import split_revision
+from ..core.cache import COMMIT, hub_commit, split_revision
 from ..core.paths import looks_like_path
 
 # transformers draws a progress bar for every load and save: noise around the organism's many small
@@ -44,6 +44,23 @@ def check_model_source(source) -> None:
         raise ConnectionError(f"{source} is not a local directory and is read as a hub id, but the hub is offline "
                               f"(HF_HUB_OFFLINE is set): download it where you are online ({_download(source)}) "
                               "and pass DIR")
+
+
+def is_pinned(source) -> bool:
+    """Whether a model or dataset source reads the same bytes every time: a local path, or a hub id pinned to a
+    full commit (``ID@COMMIT``)."""
+    _, revision = split_revision(source)
+    return Path(source).expanduser().exists() or bool(revision and COMMIT.match(revision))
+
+
+def provenance(source) -> str:
+    """Where a model comes from, as a run records it: a local directory, or a hub id at the commit it names or
+    resolves to (from the local hub cache, or the hub when online)."""
+    path = Path(source).expanduser()
+    if path.exists():
+        return f"local directory {path.resolve()}"
+    repo_id, revision = split_revision(source)
+    return f"{repo_id}@{hub_commit(repo_id, revision)}"
 
 
 def _download(source) -> str:

@@ -47,6 +47,8 @@ def _pair_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
                    help="GPUs each process owns under a launcher, both models sharded over them: local rank r takes "
                         "GPUs r*G .. r*G+G-1, so run --nproc-per-node (GPUs per node) / G (default: 1 under a "
                         "launcher, every GPU for a single process)")
+    p.add_argument("--frozen", action="store_true",
+                   help="refuse any hub model or dataset not pinned to a commit (ID@COMMIT, --data-revision COMMIT)")
     if data:
         p.add_argument("--data", required=True, help="problems: a .jsonl or .parquet file, or a hub dataset id")
         p.add_argument("--problem-field", default="problem", help=f"field holding the problem {DEFAULTS}")
@@ -215,7 +217,8 @@ def _problems(args):
         if args.data_files or args.data_revision else args.data
     make = math_problems(args.base, {"tuned": args.tuned}, {"data": source}, template_from=args.template_from,
                          problem_field=args.problem_field, answer_field=args.answer_field, prompt=args.prompt,
-                         answer_format=args.answer_format, grader=args.grader, where="arguments")
+                         answer_format=args.answer_format, grader=args.grader, frozen=args.frozen,
+                         where="arguments")
     return make(args.limit, args.seed, None)
 
 
@@ -245,15 +248,18 @@ OWN_DECODER = "tokenshift (its own decoding loop)"
 
 def _write_metadata(out: Path, args, problems, engine: str = OWN_DECODER) -> None:
     """Beside a run's output, ``<out>.meta.json``: its arguments, the versions it ran with, the engine that
-    sampled, the first problem's prompt as the models read it (chat template and special tokens included),
-    the stop set and how answers were judged, so a reader can see what was asked."""
+    sampled, where each model came from (a hub id at the commit it resolved to), the first problem's prompt as
+    the models read it (chat template and special tokens included), the stop set and how answers were judged,
+    so a reader can see what was asked."""
     import tokenshift
     from ..core.parallel import current
+    from ..models.loading import provenance
 
     if current().rank == 0:
         meta = {"command": args.command, "arguments": {k: str(v) for k, v in sorted(vars(args).items())
                                                        if k not in ("command", "func")},
                 "versions": tokenshift.versions(), "engine": engine,
+                "models": {"base": provenance(args.base), "tuned": provenance(args.tuned)},
                 "first_prompt": problems.rendered_prompt(0), "stop_tokens": problems.stop_tokens(),
                 "grading": problems.grading}
         with atomic(out.with_name(out.name + ".meta.json")) as tmp:
@@ -321,7 +327,10 @@ def cmd_score(args) -> None:
     from ..analyses.shifts import ScoringConfig, score_responses
     from ..models import responses
     from ..models.loading import load_tokenizer, stop_ids
+    from .pairs import check_frozen
 
+    if args.frozen:
+        check_frozen({"base": args.base, "tuned": args.tuned}, {}, "arguments")
     refs = responses.read(args.responses, "--responses")
     where = f"--responses {args.responses}"
     if "eps" in refs.columns:  # a cross-sample file: one eps and rule of it

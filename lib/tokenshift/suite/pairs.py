@@ -11,6 +11,7 @@ A ``pairs`` section (see papermill_runs/paper.yaml)::
       prompt: "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
       answer_format: boxed                         # or answer_line ("Answer: ..."), or either
       grader: math-verify                          # or dapo: DAPO's own reward, to compare with its numbers
+      frozen: false                                # true: refuse any hub model or dataset not pinned to a commit
 
 ``data`` may name several benchmarks (name -> source), and a source may be a mapping that pins a hub dataset:
 ``{dataset: ID, revision: COMMIT, files: "data/train-*", problem_field: question}``.
@@ -23,7 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 from .. import organism
-from ..models.loading import check_model_source, check_same_vocabulary, load_tokenizer, stop_ids
+from ..core.cache import COMMIT
+from ..models.loading import check_model_source, check_same_vocabulary, is_pinned, load_tokenizer, stop_ids
 from ..organism import task
 from ..organism.problems import OrganismProblems
 from ..problems.data import load_problems
@@ -76,7 +78,7 @@ def for_organism(config: organism.OrganismConfig, show_progress: bool = True) ->
 
 PAIR_FIELDS = {"base": str, "tuned": dict, "labels": dict, "checkpoints": dict, "data": (str, dict),
                "problem_field": str, "answer_field": str, "template_from": str, "prompt": str, "answer_format": str,
-               "grader": str, "max_new_tokens": int}
+               "grader": str, "max_new_tokens": int, "frozen": bool}
 SOURCE_FIELDS = {"dataset": str, "files": str, "revision": str, "problem_field": str, "answer_field": str,
                  "problems": int}
 
@@ -104,7 +106,8 @@ def from_section(section: dict, where: str = "pairs") -> Pairs:
                          problem_field=section.get("problem_field", "problem"),
                          answer_field=section.get("answer_field", "answer"),
                          prompt=section.get("prompt", PROMPT), answer_format=section.get("answer_format", "boxed"),
-                         grader=section.get("grader", "math-verify"), where=where)
+                         grader=section.get("grader", "math-verify"), frozen=section.get("frozen", False),
+                         where=where)
     return Pairs(base=section["base"], tuned=tuned, rl_names=list(tuned),
                  labels={"base": section["base"], **tuned, **(section.get("labels") or {})},
                  max_new_tokens=section.get("max_new_tokens", 8192), make_problems=make,
@@ -132,14 +135,27 @@ def data_source(spec, problem_field: str, answer_field: str, where: str) -> dict
             "revision": spec.get("revision", ""), "count": spec.get("problems")}
 
 
+def check_frozen(models: dict[str, str], sources: dict[str, dict], where: str) -> None:
+    """A frozen run reads nothing the hub could serve differently tomorrow: refuse each hub model not pinned as
+    ID@COMMIT and each hub dataset without a commit ``revision``, naming them all."""
+    loose = [f"model {name}: {source}" for name, source in models.items() if not is_pinned(source)]
+    loose += [f"data {name}: {s['source']}" for name, s in sources.items()
+              if not Path(s["source"]).expanduser().exists() and not COMMIT.match(s.get("revision", ""))]
+    if loose:
+        raise ValueError(f"{where}: frozen, but {len(loose)} source(s) are not pinned to a commit ({'; '.join(loose)}): "
+                         "pin each model as ID@COMMIT and each hub dataset with revision: COMMIT (40 hex digits), "
+                         "pass local copies, or drop frozen")
+
+
 def math_problems(base: str, tuned: dict[str, str], data: dict, template_from: str = "base",
                   problem_field: str = "problem", answer_field: str = "answer", prompt: str = PROMPT,
-                  answer_format: str = "boxed", grader: str = "math-verify",
+                  answer_format: str = "boxed", grader: str = "math-verify", frozen: bool = False,
                   where: str = "pairs") -> Callable[[int | None, int, str | None], MathProblems]:
     """A maker of the pair's benchmark problems (``data``: benchmark name -> source (see ``data_source``), the
     first being the default) with one prompt (``prompt``'s ``{problem}`` slot filled, through the
     ``template_from`` model's chat template: "base" or a tuned model's name), one stop set (every EOS the
-    models name), one answer format and one grader for all the models. Refuses missing models, differing vocabularies,
+    models name), one answer format and one grader for all the models; ``frozen``: every source pinned
+    (``check_frozen``). Refuses missing models, differing vocabularies,
     bad prompts and formats, and malformed local data files at once."""
     check_prompt(prompt)
     if answer_format not in FORMATS:
@@ -149,6 +165,8 @@ def math_problems(base: str, tuned: dict[str, str], data: dict, template_from: s
     sources = {name: data_source(spec, problem_field, answer_field, f"{where}: data.{name}")
                for name, spec in data.items()}
     models = {"base": base, **tuned}
+    if frozen:
+        check_frozen(models, sources, where)
     for source in models.values():
         check_model_source(source)  # every path at once, before any download
     tokenizers = {name: load_tokenizer(source) for name, source in models.items()}
