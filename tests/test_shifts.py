@@ -154,6 +154,60 @@ def test_cached_entry_points_under_a_launcher_build_once_and_agree(tmp_path, tok
                for p in (tmp_path / "cache-two" / kind).iterdir() if not p.name.startswith("."))
 
 
+def test_a_gpu_group_that_cannot_hold_the_pair_is_refused_naming_the_gpus_per_rank_that_would():
+    gib = 2**30
+    loading.check_group_fits(60 * gib, [80 * gib], None)  # one 32B in bf16 on an H100
+    with pytest.raises(ValueError, match=r"take 120.0 GiB, but this rank's 1 GPU\(s\) \(--gpus-per-rank 1\) have "
+                                         r"80.0 GiB free: give each rank 2 GPUs \(--gpus-per-rank 2\)"):
+        loading.check_group_fits(120 * gib, [80 * gib], 1)  # two of them
+    loading.check_group_fits(120 * gib, [80 * gib, 80 * gib], 2)
+
+
+def test_a_checkpoints_weights_are_measured_at_the_loading_width(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path)  # stored in fp32
+    stored = sum(f.stat().st_size for f in tmp_path.glob("*.safetensors"))
+    assert loading.weight_bytes(tmp_path, tiny_model.config, 2) == stored * 2 // 4
+    assert loading.weight_bytes("org/model", tiny_model.config, 2) == 0  # a hub id: unknown before download
+
+
+def test_waiting_for_other_ranks_files_ends_only_when_they_stall(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from tokenshift.core import parallel
+
+    monkeypatch.setenv("TOKENSHIFT_STALL_TIMEOUT_S", "0.5")
+    files = [tmp_path / f"unit-{i}" for i in range(3)]
+    writer = threading.Thread(target=lambda: [time.sleep(0.3) or f.touch() for f in files])  # 0.9 s in all
+    writer.start()
+    parallel.wait_for(files, "units", poll_s=0.05)  # longer than the stall timeout, but never stalled
+    writer.join()
+    with pytest.raises(TimeoutError, match=r"no new file of units for 0 s, 1 still missing \(first .*unit-9\)"):
+        parallel.wait_for([*files, tmp_path / "unit-9"], "units", poll_s=0.05)
+
+
+@pytest.mark.slow
+def test_ranks_whose_units_finish_far_apart_outlast_the_control_timeout(tmp_path):
+    """Rank 1's units each take 4 s longer than rank 0's, under a 2 s control timeout (hours on a GPU against
+    NCCL's ten-minute default): rank 0 waits for their files, not at a collective, and the run completes; a
+    bare barrier reached as late is ended by the same timeout."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = str(Path(__file__).with_name("uneven_ranks.py"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENSHIFT_CONTROL_TIMEOUT_S": "2"}
+    run = lambda mode: subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                       "--nproc-per-node", "2", script, str(tmp_path / "out.parquet"), "4", mode],
+                                      env=env, capture_output=True, text=True, timeout=300)
+    done = run("units")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert pl.read_parquet(tmp_path / "out.parquet")["item"].to_list() == [0, 1, 2, 3]
+    late = run("barrier")
+    assert late.returncode != 0 and "timed out" in late.stderr.lower(), late.stderr[-3000:]
+
+
 def test_sweeps_in_worker_processes_are_the_sweeps_in_one(tmp_path, tokenizer, pair_dirs, monkeypatch):
     """Notebook 03 runs a study's sweeps (the grid, then each bisection toward its goal) two at a time in worker
     processes: every row is what one process computes, and each threshold is one cached sweep."""

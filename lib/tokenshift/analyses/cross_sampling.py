@@ -34,7 +34,7 @@ from ..core import parallel, seeding
 from ..core.behaviour import Version
 from ..core.cache import ArtifactCache, model_fingerprint, spec
 from ..models import responses
-from ..models.loading import check_same_vocabulary, load_model, pad_id, runtime
+from ..models.loading import check_pair_fits, check_same_vocabulary, load_model, pad_id, runtime
 from ..models.draft_verify import DRAFT_VERIFY, draft_verify
 from ..models.sampling import DECODING, Samples, decode, stop_set
 from ..problems.problem_sets import ProblemSet
@@ -288,6 +288,7 @@ def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConf
         "runtime": numerics if threads is None else {**numerics, "threads": threads}})
 
     def build(out: Path):
+        check_pair_fits([primary_dir, intervention_dir])
         primary, tok = load_model(primary_dir)
         intervention, other_tok = load_model(intervention_dir)
         check_same_vocabulary(tok, other_tok)

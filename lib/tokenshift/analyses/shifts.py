@@ -24,7 +24,7 @@ from ..core.behaviour import Version
 from ..core.cache import ArtifactCache, added, execution, model_fingerprint, spec
 from ..models import engine, scoring
 from ..models import responses as schema
-from ..models.loading import check_same_vocabulary, load_model, pad_id, runtime
+from ..models.loading import check_pair_fits, check_same_vocabulary, load_model, pad_id, runtime
 from ..models.sampling import DECODING, sample
 from ..problems.problem_sets import ProblemSet
 from ..problems.verdicts import judged
@@ -156,6 +156,7 @@ def shift_table(base_dir, tuned_dir, problems: ProblemSet, sampling: SamplingCon
         "responses": cache.digest(refs_entry, "responses.parquet"), "runtime": runtime()})
 
     def build(out: Path):
+        check_pair_fits([base_dir, tuned_dir])
         base, base_tok = load_model(base_dir)
         tuned, tuned_tok = load_model(tuned_dir)
         check_same_vocabulary(base_tok, tuned_tok)

@@ -5,6 +5,11 @@ Work is cut into fixed units (a few prompts or responses each) whose seeds come 
 unit's index, never from the number of processes: rank r takes units r, r + world, ... . Each finished unit
 is written at once as its own Parquet file, so an interrupted run resumes where it stopped; when all ranks are
 done, rank 0 merges the units in order. The merged file is identical whatever the number of processes.
+
+Ranks exchange only control messages (barriers, a broadcast path), over gloo whatever the devices, with a
+timeout that fits hour-long work (``TOKENSHIFT_CONTROL_TIMEOUT_S``, default a day; NCCL's default of ten
+minutes would end a run whose ranks finish their units far apart). A rank that finishes its units early waits
+for the others' unit files (``wait_for``), not at a collective, so no timeout bounds the work itself.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import json
 import multiprocessing
 import os
 import shutil
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -39,12 +46,17 @@ class Rank:
     local_rank: int
 
 
+def control_timeout() -> float:
+    """Seconds a rank may wait for the others at a barrier (``TOKENSHIFT_CONTROL_TIMEOUT_S``; default a day)."""
+    return float(os.environ.get("TOKENSHIFT_CONTROL_TIMEOUT_S", 24 * 3600))
+
+
 def current() -> Rank:
     """This process's place among the launcher's (rank 0 of 1 without a launcher); joins the process group
-    on first use (NCCL on GPUs, gloo on CPUs)."""
+    on first use: gloo, for control messages only, with ``control_timeout``."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend="gloo", timeout=timedelta(seconds=control_timeout()))
     rank = dist.get_rank() if world > 1 else 0
     return Rank(rank, world, int(os.environ.get("LOCAL_RANK", "0")))
 
@@ -108,6 +120,7 @@ def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.D
             with atomic(part(unit)) as tmp:  # a unit file is complete or absent
                 frame.write_parquet(tmp)
             bar.update(1)
+    wait_for([part(u) for u in range(n_units)], f"{desc}: the other ranks' units")
     barrier()
     if me.rank == 0:
         merged = pl.concat([pl.read_parquet(part(u)) for u in range(n_units)], how="vertical")
@@ -115,6 +128,25 @@ def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.D
             merged.write_parquet(tmp)
         shutil.rmtree(parts)
     barrier()
+
+
+def wait_for(files: list[Path], what: str, poll_s: float = 1.0) -> None:
+    """Wait until every one of ``files`` exists (written by other ranks), however long the others' work takes,
+    as long as one appears at least every ``TOKENSHIFT_STALL_TIMEOUT_S`` (default a day); then refuse, naming
+    the first missing one. (A rank that dies ends the run through the launcher.)"""
+    stall = float(os.environ.get("TOKENSHIFT_STALL_TIMEOUT_S", 24 * 3600))
+    missing = [f for f in files if not f.exists()]
+    deadline = time.monotonic() + stall
+    while missing:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no new file of {what} for {stall:.0f} s, {len(missing)} still missing (first "
+                               f"{missing[0]}): a rank has stalled; rerun to resume from the finished units, or "
+                               "raise TOKENSHIFT_STALL_TIMEOUT_S")
+        time.sleep(poll_s)
+        still = [f for f in missing if not f.exists()]
+        if len(still) < len(missing):
+            deadline = time.monotonic() + stall
+        missing = still
 
 
 def in_processes(fn: Callable, jobs: list, workers: int) -> list:

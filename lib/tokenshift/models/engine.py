@@ -158,15 +158,6 @@ def memory_share(*, weights: int, kv_per_token: int, context: int, gpus: int, to
     return share
 
 
-def weight_bytes(source, config, dtype_bytes: int) -> int:
-    """The weights' size in ``dtype_bytes`` per parameter, from a local checkpoint's files (0 for a hub id:
-    vLLM downloads and measures it)."""
-    path = Path(source).expanduser()
-    files = [*path.glob("*.safetensors"), *path.glob("*.bin")] if path.is_dir() else []
-    stored = {"float32": 4, "float64": 8}.get(str(getattr(config, "dtype", None) or "").replace("torch.", ""), 2)
-    return sum(f.stat().st_size for f in files) * dtype_bytes // stored
-
-
 def _device_memory(gpus: int) -> tuple[int, int]:
     """(total, free) bytes of one GPU, or of RAM without GPUs."""
     if gpus:
@@ -193,7 +184,7 @@ class VllmEngine:
         from transformers import AutoConfig
 
         from ..core import parallel
-        from .loading import check_model_source, hub_arguments
+        from .loading import check_model_source, hub_arguments, weight_bytes
 
         if parallel.current().world > 1:
             raise ValueError("run --engine vllm as one process, not under a launcher: vLLM shards a model over "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 from jinja2 import TemplateError
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from transformers.utils import logging as hf_logging
 
 from ..core import parallel
@@ -140,12 +140,49 @@ def placement(group: list[int], free: dict[int, int]) -> dict:
     return {"device_map": "auto", "max_memory": {g: int(0.9 * free[g]) for g in group}}
 
 
+def weight_bytes(source, config, dtype_bytes: int) -> int:
+    """The weights' size in ``dtype_bytes`` per parameter, from a local checkpoint's files (0 for a hub id,
+    whose size is not known before download)."""
+    path = Path(source).expanduser()
+    files = [*path.glob("*.safetensors"), *path.glob("*.bin")] if path.is_dir() else []
+    stored = {"float32": 4, "float64": 8}.get(str(getattr(config, "dtype", None) or "").replace("torch.", ""), 2)
+    return sum(f.stat().st_size for f in files) * dtype_bytes // stored
+
+
+def check_group_fits(need: int, free: list[int], gpus_per_rank: int | None) -> None:
+    """Refuse, before any weights load, a pair that needs ``need`` bytes on a rank whose GPUs have ``free``
+    bytes free, naming how many GPUs per rank would hold it (at 90% of their free memory)."""
+    if need <= 0.9 * sum(free):
+        return
+    per_gpu = 0.9 * min(free)
+    enough = -(-need // int(per_gpu)) if per_gpu > 0 else None
+    fix = (f"give each rank {enough} GPUs (--gpus-per-rank {enough}) and start that many fewer processes per "
+           "node" if enough else "free the GPUs")
+    raise ValueError(f"the pair's weights take {need / 2**30:.1f} GiB, but this rank's {len(free)} GPU(s) (--gpus-per-"
+                     f"rank {gpus_per_rank or len(free)}) have {sum(free) / 2**30:.1f} GiB free: {fix}, or load the "
+                     "weights in bfloat16 (--dtype bfloat16)")
+
+
+def check_pair_fits(sources, dtype: str | None = None, gpus_per_rank: int | None = None) -> None:
+    """``check_group_fits`` for models ``sources`` on this rank's GPUs (nothing to check on a CPU, or for hub ids
+    not yet downloaded)."""
+    if not torch.cuda.is_available():
+        return
+    width = DTYPES[dtype].itemsize if dtype else 2
+    local = [Path(s).expanduser() for s in sources if Path(s).expanduser().is_dir()]
+    need = sum(weight_bytes(path, AutoConfig.from_pretrained(path), width) for path in local)
+    rank = parallel.current()
+    group = gpu_group(rank.local_rank, rank.world, torch.cuda.device_count(), gpus_per_rank)
+    check_group_fits(need, [torch.cuda.mem_get_info(g)[0] for g in group], gpus_per_rank)
+
+
 def default_placement(gpus_per_rank: int | None = None) -> dict:
     """``placement`` for this process on this node's GPUs; the CPU when there are none."""
     if not torch.cuda.is_available():
         return {"device_map": None}
     rank = parallel.current()
     group = gpu_group(rank.local_rank, rank.world, torch.cuda.device_count(), gpus_per_rank)
+    torch.cuda.set_device(group[0])  # this rank's own device: nothing it allocates lands on another rank's GPU
     return placement(group, {g: torch.cuda.mem_get_info(g)[0] for g in group} if len(group) > 1 else {})
 
 

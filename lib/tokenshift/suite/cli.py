@@ -273,8 +273,9 @@ def _parts(out: Path, args) -> Path:
 
 
 def _load_pair(args):
-    from ..models.loading import check_same_vocabulary, load_model
+    from ..models.loading import check_pair_fits, check_same_vocabulary, load_model
 
+    check_pair_fits([args.base, args.tuned], args.dtype, args.gpus_per_rank)
     base, base_tok = load_model(args.base, dtype=args.dtype, gpus_per_rank=args.gpus_per_rank)
     tuned, tuned_tok = load_model(args.tuned, dtype=args.dtype, gpus_per_rank=args.gpus_per_rank)
     check_same_vocabulary(base_tok, tuned_tok)
@@ -299,7 +300,7 @@ def _judge(out: Path, problems) -> None:
 
 def cmd_sample(args) -> None:
     from ..analyses.shifts import SamplingConfig, sample_responses
-    from ..models.loading import load_model
+    from ..models.loading import check_pair_fits, load_model
 
     problems = _problems(args)
     _check_budget(args, problems)
@@ -311,6 +312,7 @@ def cmd_sample(args) -> None:
                            max_model_len=context_length(problems.prompts, args.max_new_tokens))
         engine = f"vllm {model.version}"
     else:
+        check_pair_fits([source], args.dtype, args.gpus_per_rank)
         model, engine = load_model(source, dtype=args.dtype, gpus_per_rank=args.gpus_per_rank)[0], OWN_DECODER
     config = SamplingConfig(samples_per_problem=args.samples, temperature=args.temperature, top_p=args.top_p,
                             max_new_tokens=args.max_new_tokens, seed=args.seed,
