@@ -263,6 +263,27 @@ def torchrun(*argv, nproc=2):
 
 
 @pytest.mark.slow
+def test_prepare_under_two_ranks_fills_the_cache_and_the_notebooks_only_read_it(tmp_path):
+    """`tokenshift prepare` under torchrun (2 gloo ranks) computes every table notebooks 01 and 03 of the smoke
+    profile read; the notebooks then run without adding a single cache entry."""
+    from tokenshift.core.cache import ArtifactCache
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENSHIFT_CACHE": str(tmp_path / "cache"),
+           "TOKENSHIFT_FIGURES": str(tmp_path / "figures"), "TOKENSHIFT_RUNS": str(tmp_path / "runs")}
+    only = ["--only", "01_sparsity", "03_cross_sampling"]
+    prepared = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                               "-m", "tokenshift.suite.cli", "prepare", "--profile", "smoke", *only],
+                              env=env, capture_output=True, text=True, timeout=900)
+    assert prepared.returncode == 0, prepared.stderr[-3000:]
+    assert "prepared 01_sparsity, 03_cross_sampling of smoke" in prepared.stdout
+    before = sorted(map(str, ArtifactCache(tmp_path / "cache").entries()))
+    ran = subprocess.run([sys.executable, "-m", "tokenshift.suite.runner", "--profile", "smoke", *only], env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert sorted(map(str, ArtifactCache(tmp_path / "cache").entries())) == before
+
+
+@pytest.mark.slow
 def test_two_processes_give_the_single_process_result(pair, tmp_path):
     base, rl, _ = pair
     small = ["--samples", 2, "--max-new-tokens", 24, "--prompts-per-unit", 1]

@@ -118,6 +118,14 @@ def budget_table(sweeps: dict[tuple[str, str], pl.DataFrame]) -> pl.DataFrame:
                                                                          "random_control_accuracy")})
 
 
+def cap_thresholds(table: pl.DataFrame, eps_grid) -> dict[tuple[str, str], float]:
+    """Where the capped rule is tried, per model and direction of ``budget_table``: at its smallest sufficient
+    threshold, or, where none suffices, at the grid's smallest finite positive one."""
+    grid = [e for e in eps_grid if 0 < e < float("inf")]
+    return {(r["model"], r["direction"]): r["eps"] if r["eps"] is not None else min(grid, default=0.0)
+            for r in table.iter_rows(named=True)}
+
+
 def cap_table(capped: dict[tuple[str, str], pl.DataFrame], sweeps: dict[tuple[str, str], pl.DataFrame]) -> pl.DataFrame:
     """How many handovers are necessary: per model, direction and cap m (the divergence rule limited to each
     response's first m steps above eps), the accuracy, its interval, the handovers actually made per response,

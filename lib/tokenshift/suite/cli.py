@@ -180,6 +180,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", required=True, help="a papermill_runs/<profile>.yaml, or a .yaml file")
     p.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
 
+    p = sub.add_parser("prepare", help="compute a profile's tables into the cache, for its notebooks to read",
+                       description="Every table the profile's notebooks (00-04) read, computed into the artifact "
+                                   "cache with their parameters; under torchrun the ranks share each table's "
+                                   "work units. Then `run-notebooks` reads them instead of computing them in one "
+                                   "process. Notebook 05's RL runs are not prepared.")
+    p.add_argument("--profile", required=True, help="a papermill_runs/<profile>.yaml, or a .yaml file")
+    p.add_argument("--only", nargs="*", help="prepare only for notebooks whose names start with these prefixes")
+
     p = sub.add_parser("cache", help="check or tidy the artifact cache",
                        description="List the cache's entries; --verify hashes every file of every entry against "
                                    "its manifest (reading an entry only compares sizes and dates); --clean removes "
@@ -480,6 +488,16 @@ def cmd_run_notebooks(args) -> int:
     return runner.main(["--profile", args.profile, *(["--only", *args.only] if args.only else [])])
 
 
+def cmd_prepare(args) -> None:
+    from . import runner, study
+
+    notebooks = {name: runner.parameters(name, params) for name, params in runner.plan(args.profile, args.only)}
+    study.for_profile(args.profile, show_progress=_rank0()).prepare(notebooks)
+    if _rank0():
+        print(f"prepared {', '.join(notebooks)} of {args.profile}: `tokenshift run-notebooks --profile "
+              f"{args.profile}` now reads their tables from the cache")
+
+
 def cmd_cache(args) -> int:
     from ..core.cache import ArtifactCache
 
@@ -502,7 +520,7 @@ def cmd_cache(args) -> int:
 
 
 COMMANDS = {"sample": cmd_sample, "score": cmd_score, "cross-sample": cmd_cross_sample, "summarise": cmd_summarise,
-            "view": cmd_view, "run-notebooks": cmd_run_notebooks, "cache": cmd_cache}
+            "view": cmd_view, "run-notebooks": cmd_run_notebooks, "prepare": cmd_prepare, "cache": cmd_cache}
 
 
 def main(argv: list[str] | None = None) -> int:

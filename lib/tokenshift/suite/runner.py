@@ -85,6 +85,12 @@ def plan(profile: str, only: list[str] | None = None) -> list[tuple[str, dict]]:
     return runs
 
 
+def parameters(name: str, overrides: dict) -> dict:
+    """Notebook ``name``'s parameters as it will run: its parameters cell's defaults, then ``overrides``."""
+    declared = papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))
+    return {**{key: _literal(p["default"]) for key, p in declared.items()}, **overrides}
+
+
 def check_parameter(where: str, key: str, value, default_source: str) -> None:
     """Refuse a notebook parameter whose type is not its default's (a string where a number belongs), or whose
     value breaks the settings' rules (``validate.RULES``)."""

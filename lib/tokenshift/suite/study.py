@@ -123,6 +123,27 @@ class Study:
                 for key, e in eps.items()]
         return dict(zip(eps, self._run(jobs, workers)))
 
+    def prepare(self, notebooks: dict[str, dict]) -> None:
+        """Compute, into the cache, every table the ``notebooks`` (name -> its parameters) read, as they ask for
+        them, so that they then only read them; under a launcher the ranks share each table's work units. Not
+        notebook 05: its RL runs are its own experiment."""
+        if "00_model_organism" in notebooks:
+            self.own_table("base")
+        self.tables()
+        for name in self.pairs.rl_names if "01_sparsity" in notebooks else []:
+            self.checkpoint_tables(name)
+        cross = notebooks.get("03_cross_sampling")
+        if cross is None:
+            return
+        problems = self.benchmark_problems(cross["benchmark"])
+        config = self.sweep_config(cross["eps_grid"], cross["js_top_p"])
+        sweeps = self.sweeps(config, problems, cross["bisection_steps"])
+        at = cross_sampling_stats.cap_thresholds(cross_sampling_stats.budget_table(sweeps), config.eps_grid)
+        self.capped_sweeps(config, at, cross["caps"], problems)
+        if cross["robustness_top_p"] < 1:
+            top_p = cross["robustness_top_p"]
+            self.sweeps(self.sweep_config(cross["robustness_eps_grid"], js_top_p=top_p, top_p=top_p), problems)
+
     def _job(self, key: tuple[str, str], config: SweepConfig, problems: ProblemSet | None, goal=None,
              bisection_steps: int = 0) -> tuple:
         base, tuned = self.pairs.base, self.pairs.tuned[key[0]]
