@@ -30,7 +30,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..core.paths import atomic
+from ..core.paths import REPO, atomic
 
 DEFAULTS = "(default: %(default)s)"
 
@@ -187,6 +187,17 @@ def parser() -> argparse.ArgumentParser:
                                    "process. Notebook 05's RL runs are not prepared.")
     p.add_argument("--profile", required=True, help="a papermill_runs/<profile>.yaml, or a .yaml file")
     p.add_argument("--only", nargs="*", help="prepare only for notebooks whose names start with these prefixes")
+
+    p = sub.add_parser("atlas", help="the shift analyses over a registry of pairs, into one comparison table",
+                       description="Sparsity, position, top-k overlap and entropy as a locator for each pair of a "
+                                   "registry (registry/pairs.yaml: its shifts section states the budget), "
+                                   "one pair after another, each prompted, stopped and graded as its entry says; "
+                                   "writes OUT_DIR/atlas.parquet and OUT_DIR/atlas.png. A finished pair is kept in "
+                                   "OUT_DIR/pairs/, so a rerun resumes. Runs under torchrun, or with the engine.")
+    p.add_argument("--registry", type=Path, default=REPO / "registry" / "pairs.yaml",
+                   help="the registry of pairs (default: registry/pairs.yaml)")
+    p.add_argument("--pairs", nargs="*", help="only these pairs of the registry (default: all)")
+    p.add_argument("--out-dir", required=True, type=Path, help="output folder")
 
     p = sub.add_parser("cache", help="check or tidy the artifact cache",
                        description="List the cache's entries; --verify hashes every file of every entry against "
@@ -498,6 +509,15 @@ def cmd_prepare(args) -> None:
               f"{args.profile}` now reads their tables from the cache")
 
 
+def cmd_atlas(args) -> None:
+    from . import atlas
+
+    table = atlas.run(args.registry, args.pairs, args.out_dir, show_progress=_rank0())
+    if _rank0():
+        print(f"{args.out_dir / 'atlas.parquet'}: {len(table)} rows ({table['pair'].n_unique()} pairs); figure "
+              f"{args.out_dir / 'atlas.png'}")
+
+
 def cmd_cache(args) -> int:
     from ..core.cache import ArtifactCache
 
@@ -520,7 +540,8 @@ def cmd_cache(args) -> int:
 
 
 COMMANDS = {"sample": cmd_sample, "score": cmd_score, "cross-sample": cmd_cross_sample, "summarise": cmd_summarise,
-            "view": cmd_view, "run-notebooks": cmd_run_notebooks, "prepare": cmd_prepare, "cache": cmd_cache}
+            "view": cmd_view, "run-notebooks": cmd_run_notebooks, "prepare": cmd_prepare, "atlas": cmd_atlas,
+            "cache": cmd_cache}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,10 +88,10 @@ def name(profile: str) -> str:
     return Path(profile).stem if str(profile).endswith((".yaml", ".yml")) else str(profile)
 
 
-def load(profile: str) -> dict:
-    path = locate(profile)
+def read_yaml(path: Path):
+    """A YAML file's content (empty: {}), or an error naming the line that does not parse."""
     try:
-        data = yaml.safe_load(path.read_bytes().decode("utf-8-sig")) or {}
+        return yaml.safe_load(path.read_bytes().decode("utf-8-sig")) or {}
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
     except yaml.YAMLError as e:
@@ -99,6 +99,11 @@ def load(profile: str) -> dict:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ValueError(f"{path} is not valid YAML ({getattr(e, 'problem', None) or e}{at}); fix the file, e.g. "
                          "indent each section's settings under it as `name: value`") from None
+
+
+def load(profile: str) -> dict:
+    path = locate(profile)
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a profile is a mapping of sections {list(SECTIONS)}")
     unknown = set(data) - set(SECTIONS)
