@@ -152,7 +152,7 @@ def test_a_pair_may_be_graded_by_dapos_own_reward(pair):
 
 
 def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
-    base, rl, _ = pair
+    base, rl, problems = pair
     small = ["--samples", 4, "--max-new-tokens", 40, "--prompts-per-unit", 2]
     run_cli("sample", *pair_args(pair), *small, "--out", tmp_path / "rl.parquet")
     run_cli("sample", *pair_args(pair), *small, "--from", "base", "--out", tmp_path / "base.parquet")
@@ -177,6 +177,9 @@ def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
     assert meta["first_prompt"].startswith("<|im_start|>user\nWhat is 2+3?\n") and meta["arguments"]["cap"] == "[2]"
     assert sorted(meta["stop_tokens"].values()) == ["<|endoftext|>", "<|im_end|>"]
     assert meta["models"] == {"base": f"local directory {base.resolve()}", "tuned": f"local directory {rl.resolve()}"}
+    assert meta["data"].startswith(f"local file {problems.resolve()} (sha256 ") and len(meta["data"].split()[-1]) == 65
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    assert data.provenance("org/aime", "data/train-*", commit) == f"org/aime@{commit} (data/train-*)"
     assert meta["grading"] == "math-verify on the last \\boxed{}"
     cross = pl.read_parquet(tmp_path / "cross.parquet")
     run_cli("cross-sample", *pair_args(pair), *small, "--eps", "inf", "0.01", "--js-top-p", 1, "--cap", 2,

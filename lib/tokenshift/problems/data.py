@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..core.cache import COMMIT, file_digest
 from ..core.paths import looks_like_path
 from ..models.loading import offline
 from .problem_sets import MathProblem
@@ -53,6 +54,25 @@ def load_problems(source, problem_field: str = "problem", answer_field: str = "a
                          "read only the split's own files (files:), pin the revision that holds them, or correct "
                          "problems:")
     return problems[:limit]
+
+
+def provenance(source, files: str = "", revision: str = "") -> str:
+    """Where a benchmark's problems come from, as a run records it: a local file and its sha256, or a hub dataset
+    at the commit it names or resolved to (from the local hub cache after the first download)."""
+    path = Path(source).expanduser()
+    if path.exists():
+        return f"local file {path.resolve()} (sha256 {file_digest(path)})"
+    commit = revision if COMMIT.match(revision or "") else None
+    if commit is None:
+        from huggingface_hub import snapshot_download
+
+        try:
+            commit = Path(snapshot_download(str(source), repo_type="dataset", revision=revision or None,
+                                            allow_patterns=[files] if files else ["*.jsonl", "*.parquet"],
+                                            local_files_only=True)).name
+        except Exception:  # not downloaded here: the run itself read it from the hub, or failed saying why
+            commit = f"{revision or 'main'} (unresolved)"
+    return f"{source}@{commit}{f' ({files})' if files else ''}"
 
 
 def _read(path: Path) -> list[tuple[str, dict]]:

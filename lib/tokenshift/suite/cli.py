@@ -267,18 +267,21 @@ OWN_DECODER = "tokenshift (its own decoding loop)"
 
 def _write_metadata(out: Path, args, problems, engine: str = OWN_DECODER) -> None:
     """Beside a run's output, ``<out>.meta.json``: its arguments, the versions it ran with, the engine that
-    sampled, where each model came from (a hub id at the commit it resolved to), the first problem's prompt as
+    sampled, where each model and the problems came from (a hub id at the commit it resolved to, a local file
+    with its digest), the first problem's prompt as
     the models read it (chat template and special tokens included), the stop set and how answers were judged,
     so a reader can see what was asked."""
     import tokenshift
     from ..core.parallel import current
     from ..models.loading import provenance
+    from ..problems.data import provenance as data_provenance
 
     if current().rank == 0:
         meta = {"command": args.command, "arguments": {k: str(v) for k, v in sorted(vars(args).items())
                                                        if k not in ("command", "func")},
                 "versions": tokenshift.versions(), "engine": engine,
                 "models": {"base": provenance(args.base), "tuned": provenance(args.tuned)},
+                "data": data_provenance(args.data, args.data_files, args.data_revision),
                 "first_prompt": problems.rendered_prompt(0), "stop_tokens": problems.stop_tokens(),
                 "grading": problems.grading}
         with atomic(out.with_name(out.name + ".meta.json")) as tmp:
