@@ -206,6 +206,11 @@ def test_ranks_whose_units_finish_far_apart_outlast_the_control_timeout(tmp_path
     assert pl.read_parquet(tmp_path / "out.parquet")["item"].to_list() == [0, 1, 2, 3]
     late = run("barrier")
     assert late.returncode != 0 and "timed out" in late.stderr.lower(), late.stderr[-3000:]
+    # worker processes under a launcher (the organism's parts, notebook 03's sweeps) are no ranks: each runs as
+    # one process instead of trying to join the ranks' group
+    workers = run("workers")
+    assert workers.returncode == 0, workers.stderr[-3000:]
+    assert sorted(p.read_text() for p in tmp_path.glob("out.parquet-*-*")) == ["1"] * 4
 
 
 def test_sweeps_in_worker_processes_are_the_sweeps_in_one(tmp_path, tokenizer, pair_dirs, monkeypatch):

@@ -149,11 +149,23 @@ def wait_for(files: list[Path], what: str, poll_s: float = 1.0) -> None:
         missing = still
 
 
+# what a launcher tells its ranks; a worker process is no rank, and would otherwise try to join their group
+LAUNCHER_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+                      "MASTER_ADDR", "MASTER_PORT")
+
+
+def _as_one_process() -> None:
+    for name in LAUNCHER_VARIABLES:
+        os.environ.pop(name, None)
+
+
 def in_processes(fn: Callable, jobs: list, workers: int) -> list:
     """``[fn(job) for job in jobs]``, ``workers`` jobs at a time, each in a fresh process (spawned: safe beside
-    threads and notebooks; ``fn`` and the jobs must pickle); in this process with one worker or one job."""
+    threads and notebooks; ``fn`` and the jobs must pickle) that runs as one process even under a launcher; in
+    this process with one worker or one job."""
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_as_one_process) as pool:
             return list(pool.map(fn, jobs))
     return [fn(job) for job in jobs]
 
