@@ -276,12 +276,12 @@ def test_prepare_under_two_ranks_fills_the_cache_and_the_notebooks_only_read_it(
     only = ["--only", "01_sparsity", "03_cross_sampling"]
     prepared = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                                "-m", "tokenshift.suite.cli", "prepare", "--profile", "smoke", *only],
-                              env=env, capture_output=True, text=True, timeout=900)
+                              env=env, capture_output=True, text=True, timeout=420)
     assert prepared.returncode == 0, prepared.stderr[-3000:]
     assert "prepared 01_sparsity, 03_cross_sampling of smoke" in prepared.stdout
     before = sorted(map(str, ArtifactCache(tmp_path / "cache").entries()))
     ran = subprocess.run([sys.executable, "-m", "tokenshift.suite.runner", "--profile", "smoke", *only], env=env,
-                         capture_output=True, text=True, timeout=900)
+                         capture_output=True, text=True, timeout=420)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert sorted(map(str, ArtifactCache(tmp_path / "cache").entries())) == before
 
