@@ -138,6 +138,34 @@ def test_a_frozen_run_refuses_every_source_not_pinned_to_a_commit(pair, tmp_path
     assert loading.provenance(base) == f"local directory {base.resolve()}"
 
 
+def test_a_tuned_model_may_be_asked_its_own_way(pair, monkeypatch):
+    """A tuned model's entry may give its pair its own prompt, template, answer format and grader (the paper
+    profile's DAPO pair: DAPO's own); the others keep the section's. The study's tables and sweeps ask each
+    pair its own way; the stop set stays the pair's whole."""
+    from test_prompts_and_answers import DAPO_STYLE
+    from tokenshift.suite.study import Study
+
+    base, rl, problems = pair
+    own = {"model": str(rl), "prompt": DAPO_STYLE, "answer_format": "answer_line", "grader": "dapo",
+           "template_from": "dapo"}
+    made = pairs.from_section({"base": str(base), "tuned": {"dapo": own, "zoo": str(rl)}, "data": str(problems)})
+    dapo, zoo = made.problems(None, 0, model="dapo"), made.problems(None, 0, model="zoo")
+    assert "Answer: $Answer" in dapo.rendered_prompt() and "\\boxed{}" in zoo.rendered_prompt()
+    assert (dapo.grader, dapo.answer_format, zoo.grader, zoo.answer_format) == ("dapo", "answer_line", "math-verify",
+                                                                                "boxed")
+    assert dapo.stop_ids == zoo.stop_ids and made.tuned == {"dapo": str(rl), "zoo": str(rl)}
+    study = Study("t", profiles.ShiftSetup(n_problems=0), made, zoo, show_progress=False)
+    asked = []
+    monkeypatch.setattr(shifts, "shift_table",
+                        lambda base, tuned, problems, *a, **k: asked.append(problems) or pl.DataFrame())
+    study.tables()
+    assert [p.prompts for p in asked] == [dapo.prompts, zoo.prompts]
+    assert study._job(("dapo", "forward"), None, "")[2].prompts == dapo.prompts
+    for bad in ({"model": str(rl), "temperature": "1"}, {"prompt": DAPO_STYLE}):
+        with pytest.raises(ValueError, match="tuned.dapo is a model id, or a mapping with `model`"):
+            pairs.from_section({"base": str(base), "tuned": {"dapo": bad}, "data": str(problems)})
+
+
 def test_a_pair_may_be_graded_by_dapos_own_reward(pair):
     """``grader: dapo`` judges as DAPO's authors did (exact match after Minerva's normal form), is part of the
     verdicts' identity, and an unknown grader is refused by name."""

@@ -7,6 +7,8 @@ A ``pairs`` section (see papermill_runs/paper.yaml)::
     pairs:
       base: Qwen/Qwen2.5-32B                       # local directory or hub id
       tuned: {dapo: BytedTsinghua-SIA/DAPO-Qwen-32B, simplerl: hkust-nlp/Qwen-2.5-32B-SimpleRL-Zoo}
+      # or, for a model whose pair is asked its own way: dapo: {model: ID, prompt: ..., answer_format: answer_line,
+      #                                                          grader: dapo, template_from: dapo}
       data: HuggingFaceH4/aime_2024                # .jsonl/.parquet file, or hub dataset id
       prompt: "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
       answer_format: boxed                         # or answer_line ("Answer: ..."), or either
@@ -43,11 +45,14 @@ class Pairs:
     max_new_tokens: int  # response length limit
     make_problems: Callable[[int | None, int, str | None], ProblemSet]
     checkpoint_paths: dict[str, list[tuple[int, str | Path]]] = field(default_factory=dict)
+    # tuned models whose pair is asked its own way (prompt, template, answer format, grader): name -> its maker
+    own_problems: dict[str, Callable[[int | None, int, str | None], ProblemSet]] = field(default_factory=dict)
 
-    def problems(self, n: int | None, seed: int, benchmark: str | None = None) -> ProblemSet:
+    def problems(self, n: int | None, seed: int, benchmark: str | None = None, model: str | None = None) -> ProblemSet:
         """``n`` problems (None: all the benchmark has); ``seed`` picks the organism's held-out problems;
-        ``benchmark`` names one of the profile's benchmarks (default: its first)."""
-        return self.make_problems(n, seed, benchmark or None)
+        ``benchmark`` names one of the profile's benchmarks (default: its first); ``model``: as tuned model
+        ``model``'s pair is asked (default: as the pairs section says for all)."""
+        return self.own_problems.get(model, self.make_problems)(n, seed, benchmark or None)
 
     def checkpoints(self, name: str) -> list[tuple[int, str | Path]]:
         """(step, model) along RL run ``name``, step 0 being the base; empty when the profile names none."""
@@ -76,6 +81,7 @@ def for_organism(config: organism.OrganismConfig, show_progress: bool = True) ->
                  checkpoint_paths={name: org.checkpoints(name)[1:] for name in organism.RL_NAMES})
 
 
+ASKED = ("prompt", "template_from", "answer_format", "grader")  # what a tuned model's entry may set for its pair
 PAIR_FIELDS = {"base": str, "tuned": dict, "labels": dict, "checkpoints": dict, "data": (str, dict),
                "problem_field": str, "answer_field": str, "template_from": str, "prompt": str, "answer_format": str,
                "grader": str, "max_new_tokens": int, "frozen": bool}
@@ -96,22 +102,34 @@ def from_section(section: dict, where: str = "pairs") -> Pairs:
     missing = [f for f in ("base", "tuned", "data") if f not in section]
     if missing:
         raise ValueError(f"{where}: pairs needs {missing}")
-    tuned = {str(k): str(v) for k, v in section["tuned"].items()}
+    tuned, asked = {}, {}
+    for name, value in section["tuned"].items():
+        if isinstance(value, dict):  # {model: ID, and how its pair is asked: ASKED}
+            wrong = sorted(set(value) - {"model", *ASKED}) or [k for k, v in value.items() if not isinstance(v, str)]
+            if wrong or "model" not in value:
+                raise ValueError(f"{where}: tuned.{name} is a model id, or a mapping with `model` and any of "
+                                 f"{list(ASKED)} (strings); check {wrong or ['model']}")
+            tuned[str(name)], asked[str(name)] = value["model"], {k: v for k, v in value.items() if k != "model"}
+        else:
+            tuned[str(name)] = str(value)
     checkpoints = {name: sorted((int(step), str(path)) for step, path in steps.items())
                    for name, steps in (section.get("checkpoints") or {}).items()}
     data = section["data"]
     if not isinstance(data, dict) or "dataset" in data:  # one benchmark
         data = {"default": data}
-    make = math_problems(section["base"], tuned, data, template_from=section.get("template_from", "base"),
-                         problem_field=section.get("problem_field", "problem"),
-                         answer_field=section.get("answer_field", "answer"),
-                         prompt=section.get("prompt", PROMPT), answer_format=section.get("answer_format", "boxed"),
-                         grader=section.get("grader", "math-verify"), frozen=section.get("frozen", False),
-                         where=where)
+    shared = {"template_from": section.get("template_from", "base"), "prompt": section.get("prompt", PROMPT),
+              "answer_format": section.get("answer_format", "boxed"), "grader": section.get("grader", "math-verify")}
+    fields = {"problem_field": section.get("problem_field", "problem"),
+              "answer_field": section.get("answer_field", "answer"), "frozen": section.get("frozen", False)}
+
+    def maker(own: dict, at: str):
+        return math_problems(section["base"], tuned, data, where=at, **fields, **{**shared, **own})
+
     return Pairs(base=section["base"], tuned=tuned, rl_names=list(tuned),
                  labels={"base": section["base"], **tuned, **(section.get("labels") or {})},
-                 max_new_tokens=section.get("max_new_tokens", 8192), make_problems=make,
-                 checkpoint_paths=checkpoints)
+                 max_new_tokens=section.get("max_new_tokens", 8192), make_problems=maker({}, where),
+                 checkpoint_paths=checkpoints,
+                 own_problems={name: maker(own, f"{where}: tuned.{name}") for name, own in asked.items()})
 
 
 def data_source(spec, problem_field: str, answer_field: str, where: str) -> dict:
@@ -142,9 +160,9 @@ def check_frozen(models: dict[str, str], sources: dict[str, dict], where: str) -
     loose += [f"data {name}: {s['source']}" for name, s in sources.items()
               if not Path(s["source"]).expanduser().exists() and not COMMIT.match(s.get("revision", ""))]
     if loose:
-        raise ValueError(f"{where}: frozen, but {len(loose)} source(s) are not pinned to a commit ({'; '.join(loose)}): "
-                         "pin each model as ID@COMMIT and each hub dataset with revision: COMMIT (40 hex digits), "
-                         "pass local copies, or drop frozen")
+        raise ValueError(f"{where}: frozen, but {len(loose)} source(s) are not pinned to a commit "
+                         f"({'; '.join(loose)}): pin each model as ID@COMMIT and each hub dataset with revision: "
+                         "COMMIT (40 hex digits), pass local copies, or drop frozen")
 
 
 def math_problems(base: str, tuned: dict[str, str], data: dict, template_from: str = "base",

@@ -58,7 +58,7 @@ class Study:
     def table(self, name: str) -> pl.DataFrame:
         """Tuned model ``name`` against the base on its own responses: one row per (response, position)."""
         if name not in self._tables:
-            self._tables[name] = shifts.shift_table(self.pairs.base, self.pairs.tuned[name], self.problems,
+            self._tables[name] = shifts.shift_table(self.pairs.base, self.pairs.tuned[name], self.problems_for(name),
                                                     self.sampling(), self.scoring(),
                                                     show_progress=self.show_progress)
         return self._tables[name]
@@ -76,7 +76,8 @@ class Study:
     def checkpoint_tables(self, name: str) -> list[tuple[int, pl.DataFrame]]:
         """(step, table) for each saved checkpoint of RL run ``name`` against the base, all on the final model's
         responses, so every checkpoint is measured at the same positions; empty without checkpoints."""
-        return [(step, shifts.shift_table(self.pairs.base, path, self.problems, self.sampling(), self.scoring(),
+        asked = self.problems_for(name)
+        return [(step, shifts.shift_table(self.pairs.base, path, asked, self.sampling(), self.scoring(),
                                           reference=self.pairs.tuned[name], show_progress=self.show_progress))
                 for step, path in self.pairs.checkpoints(name)]
 
@@ -95,31 +96,39 @@ class Study:
             return self.problems
         return self.pairs.problems(self.setup.n_problems or None, self.setup.seed, benchmark)
 
-    def sweep(self, name: str, direction: str, config: SweepConfig, problems: ProblemSet | None = None) -> pl.DataFrame:
-        """Cross-sampling of RL model ``name`` with the base, forward (base decodes, RL intervenes) or reverse, on
-        the study's problems (or ``problems``); cached."""
-        return _sweep_job(self._job((name, direction), config, problems))
+    def problems_for(self, name: str, benchmark: str = "") -> ProblemSet:
+        """``benchmark_problems`` as tuned model ``name``'s pair is asked: in its own prompt, template, answer
+        format and grading where the profile gives it them."""
+        if name not in self.pairs.own_problems:
+            return self.benchmark_problems(benchmark)
+        return self.pairs.problems(self.setup.n_problems or None, self.setup.seed,
+                                   benchmark or self.setup.benchmark or None, name)
 
-    def sweeps(self, config: SweepConfig, problems: ProblemSet | None = None, bisection_steps: int = 0,
+    def sweep(self, name: str, direction: str, config: SweepConfig, benchmark: str = "") -> pl.DataFrame:
+        """Cross-sampling of RL model ``name`` with the base, forward (base decodes, RL intervenes) or reverse, on
+        the study's problems (or ``benchmark``'s), as that pair is asked; cached."""
+        return _sweep_job(self._job((name, direction), config, benchmark))
+
+    def sweeps(self, config: SweepConfig, benchmark: str = "", bisection_steps: int = 0,
                workers: int = 1) -> dict[tuple[str, str], pl.DataFrame]:
         """(RL model, direction) -> its sweep over ``config.eps_grid``, then refined by up to ``bisection_steps``
         thresholds between the grid's points where the smallest sufficient budget lies
         (``cross_sampling_stats.bisect_budget``; each threshold cached on its own). ``workers`` sweeps run at
         once on a CPU, each in its own process (the rows are the same with any number)."""
         keys = [(name, d) for name in self.pairs.rl_names for d in DIRECTIONS]
-        out = dict(zip(keys, self._run([self._job(key, config, problems) for key in keys], workers)))
+        out = dict(zip(keys, self._run([self._job(key, config, benchmark) for key in keys], workers)))
         if bisection_steps:
             refs = cross_sampling_stats.references(out)
-            jobs = [self._job(key, config, problems, cross_sampling_stats.start_and_goal(refs, *key)[1],
+            jobs = [self._job(key, config, benchmark, cross_sampling_stats.start_and_goal(refs, *key)[1],
                               bisection_steps) for key in keys]
             out = dict(zip(keys, self._run(jobs, workers)))
         return out
 
     def capped_sweeps(self, config: SweepConfig, eps: dict[tuple[str, str], float], caps,
-                      problems: ProblemSet | None = None, workers: int = 1) -> dict[tuple[str, str], pl.DataFrame]:
+                      benchmark: str = "", workers: int = 1) -> dict[tuple[str, str], pl.DataFrame]:
         """(RL model, direction) -> the divergence rule at ``eps[model, direction]`` capped at each of ``caps``
         handovers per response."""
-        jobs = [self._job(key, dataclasses.replace(config, eps_grid=(e,), rules=tuple(map(capped, caps))), problems)
+        jobs = [self._job(key, dataclasses.replace(config, eps_grid=(e,), rules=tuple(map(capped, caps))), benchmark)
                 for key, e in eps.items()]
         return dict(zip(eps, self._run(jobs, workers)))
 
@@ -135,20 +144,20 @@ class Study:
         cross = notebooks.get("03_cross_sampling")
         if cross is None:
             return
-        problems = self.benchmark_problems(cross["benchmark"])
+        benchmark = cross["benchmark"]
         config = self.sweep_config(cross["eps_grid"], cross["js_top_p"])
-        sweeps = self.sweeps(config, problems, cross["bisection_steps"])
+        sweeps = self.sweeps(config, benchmark, cross["bisection_steps"])
         at = cross_sampling_stats.cap_thresholds(cross_sampling_stats.budget_table(sweeps), config.eps_grid)
-        self.capped_sweeps(config, at, cross["caps"], problems)
+        self.capped_sweeps(config, at, cross["caps"], benchmark)
         if cross["robustness_top_p"] < 1:
             top_p = cross["robustness_top_p"]
-            self.sweeps(self.sweep_config(cross["robustness_eps_grid"], js_top_p=top_p, top_p=top_p), problems)
+            self.sweeps(self.sweep_config(cross["robustness_eps_grid"], js_top_p=top_p, top_p=top_p), benchmark)
 
-    def _job(self, key: tuple[str, str], config: SweepConfig, problems: ProblemSet | None, goal=None,
+    def _job(self, key: tuple[str, str], config: SweepConfig, benchmark: str, goal=None,
              bisection_steps: int = 0) -> tuple:
         base, tuned = self.pairs.base, self.pairs.tuned[key[0]]
         primary, intervention = {"forward": (base, tuned), "reverse": (tuned, base)}[key[1]]
-        return (primary, intervention, problems or self.problems, config, key[1], goal, bisection_steps,
+        return (primary, intervention, self.problems_for(key[0], benchmark), config, key[1], goal, bisection_steps,
                 self.show_progress)
 
     @staticmethod
