@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 
 from ..core.behaviour import Version
+from .latex import braced
 
 DAPO_GRADER = Version("dapo-grader", 1)
+DAPO_GRADER.code(braced)  # shared with math_answers, whose version uses this one
 ANSWER = re.compile(r"answer\s*:\s*([^\n]+)", re.IGNORECASE)
 
 # Minerva's normalisation, as data: what is replaced first, then what is deleted (units, spacing commands).
@@ -54,14 +56,7 @@ def normalise(answer: str) -> str:
 def last_box(text: str) -> str | None:
     """The content of the last ``\\boxed{...}``, braces matched; None when there is none or it never closes."""
     start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth = 0
-    for i in range(start + len("\\boxed"), len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            return text[start + len("\\boxed{") : i]
-    return None
+    return None if start < 0 else braced(text, start + len("\\boxed"))
 
 
 @DAPO_GRADER.code

@@ -18,6 +18,7 @@ from math_verify import parse, verify
 
 from ..core.behaviour import Version
 from . import dapo_grader
+from .latex import braced
 
 MATH_ANSWERS = Version("math-answers", 2, uses=(dapo_grader.DAPO_GRADER,), libraries=("math-verify",))
 FORMATS = ("boxed", "answer_line", "either")
@@ -41,12 +42,8 @@ def last_boxed(text: str) -> tuple[int, str] | None:
         return None
     if found.group(1) != "{":
         return found.start(), re.match(r"[^\s$]*", text[found.start(1):]).group(0)
-    depth = 0
-    for i in range(found.start(1), len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            return found.start(), text[found.start(1) + 1 : i]
-    return None
+    content = braced(text, found.start(1))
+    return None if content is None else (found.start(), content)
 
 
 @MATH_ANSWERS.code

@@ -38,10 +38,10 @@ def load_registry(path: Path) -> tuple[profiles.ShiftSetup, dict[str, dict]]:
     return setup, registry["pairs"]
 
 
-def pair_rows(name: str, entry: dict, setup: profiles.ShiftSetup, where: str,
+def pair_rows(name: str, made: pairs_mod.Pairs, entry: dict, setup: profiles.ShiftSetup,
               show_progress: bool = True) -> pl.DataFrame:
-    """One row per tuned model of pair ``name``: its settings (template, budget, grader) beside its numbers."""
-    made = pairs_mod.from_section({k: v for k, v in entry.items() if k not in REGISTRY_ONLY}, where)
+    """One row per tuned model of pair ``name`` (``made`` from its registry ``entry``): its settings (template,
+    budget, grader) beside its numbers."""
     problems = made.problems(setup.n_problems or None, setup.seed, setup.benchmark or None)
     study = Study(name, setup, made, problems, show_progress)
     rows = []
@@ -75,9 +75,9 @@ def run(registry: Path, names: list[str] | None, out_dir: Path, show_progress: b
     if unknown:
         raise ValueError(f"registry {registry} has no pair(s) {unknown}; it names {sorted(entries)}")
     chosen = names or list(entries)
-    for name in chosen:  # every entry checked (paths, vocabularies, fields) before the first pair runs
-        pairs_mod.from_section({k: v for k, v in entries[name].items() if k not in REGISTRY_ONLY},
-                               f"{registry}: pairs.{name}")
+    # every entry checked (paths, vocabularies, fields) before the first pair runs
+    made = {name: pairs_mod.from_section({k: v for k, v in entries[name].items() if k not in REGISTRY_ONLY},
+                                         f"{registry}: pairs.{name}") for name in chosen}
     done = Path(out_dir) / "pairs"
     done.mkdir(parents=True, exist_ok=True)
     frames = []
@@ -86,7 +86,7 @@ def run(registry: Path, names: list[str] | None, out_dir: Path, show_progress: b
         if not file.is_file():
             if show_progress:
                 print(f"[atlas] pair {i + 1}/{len(chosen)}: {name}", flush=True)
-            rows = pair_rows(name, entries[name], setup, f"{registry}: pairs.{name}", show_progress)
+            rows = pair_rows(name, made[name], entries[name], setup, show_progress)
             with atomic(file) as tmp:
                 rows.write_parquet(tmp)
         frames.append(pl.read_parquet(file))

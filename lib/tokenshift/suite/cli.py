@@ -70,6 +70,11 @@ def _pair_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
                             f"own reward: an answer line or box in the last 300 characters, exact match) {DEFAULTS}")
 
 
+def _profile_arguments(p: argparse.ArgumentParser, only: str) -> None:
+    p.add_argument("--profile", required=True, help="a papermill_runs/<profile>.yaml, or a .yaml file")
+    p.add_argument("--only", nargs="*", help=f"{only} notebooks whose names start with these prefixes")
+
+
 def _sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=32, help=f"samples per problem {DEFAULTS}")
     p.add_argument("--temperature", type=float, default=1.0, help=DEFAULTS)
@@ -177,16 +182,14 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run-notebooks", help="run the numbered notebooks for a profile with papermill",
                        description="Same as `python -m tokenshift.suite.runner`.")
-    p.add_argument("--profile", required=True, help="a papermill_runs/<profile>.yaml, or a .yaml file")
-    p.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
+    _profile_arguments(p, "run only")
 
     p = sub.add_parser("prepare", help="compute a profile's tables into the cache, for its notebooks to read",
                        description="Every table the profile's notebooks (00-04) read, computed into the artifact "
                                    "cache with their parameters; under torchrun the ranks share each table's "
                                    "work units. Then `run-notebooks` reads them instead of computing them in one "
                                    "process. Notebook 05's RL runs are not prepared.")
-    p.add_argument("--profile", required=True, help="a papermill_runs/<profile>.yaml, or a .yaml file")
-    p.add_argument("--only", nargs="*", help="prepare only for notebooks whose names start with these prefixes")
+    _profile_arguments(p, "prepare only for")
 
     p = sub.add_parser("atlas", help="the shift analyses over a registry of pairs, into one comparison table",
                        description="Sparsity, position, top-k overlap and entropy as a locator for each pair of a "
