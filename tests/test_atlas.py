@@ -70,3 +70,5 @@ def test_the_repositorys_registry_states_its_budget_and_each_pairs_own():
     setup, entries = atlas.load_registry(cli.REPO / "registry" / "pairs.yaml")
     assert setup.max_new_tokens > 0 and all(e["max_new_tokens"] > 0 and e["checked"] for e in entries.values())
     assert entries["dapo-qwen-32b"]["grader"] == "dapo" and entries["dapo-qwen-32b"]["answer_format"] == "answer_line"
+    zoo = entries["simplerl-zoo-qwen2.5-32b"]  # SimpleRL-Zoo's qwen-boxed prompt, graded by Qwen2.5-Math's code
+    assert zoo["grader"] == "qwen-math" and zoo["system"] == "You are a helpful assistant."

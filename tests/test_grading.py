@@ -4,7 +4,7 @@ DAPO's own verdicts, and the recorded math-verify column against math-verify its
 import pytest
 from grading_table import CASES
 from math_verify import parse, verify
-from tokenshift.problems import dapo_grader, math_answers
+from tokenshift.problems import dapo_grader, math_answers, qwen_math_grader
 
 IDS = [f"{c.reference}|{c.response[:30]}|{c.format}" for c in CASES]
 
@@ -22,6 +22,26 @@ def test_the_default_grader_gives_each_cases_verdict(case):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_the_dapo_grader_gives_dapos_own_verdict(case):
     assert math_answers.is_correct(case.reference, case.response, case.format, "dapo") == case.dapo
+
+
+# Where SymPy's own LaTeX parser (Qwen2.5-Math's) and latex2sympy2_extended (ours) read a text differently: SymPy
+# stops reading "1{,}234" at the brace, and so grades it 1.
+QWEN_PARSER_DIFFERS = {("1234", "\\boxed{1{,}234}")}
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_the_qwen_math_grader_gives_qwens_own_verdict(case):
+    differs = (case.reference, case.response) in QWEN_PARSER_DIFFERS
+    assert (math_answers.is_correct(case.reference, case.response, case.format, "qwen-math") == case.qwen) != differs
+
+
+def test_qwens_normal_form():
+    assert qwen_math_grader.normalise("x = 1,000 \\text{ dollars}") == "1,000"
+    assert qwen_math_grader.normalise("\\dfrac12") == "\\frac{1}{2}"
+    assert qwen_math_grader.normalise("5.00 cm") == "5"
+    assert qwen_math_grader.normalise("seventy three") == "73"
+    assert qwen_math_grader.normalise("\\sqrt{2}/2") == "\\frac{\\sqrt{2}}{2}"
+    assert qwen_math_grader.equal("0.73", "73") and not qwen_math_grader.equal("0.72", "73")  # percentages
 
 
 def test_where_the_peers_agree_the_suite_agrees():

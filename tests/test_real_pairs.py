@@ -179,6 +179,28 @@ def test_a_pair_may_be_graded_by_dapos_own_reward(pair):
         pairs.from_section({**section, "grader": "minerva"})
 
 
+def test_a_pair_may_be_asked_with_a_system_message_and_graded_by_qwens_evaluation(pair):
+    """SimpleRL-Zoo's qwen-boxed prompt exactly (its system message, not the template's default), graded as
+    Qwen2.5-Math's evaluation grades (a last number counts); a system message needs a chat template."""
+    from tokenshift.problems import problem_sets
+
+    base, rl, problems = pair
+    section = {"base": str(base), "tuned": {"simplerl": str(rl)}, "data": str(problems), "template_from": "simplerl",
+               "system": "You are a helpful assistant.", "grader": "qwen-math",
+               "prompt": "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."}
+    made = pairs.from_section(section).problems(None, 0)
+    assert made.rendered_prompt(0) == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+                                       "What is 2+3?\nPlease reason step by step, and put your final answer within "
+                                       "\\boxed{}.<|im_end|>\n<|im_start|>assistant\n")
+    assert made.grading.startswith("Qwen2.5-Math's evaluation")
+    assert made.verify(0, "2 and 3 make 5", True) and not pairs.from_section(
+        {**section, "grader": "math-verify"}).problems(None, 0).verify(0, "2 and 3 make 5", True)
+    plain = AutoTokenizer.from_pretrained(base)
+    plain.chat_template = None
+    with pytest.raises(ValueError, match="a system message .* needs a chat template"):
+        problem_sets.math_prompt(plain, "What is 2+3?", system="You are a helpful assistant.")
+
+
 def test_sample_score_cross_sample_summarise_and_view(pair, tmp_path, capsys):
     base, rl, problems = pair
     small = ["--samples", 4, "--max-new-tokens", 40, "--prompts-per-unit", 2]
@@ -394,6 +416,11 @@ def test_the_paper_profile_names_real_checkpoints_and_loads_offline_pairs(pair, 
                       "files": "data/train-*", "revision": "1bdb867fb342dc8d521bb4b03f3d96478bb9a550", "count": 30}
     assert all(spec["problems"] == 30 for spec in paper["pairs"]["data"].values())  # AIME 2024 and 2025
     assert made.labels["dapo"] == paper["pairs"]["labels"]["dapo"]
+    own = pairs.from_section({**section, "tuned": {name: {**entry, "model": str(rl)}
+                                                   for name, entry in paper["pairs"]["tuned"].items()}})
+    dapo, zoo = own.problems(None, 0, model="dapo"), own.problems(None, 0, model="simplerl")
+    assert (dapo.grader, zoo.grader) == ("dapo", "qwen-math") and "Answer: $Answer" in dapo.rendered_prompt()
+    assert zoo.rendered_prompt().startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
     two = pairs.from_section({**section, "data": {"aime24": str(problems), "aime25": str(problems)}})
     assert len(two.problems(2, 0, "aime25")) == 2
     with pytest.raises(ValueError, match=r"no benchmark 'amc'; the profile names \['aime24', 'aime25'\]"):

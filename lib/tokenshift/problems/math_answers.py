@@ -6,8 +6,9 @@ DAPO's prompt asks for it, written in any case and anywhere on a line, or Minerv
 or whichever of the two comes last ("either").
 
 How it is compared is the grader (``GRADERS``): math-verify (https://github.com/huggingface/Math-Verify, the
-default), which accepts equivalent forms (1/2 and 0.5, \\frac{1}{2}, 2^{-1}); or "dapo", DAPO's own reward
-(``dapo_grader``), so a run can be set beside the numbers that pair's authors published.
+default), which accepts equivalent forms (1/2 and 0.5, \\frac{1}{2}, 2^{-1}); "dapo", DAPO's own reward
+(``dapo_grader``); or "qwen-math", Qwen2.5-Math's evaluation (``qwen_math_grader``), which SimpleRL-Zoo's numbers
+come from: the last two so a run can be set beside the numbers that pair's authors published.
 tests/grading_table.py holds the cases both are held to, with each peer's own verdict on them."""
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import re
 from math_verify import parse, verify
 
 from ..core.behaviour import Version
-from . import dapo_grader
+from . import dapo_grader, qwen_math_grader
 from .latex import braced
 
-MATH_ANSWERS = Version("math-answers", 2, uses=(dapo_grader.DAPO_GRADER,), libraries=("math-verify",))
+MATH_ANSWERS = Version("math-answers", 2, uses=(dapo_grader.DAPO_GRADER, qwen_math_grader.QWEN_MATH_GRADER),
+                       libraries=("math-verify",))
 FORMATS = ("boxed", "answer_line", "either")
-GRADERS = ("math-verify", "dapo")
+GRADERS = ("math-verify", "dapo", "qwen-math")
+OWN_READING = {"dapo": dapo_grader.is_correct, "qwen-math": qwen_math_grader.is_correct}  # find answers their way
 BOXED = re.compile(r"\\(?:boxed|fbox)\s*(\{|\S)")
 # The last answer marker on a line and what follows it: "Answer:", "**Final Answer:**", "ANSWER:", or
 # Minerva's "The final answer is $73$. I hope it is correct." (Lewkowycz et al. 2022).
@@ -72,11 +75,11 @@ def final_answer(response: str, answer_format: str = "boxed") -> str | None:
 @MATH_ANSWERS.code
 def is_correct(reference: str, response: str, answer_format: str = "boxed", grader: str = "math-verify") -> bool:
     """True when the final answer of ``response`` (in ``answer_format``) is equivalent to ``reference`` by
-    ``grader``; DAPO's grader finds the answer its own way (an answer line, else a box) and ignores the format."""
+    ``grader``; DAPO's and Qwen2.5-Math's graders find the answer their own way and ignore the format."""
     if grader not in GRADERS:
         raise ValueError(f"unknown grader {grader!r}: choose one of {GRADERS}")
-    if grader == "dapo":
-        return dapo_grader.is_correct(reference, response)
+    if grader in OWN_READING:
+        return OWN_READING[grader](reference, response)
     answer = final_answer(response, answer_format)
     if answer is None or not answer.strip():
         return False

@@ -114,13 +114,18 @@ def check_prompt(template: str) -> str:
     return template
 
 
-def math_prompt(tokenizer, problem: str, template: str = PROMPT) -> list[int]:
+def math_prompt(tokenizer, problem: str, template: str = PROMPT, system: str = "") -> list[int]:
     """The problem put into ``template`` (its ``{problem}`` slot), through the tokenizer's chat template when it
-    has one, else as plain text."""
+    has one (after ``system`` as the system message, when given; else the template's own default), else as
+    plain text."""
     content = check_prompt(template).replace(SLOT, problem)
+    if system and not tokenizer.chat_template:
+        raise ValueError(f"a system message ({system!r}) needs a chat template, and this tokenizer has none: "
+                         "drop `system`, or take the template from a model that has one (template_from)")
     if tokenizer.chat_template:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                            tokenize=True, return_dict=True)["input_ids"]
+        turns = [{"role": "system", "content": system}] if system else []
+        ids = tokenizer.apply_chat_template([*turns, {"role": "user", "content": content}],
+                                            add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
         return list(ids)
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     return bos + tokenizer(f"{content}\n", add_special_tokens=False)["input_ids"]
@@ -129,7 +134,7 @@ def math_prompt(tokenizer, problem: str, template: str = PROMPT) -> list[int]:
 class MathProblems(ProblemSet):
     """Math benchmark problems judged on the final answer, found as ``answer_format`` says
     (``math_answers.FORMATS``: the last \\boxed{}, the last "Answer:" line, or either), by ``grader``
-    (``math_answers.GRADERS``: math-verify, or DAPO's own reward).
+    (``math_answers.GRADERS``: math-verify, DAPO's own reward or Qwen2.5-Math's evaluation).
 
     A response cut off by the length limit is judged on what it wrote, as math benchmarks usually are; it can
     only be right if it gave an answer before the cut."""
@@ -137,20 +142,22 @@ class MathProblems(ProblemSet):
     verifier = math_answers.MATH_ANSWERS
 
     def __init__(self, problems: list[MathProblem], tokenizer, stop_ids: tuple[int, ...], template: str = PROMPT,
-                 answer_format: str = "boxed", grader: str = "math-verify"):
+                 answer_format: str = "boxed", grader: str = "math-verify", system: str = ""):
         if answer_format not in math_answers.FORMATS:
             raise ValueError(f"unknown answer format {answer_format!r}: choose one of {math_answers.FORMATS}")
         if grader not in math_answers.GRADERS:
             raise ValueError(f"unknown grader {grader!r}: choose one of {math_answers.GRADERS}")
         super().__init__(texts=[p.problem for p in problems], answers=[p.answer for p in problems],
-                         prompts=[math_prompt(tokenizer, p.problem, template) for p in problems],
+                         prompts=[math_prompt(tokenizer, p.problem, template, system) for p in problems],
                          stop_ids=tuple(stop_ids),
                          tokenizer=tokenizer)
         self.answer_format, self.grader = answer_format, grader
         where = {"boxed": "the last \\boxed{}", "answer_line": "the last answer line",
                  "either": "the last \\boxed{} or answer line, whichever comes last"}[answer_format]
-        self.grading = ("DAPO's own reward (an answer line, else a box, in the last 300 characters; exact match)"
-                        if grader == "dapo" else f"math-verify on {where}")
+        own = {"dapo": "DAPO's own reward (an answer line, else a box, in the last 300 characters; exact match)",
+               "qwen-math": "Qwen2.5-Math's evaluation (a box, else 'the answer is', else the last number; numbers "
+                            "within 1e-4 or as percentages, else SymPy)"}
+        self.grading = own.get(grader, f"math-verify on {where}")
 
     @VERDICTS.code
     def decode(self, ids: list[int]) -> str:

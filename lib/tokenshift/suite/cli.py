@@ -62,12 +62,16 @@ def _pair_arguments(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("--prompt", default=PROMPT,
                        help="the user turn, with {problem} where the problem goes (default: the problem, then "
                             "'Please reason step by step, and put your final answer within \\boxed{}.')")
+        p.add_argument("--system", default="",
+                       help="the chat's system message, e.g. 'You are a helpful assistant.' (SimpleRL-Zoo's) "
+                            "(default: the chat template's own)")
         p.add_argument("--answer-format", choices=FORMATS, default="boxed",
                        help="where a response's final answer is: the last \\boxed{}, the last 'Answer: ...' line "
                             f"(DAPO's prompt), or whichever comes last {DEFAULTS}")
         p.add_argument("--grader", choices=GRADERS, default="math-verify",
-                       help="how a final answer is judged: math-verify (equivalent forms count), or dapo (DAPO's "
-                            f"own reward: an answer line or box in the last 300 characters, exact match) {DEFAULTS}")
+                       help="how a final answer is judged: math-verify (equivalent forms count), dapo (DAPO's "
+                            "own reward: an answer line or box in the last 300 characters, exact match) or qwen-math "
+                            f"(Qwen2.5-Math's evaluation, SimpleRL-Zoo's: a box, else the last number) {DEFAULTS}")
 
 
 def _profile_arguments(p: argparse.ArgumentParser, only: str) -> None:
@@ -239,7 +243,7 @@ def _problems(args):
         if args.data_files or args.data_revision else args.data
     make = math_problems(args.base, {"tuned": args.tuned}, {"data": source}, template_from=args.template_from,
                          problem_field=args.problem_field, answer_field=args.answer_field, prompt=args.prompt,
-                         answer_format=args.answer_format, grader=args.grader, frozen=args.frozen,
+                         system=args.system, answer_format=args.answer_format, grader=args.grader, frozen=args.frozen,
                          where="arguments")
     return make(args.limit, args.seed, None)
 

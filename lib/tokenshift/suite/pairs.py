@@ -11,8 +11,9 @@ A ``pairs`` section (see papermill_runs/paper.yaml)::
       #                                                          grader: dapo, template_from: dapo}
       data: HuggingFaceH4/aime_2024                # .jsonl/.parquet file, or hub dataset id
       prompt: "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
+      system: "You are a helpful assistant."        # optional: the chat's system message (default: the template's)
       answer_format: boxed                         # or answer_line ("Answer: ..."), or either
-      grader: math-verify                          # or dapo: DAPO's own reward, to compare with its numbers
+      grader: math-verify                          # or dapo / qwen-math: DAPO's or Qwen2.5-Math's own grader
       frozen: false                                # true: refuse any hub model or dataset not pinned to a commit
 
 ``data`` may name several benchmarks (name -> source), and a source may be a mapping that pins a hub dataset:
@@ -81,10 +82,10 @@ def for_organism(config: organism.OrganismConfig, show_progress: bool = True) ->
                  checkpoint_paths={name: org.checkpoints(name)[1:] for name in organism.RL_NAMES})
 
 
-ASKED = ("prompt", "template_from", "answer_format", "grader")  # what a tuned model's entry may set for its pair
+ASKED = ("prompt", "system", "template_from", "answer_format", "grader")  # what a tuned model's entry may set
 PAIR_FIELDS = {"base": str, "tuned": dict, "labels": dict, "checkpoints": dict, "data": (str, dict),
-               "problem_field": str, "answer_field": str, "template_from": str, "prompt": str, "answer_format": str,
-               "grader": str, "max_new_tokens": int, "frozen": bool}
+               "problem_field": str, "answer_field": str, "template_from": str, "prompt": str, "system": str,
+               "answer_format": str, "grader": str, "max_new_tokens": int, "frozen": bool}
 SOURCE_FIELDS = {"dataset": str, "files": str, "revision": str, "problem_field": str, "answer_field": str,
                  "problems": int}
 
@@ -118,6 +119,7 @@ def from_section(section: dict, where: str = "pairs") -> Pairs:
     if not isinstance(data, dict) or "dataset" in data:  # one benchmark
         data = {"default": data}
     shared = {"template_from": section.get("template_from", "base"), "prompt": section.get("prompt", PROMPT),
+              "system": section.get("system", ""),
               "answer_format": section.get("answer_format", "boxed"), "grader": section.get("grader", "math-verify")}
     fields = {"problem_field": section.get("problem_field", "problem"),
               "answer_field": section.get("answer_field", "answer"), "frozen": section.get("frozen", False)}
@@ -168,13 +170,13 @@ def check_frozen(models: dict[str, str], sources: dict[str, dict], where: str) -
 def math_problems(base: str, tuned: dict[str, str], data: dict, template_from: str = "base",
                   problem_field: str = "problem", answer_field: str = "answer", prompt: str = PROMPT,
                   answer_format: str = "boxed", grader: str = "math-verify", frozen: bool = False,
-                  where: str = "pairs") -> Callable[[int | None, int, str | None], MathProblems]:
+                  system: str = "", where: str = "pairs") -> Callable[[int | None, int, str | None], MathProblems]:
     """A maker of the pair's benchmark problems (``data``: benchmark name -> source (see ``data_source``), the
     first being the default) with one prompt (``prompt``'s ``{problem}`` slot filled, through the
-    ``template_from`` model's chat template: "base" or a tuned model's name), one stop set (every EOS the
-    models name), one answer format and one grader for all the models; ``frozen``: every source pinned
-    (``check_frozen``). Refuses missing models, differing vocabularies,
-    bad prompts and formats, and malformed local data files at once."""
+    ``template_from`` model's chat template: "base" or a tuned model's name, after ``system`` as its system
+    message when given), one stop set (every EOS the models name), one answer format and one grader for all the
+    models; ``frozen``: every source pinned (``check_frozen``). Refuses missing models, differing
+    vocabularies, bad prompts and formats, and malformed local data files at once."""
     check_prompt(prompt)
     if answer_format not in FORMATS:
         raise ValueError(f"{where}: unknown answer_format {answer_format!r}; choose one of {FORMATS}")
@@ -205,6 +207,6 @@ def math_problems(base: str, tuned: dict[str, str], data: dict, template_from: s
             raise ValueError(f"no benchmark {name!r}; the profile names {list(sources)}")
         if name not in loaded:
             loaded[name] = load(sources[name])  # a hub dataset: fetched on first use
-        return MathProblems(loaded[name][:n], template, stops, prompt, answer_format, grader)
+        return MathProblems(loaded[name][:n], template, stops, prompt, answer_format, grader, system)
 
     return make
