@@ -50,7 +50,7 @@ test: env browser
 # own switch for its CPU tests: dynamo with eager kernels instead of minutes of inductor compilation per start.
 test-engine: export VLLM_CPU_CI_ENV = 1
 test-engine: env-vllm
-	TOKENSHIFT_REQUIRE_VLLM=1 $(VLLM_VENV)/bin/python -m pytest -q tests/test_kv_cache.py tests/test_engine.py tests/test_vllm_engine.py
+	TOKENSHIFT_REQUIRE_VLLM=1 $(VLLM_VENV)/bin/python -m pytest -q tests/test_kv_cache.py tests/test_engine.py tests/test_vllm_engine.py tests/test_engine_cross.py
 	@out=$$(mktemp -d); export TOKENSHIFT_FIGURES=$$out/figures TOKENSHIFT_RUNS=$$out/runs; \
 	  $(VLLM_VENV)/bin/python -m tokenshift.suite.runner --profile smoke-vllm; status=$$?; rm -rf $$out; exit $$status
 

@@ -87,7 +87,7 @@ def model(tok, seed: int, rows: int | None = None, hidden: int = 32) -> Qwen2For
 
 def _teach(model_, tok, steps: int = 60) -> None:
     """Fit the model to answer each problem (prompted as the pair prompts it) with its boxed answer."""
-    opt = torch.optim.Adam(model_.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model_.parameters(), lr=1e-2 if model_.config.hidden_size <= 32 else 3e-3)  # wider: 1e-2 diverges
     seqs = []
     for p in PROBLEMS:
         prompt = problem_sets.math_prompt(tok, p["problem"])
@@ -106,13 +106,19 @@ def _teach(model_, tok, steps: int = 60) -> None:
     model_.eval()
 
 
-def build(root: Path, vocabulary: str = "bytes", hidden: int = 32, teach: bool = True) -> tuple[Path, Path, Path]:
+def build(root: Path, vocabulary: str = "bytes", hidden: int = 32, teach: bool = True,
+          padded: bool = True, base_steps: int = 0) -> tuple[Path, Path, Path]:
     """(base directory, instruct directory, 3-problem JSONL) under ``root``; ``vocabulary``: "bytes" or "qwen";
-    ``hidden``: the models' width (two heads); ``teach``: False leaves the instruct model the base's weights."""
+    ``hidden``: the models' width (two heads); ``teach``: False leaves the instruct model the base's weights;
+    ``padded``: False gives the bytes vocabulary's models no output rows past the tokenizer; ``base_steps``: the
+    base's own lessons first (it then half-knows the answers the instruct model knows)."""
     base_dir, rl_dir, data = root / "qwen-base", root / "qwen-instruct", root / "problems.jsonl"
     make, rows = {"bytes": (tokenizer, None), "qwen": (qwen_tokenizer, QWEN_ROWS)}[vocabulary]
     base_tok, rl_tok = make("<|endoftext|>"), make("<|im_end|>")
+    rows = rows if padded or vocabulary != "bytes" else len(base_tok)
     base = model(base_tok, seed=0, rows=rows, hidden=hidden)
+    if base_steps:
+        _teach(base, base_tok, base_steps)
     base.save_pretrained(base_dir)
     base_tok.save_pretrained(base_dir)
     GenerationConfig(eos_token_id=base_tok.eos_token_id).save_pretrained(base_dir)

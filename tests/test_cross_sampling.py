@@ -3,13 +3,13 @@ import math
 import pytest
 import torch
 from conftest import TINY_SHAPE
-from tokenshift.analyses.cross_sampling import METHODS, cross_sample
+from tokenshift.analyses.cross_sampling import SUITE_METHODS, cross_sample
 from tokenshift.models.metrics import pair_metrics
 from tokenshift.models.sampling import sample
 from tokenshift.organism import architecture
 
 # every test holds for both decoders: draft and verify (the default) and the per-token lockstep
-pytestmark = pytest.mark.parametrize("method", METHODS)
+pytestmark = pytest.mark.parametrize("method", SUITE_METHODS)
 
 
 @pytest.fixture

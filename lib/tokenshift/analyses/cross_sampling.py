@@ -36,12 +36,14 @@ from ..core.cache import ArtifactCache, model_fingerprint, spec
 from ..models import responses
 from ..models.loading import check_pair_fits, check_same_vocabulary, load_model, pad_id, runtime
 from ..models.draft_verify import DRAFT_VERIFY, draft_verify
+from ..models.engine_cross import ENGINE_CROSS, engine_cross_sample
 from ..models.sampling import DECODING, Samples, decode, stop_set
 from ..problems.problem_sets import ProblemSet
 from ..problems.verdicts import judged
 
 CROSS_SAMPLING = Version("cross-sampling", 3, uses=(DECODING, parallel.UNITS, responses.RESPONSES))
-METHODS = ("lockstep", "draft")
+SUITE_METHODS = ("lockstep", "draft")  # with the suite's own models
+METHODS = (*SUITE_METHODS, "engine")  # "engine": both models in inference engines (test_engine_cross.py)
 
 
 @dataclass
@@ -169,8 +171,9 @@ def cross_sample(
     ``js_top_p`` < 1 measures the divergence on top-p truncated distributions, as the divergence library does;
     ``vocab_size`` slices output layers padded past the tokenizer. Temperature and ``top_p`` shape the sampling
     as usual. ``method``: "draft" (draft and verify, ``models.draft_verify``: the lockstep's tokens up to rounding,
-    at about one model's cost on a GPU when handovers are sparse) or "lockstep" (both models one token at a time).
-    ``drafter``: an inference engine that drafts the primary's chunks for draft and verify (``models.engine``).
+    at about one model's cost on a GPU when handovers are sparse), "lockstep" (both models one token at a time)
+    or "engine" (both models are inference engines, ``models.engine.VllmEngine``: ``models.engine_cross``, top-p
+    JS only). ``drafter``: an inference engine that drafts the primary's chunks for draft and verify.
     """
     n_responses = len(prompts) * n
     if random_fraction is not None and len(random_fraction) != n_responses:
@@ -180,6 +183,9 @@ def cross_sample(
         raise ValueError(f"cap must be an integer >= 1 and applies to the divergence rule only, got {cap!r}")
     if method not in METHODS:
         raise ValueError(f"unknown cross-sampling method {method!r}: choose one of {METHODS}")
+    if method == "engine" and js_top_p >= 1.0:
+        raise ValueError("cross-sampling in the engine decides on top-p JS (js_top_p < 1); full-vocabulary JS needs "
+                         "the suite's own models (method draft)")
     if drafter is not None and method != "draft":
         raise ValueError("an engine drafts for draft and verify only; the lockstep decodes with the models "
                          "themselves: use method 'draft', or no engine")
@@ -187,6 +193,10 @@ def cross_sample(
     common = dict(n=n, max_new_tokens=max_new_tokens, stop_ids=stop_set(eos_token_id), pad_id=pad_token_id,
                   vocab_size=vocab_size, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
                   js_top_p=js_top_p)
+    if method == "engine":
+        return CrossSamples(**vars(engine_cross_sample(
+            primary, intervention, prompts, rule, n=n, max_new_tokens=max_new_tokens, stop_ids=common["stop_ids"],
+            vocab_size=vocab_size, temperature=temperature, top_p=top_p, seed=seed, js_top_p=js_top_p)))
     if method == "draft":
         return CrossSamples(**vars(draft_verify(primary, intervention, prompts, rule, drafter=drafter, **common)))
     return CrossSamples(**vars(decode([primary, intervention], prompts, choose=rule, **common)))
@@ -208,7 +218,8 @@ class SweepConfig:
     seed: int = 0
     prompts_per_unit: int = 64  # work unit (its seed derives from the run's seed and its index)
     batch_size: int = 256  # sequences decoded together (it fixes which draws each response gets)
-    # "draft": draft and verify; "lockstep": both models a token at a time (the same tokens up to rounding)
+    # "draft": draft and verify; "lockstep": both models a token at a time (the same tokens up to rounding);
+    # "engine": both models in inference engines (top-p JS only; each response's draws its own)
     method: str = "draft"
 
     def __post_init__(self):
@@ -274,12 +285,26 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
 SWEEP_THREADS = 1
 
 
+def engine_pair(primary_dir, intervention_dir, problems: ProblemSet, max_new_tokens: int, dtype: str | None = None,
+                gpus: int | None = None, memory: float | None = None) -> tuple:
+    """The two models of a cross-sampling run as inference engines, each with its context sized for these
+    problems (one position past a whole response: reading it teacher-forced asks for one token more); on a GPU
+    each takes ``memory`` (default 0.45) of every GPU it uses, so both fit beside each other."""
+    from ..models.engine import VllmEngine, context_length
+
+    context = context_length(problems.prompts, max_new_tokens) + 1
+    share = memory or (0.45 if runtime()["device"] != "cpu" else None)
+    return tuple(VllmEngine(source, dtype=dtype or runtime()["dtype"], gpus=gpus, max_model_len=context, memory=share)
+                 for source in (primary_dir, intervention_dir))
+
+
 def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConfig, cache: ArtifactCache | None = None,
           show_progress: bool = True) -> pl.DataFrame:
     """``run_sweep`` on two model directories (or hub ids), cached as Parquet, with each row judged (``correct``).
     Under a launcher every rank takes its share of the work units."""
     cache = cache or ArtifactCache()
-    code = (CROSS_SAMPLING, DRAFT_VERIFY) if config.method == "draft" else CROSS_SAMPLING
+    code = {"draft": (CROSS_SAMPLING, DRAFT_VERIFY), "engine": (CROSS_SAMPLING, ENGINE_CROSS)}.get(config.method,
+                                                                                                  CROSS_SAMPLING)
     numerics = runtime()
     threads = SWEEP_THREADS if numerics["device"] == "cpu" else None
     entry = spec("cross_sampling", code, config, {
@@ -288,10 +313,13 @@ def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConf
         "runtime": numerics if threads is None else {**numerics, "threads": threads}})
 
     def build(out: Path):
-        check_pair_fits([primary_dir, intervention_dir])
-        primary, tok = load_model(primary_dir)
-        intervention, other_tok = load_model(intervention_dir)
-        check_same_vocabulary(tok, other_tok)
+        if config.method == "engine":
+            primary, intervention = engine_pair(primary_dir, intervention_dir, problems, config.max_new_tokens)
+        else:
+            check_pair_fits([primary_dir, intervention_dir])
+            primary, tok = load_model(primary_dir)
+            intervention, other_tok = load_model(intervention_dir)
+            check_same_vocabulary(tok, other_tok)
         with parallel.threads(threads):
             run_sweep(primary, intervention, problems, config, out / "sweep.parquet", cache.parts(entry),
                       show_progress)

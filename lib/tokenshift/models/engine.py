@@ -214,7 +214,11 @@ class VllmEngine:
         try:
             self.llm = vllm.LLM(model=name, **pinned, skip_tokenizer_init=True, dtype=dtype,
                                 tensor_parallel_size=tp, generation_config="vllm", max_model_len=max_model_len,
-                                gpu_memory_utilization=share, enable_prefix_caching=True)
+                                gpu_memory_utilization=share, enable_prefix_caching=True,
+                                max_logprobs=-1,  # any number on request: a whole distribution where one is needed
+                                # on a CPU, no prompt split over steps: vLLM then rewinds a seeded request's
+                                # random generator, which a CPU generator cannot do (the engine core dies)
+                                **({} if visible else {"enable_chunked_prefill": False}))
         except Exception as e:  # the engine core's own error is logged above; this says what to change
             raise EngineUnavailable(
                 f"vLLM could not start {source} (context {max_model_len}, {tp} GPU(s), memory share {share}): "
@@ -222,6 +226,7 @@ class VllmEngine:
                 "max_new_tokens or give a larger memory share (--engine-memory); see the engine's log above") from e
         scheduler = getattr(getattr(self.llm.llm_engine, "vllm_config", None), "scheduler_config", None)
         self.window = WINDOW_PER_SEQ * getattr(scheduler, "max_num_seqs", 256)
+        self.work = Work()
 
     def sample_units(self, units: list[tuple[object, list[list[int]], int]], *, n: int, max_new_tokens: int,
                      eos_token_id, vocab_size: int, temperature: float = 1.0, top_p: float = 1.0,
@@ -270,12 +275,60 @@ class VllmEngine:
         return next(self.sample_units([(0, prompts, seed)], n=n, **kw))[1]
 
     def draft(self, prefixes: list[list[int]], lengths: list[int], seeds: list[int], *, stop_ids: set[int],
-              vocab_size: int, temperature: float, top_p: float) -> list[list[int]]:
+              vocab_size: int, temperature: float, top_p: float, logprobs: int | None = None, kind: str = "draft"):
         """Up to ``lengths[i]`` new tokens after each prefix (ids, as a prompt), drawn with ``seeds[i]``; each
         ends on its stop token where it stopped. Prefixes share their beginnings round after round, which
-        vLLM's prefix cache keeps."""
+        vLLM's prefix cache keeps. With ``logprobs``: (ids, per new token the model's ``logprobs`` most likely ids
+        -> log-probability, untempered and untruncated; {} where the engine gave none) per prefix. ``kind``
+        names the call in ``work``."""
         params = [self.params(**settings(max_new_tokens=m, stop_ids=stop_ids, vocab_size=vocab_size, rows=self.rows,
-                                         temperature=temperature, top_p=top_p, seed=s))
+                                         temperature=temperature, top_p=top_p, seed=s), logprobs=logprobs)
                   for m, s in zip(lengths, seeds)]
+        outputs = self._generate(prefixes, params, kind)
+        ids = [token_ids(o, stop_ids, r, vocab_size) for r, o in enumerate(outputs)]
+        if logprobs is None:
+            return ids
+        given = [[ranked(d) for d in o.outputs[0].logprobs or []] for o in outputs]
+        return [(i, (g + [{}] * len(i))[: len(i)]) for i, g in zip(ids, given)]
+
+    def read(self, sequences: list[list[int]], starts: list[int], logprobs: int) -> list[list[dict[int, float]]]:
+        """Teacher-forced: for each sequence, the model's ``logprobs`` most likely next ids (-> log-probability)
+        at each of its positions from ``starts[i]`` on, each given the ids before it (-1: every id). One prefill
+        of each whole sequence: a request for prompt log-probabilities does not read the prefix cache."""
+        params = [self.params(max_tokens=1, temperature=0.0, prompt_logprobs=logprobs, detokenize=False,
+                              skip_special_tokens=False) for _ in sequences]
+        outputs = self._generate(sequences, params, "read")
+        return [[ranked(d) for d in o.prompt_logprobs[s:]] for o, s in zip(outputs, starts)]
+
+    def next_token(self, prefixes: list[list[int]], seeds: list[int], *, stop_ids: set[int], vocab_size: int,
+                   temperature: float, top_p: float, logprobs: int | None = None, kind: str = "next token"):
+        """One token after each prefix, drawn with ``seeds[i]``; with ``logprobs``, (token, the position's most
+        likely ids -> log-probability (-1: every id)), as ``draft`` gives them."""
+        drawn = self.draft(prefixes, [1] * len(prefixes), seeds, stop_ids=stop_ids, vocab_size=vocab_size,
+                           temperature=temperature, top_p=top_p, logprobs=logprobs, kind=kind)
+        return [ids[0] for ids in drawn] if logprobs is None else [(ids[0], lps[0]) for ids, lps in drawn]
+
+    def _generate(self, prefixes: list[list[int]], params: list, kind: str) -> list:
         outputs = self.llm.generate([{"prompt_token_ids": list(x)} for x in prefixes], params, use_tqdm=False)
-        return [token_ids(o, stop_ids, r, vocab_size) for r, o in enumerate(outputs)]
+        self.work.add(kind, requests=len(prefixes), prompt_tokens=sum(map(len, prefixes)),
+                      new_tokens=sum(len(o.outputs[0].token_ids) for o in outputs))
+        return outputs
+
+
+def ranked(logprobs: dict) -> dict[int, float]:
+    """An engine's {id: Logprob} at one position as {id: log-probability}."""
+    return {int(t): float(lp.logprob) for t, lp in logprobs.items()}
+
+
+class Work:
+    """What an engine was asked: per kind of call, the calls (one ``generate``), requests, prompt tokens read and
+    new tokens drawn; the benchmark and ``plan`` count with it."""
+
+    def __init__(self):
+        self.kinds: dict[str, dict[str, int]] = {}
+
+    def add(self, kind: str, **counts: int) -> None:
+        entry = self.kinds.setdefault(kind, {"calls": 0})
+        entry["calls"] += 1
+        for name, value in counts.items():
+            entry[name] = entry.get(name, 0) + value

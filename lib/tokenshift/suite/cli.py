@@ -143,10 +143,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--js-top-p", type=float,
                    help="p of the truncated JS that decides a handover; 1: full-vocabulary JS (default: the "
                         "sampling --top-p, the paper's rule)")
-    p.add_argument("--method", choices=["draft", "lockstep"], default="draft",
+    p.add_argument("--method", choices=["draft", "lockstep", "engine"], default="draft",
                    help="draft: the primary drafts chunks that the other verifies in one pass; lockstep: both "
-                        "models one token at a time (the same tokens up to rounding; on a CPU draft is 1.2-1.6x "
-                        f"faster at <= 2%% handovers, about even at ~10%%, ~0.8x at ~50%%) {DEFAULTS}")
+                        "models one token at a time (the same tokens up to rounding); engine: both models in the "
+                        "inference engine (make env-vllm; one process), each drafting or verifying with top-p JS "
+                        f"from its log-probabilities (docs/engine.md) {DEFAULTS}")
     p.add_argument("--cap", type=int, nargs="*", default=[], metavar="M",
                    help="also run the divergence rule limited to each response's first M handovers, per M")
     p.add_argument("--engine", choices=ENGINES, default="suite",
@@ -224,9 +225,12 @@ def _check_args(args) -> None:
         value = getattr(args, name, None)
         if value is not None:
             validate.check(name, value, f"--{name.replace('_', '-')}")
-    if getattr(args, "engine", "suite") != "suite" and getattr(args, "method", "draft") != "draft":
+    if getattr(args, "engine", "suite") != "suite" and getattr(args, "method", "draft") == "lockstep":
         raise ValueError(f"--engine {args.engine} drafts for draft and verify; the lockstep decodes with the models "
                          "themselves: drop --method lockstep, or --engine")
+    if getattr(args, "method", "draft") == "engine" and (args.js_top_p or args.top_p) >= 1.0:
+        raise ValueError("--method engine decides on top-p JS: --js-top-p (default: --top-p) must be below 1 "
+                         "(full-vocabulary JS runs with --method draft)")
     for name, label in (("responses", "--responses"), ("file", "input file")):
         path = getattr(args, name, None)
         if path is not None and not path.is_file():
@@ -398,7 +402,14 @@ def cmd_cross_sample(args) -> None:
     problems = _problems(args)
     _check_budget(args, problems)
     drafter, engine = None, OWN_DECODER
-    if args.engine == "vllm":  # first, so that it takes its share of each GPU before the pair loads
+    if args.method == "engine":
+        from ..analyses.cross_sampling import engine_pair
+
+        ends = (args.base, args.tuned) if args.direction == "forward" else (args.tuned, args.base)
+        primary, intervention = engine_pair(*ends, problems, args.max_new_tokens, dtype=args.dtype,
+                                            gpus=args.gpus_per_rank, memory=args.engine_memory)
+        engine = f"vllm {primary.version}, both models"
+    elif args.engine == "vllm":  # first, so that it takes its share of each GPU before the pair loads
         import torch
 
         from ..models.engine import VllmEngine, context_length
@@ -408,8 +419,9 @@ def cmd_cross_sample(args) -> None:
                                                                                    args.max_new_tokens),
                              memory=args.engine_memory or (0.3 if torch.cuda.is_available() else None))
         engine = f"vllm {drafter.version} drafting, tokenshift verifying"
-    base, tuned, _ = _load_pair(args)
-    primary, intervention = (base, tuned) if args.direction == "forward" else (tuned, base)
+    if args.method != "engine":
+        base, tuned, _ = _load_pair(args)
+        primary, intervention = (base, tuned) if args.direction == "forward" else (tuned, base)
     config = SweepConfig(eps_grid=tuple(args.eps), samples_per_problem=args.samples, temperature=args.temperature,
                          top_p=args.top_p, js_top_p=args.js_top_p, max_new_tokens=args.max_new_tokens,
                          seed=args.seed, prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size,
