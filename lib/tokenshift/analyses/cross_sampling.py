@@ -288,11 +288,10 @@ SWEEP_THREADS = 1
 def engine_pair(primary_dir, intervention_dir, problems: ProblemSet, max_new_tokens: int, dtype: str | None = None,
                 gpus: int | None = None, memory: float | None = None) -> tuple:
     """The two models of a cross-sampling run as inference engines, each with its context sized for these
-    problems (one position past a whole response: reading it teacher-forced asks for one token more); on a GPU
-    each takes ``memory`` (default 0.45) of every GPU it uses, so both fit beside each other."""
+    problems; on a GPU each takes ``memory`` (default 0.45) of every GPU it uses, so both fit beside each other."""
     from ..models.engine import VllmEngine, context_length
 
-    context = context_length(problems.prompts, max_new_tokens) + 1
+    context = context_length(problems.prompts, max_new_tokens)
     share = memory or (0.45 if runtime()["device"] != "cpu" else None)
     return tuple(VllmEngine(source, dtype=dtype or runtime()["dtype"], gpus=gpus, max_model_len=context, memory=share)
                  for source in (primary_dir, intervention_dir))

@@ -216,6 +216,7 @@ class VllmEngine:
                                 tensor_parallel_size=tp, generation_config="vllm", max_model_len=max_model_len,
                                 gpu_memory_utilization=share, enable_prefix_caching=True,
                                 max_logprobs=-1,  # any number on request: a whole distribution where one is needed
+                                logits_processors=["tokenshift.models.forced_tokens:ForcedTokens"],  # for force
                                 # on a CPU, no prompt split over steps: vLLM then rewinds a seeded request's
                                 # random generator, which a CPU generator cannot do (the engine core dies)
                                 **({} if visible else {"enable_chunked_prefill": False}))
@@ -251,6 +252,7 @@ class VllmEngine:
                                       vocab_size=vocab_size, rows=self.rows, temperature=temperature, top_p=top_p)
             for r, (prompt, p) in enumerate(zip(inputs, params)):
                 engine.add_request(f"{number}:{r}", prompt, self.params(**p))
+            self.work.add("sample", requests=len(inputs), prompt_tokens=sum(len(x["prompt_token_ids"]) for x in inputs))
             running[number] = [key, len(inputs), {}]
             return True
 
@@ -291,14 +293,15 @@ class VllmEngine:
         given = [[ranked(d) for d in o.outputs[0].logprobs or []] for o in outputs]
         return [(i, (g + [{}] * len(i))[: len(i)]) for i, g in zip(ids, given)]
 
-    def read(self, sequences: list[list[int]], starts: list[int], logprobs: int) -> list[list[dict[int, float]]]:
-        """Teacher-forced: for each sequence, the model's ``logprobs`` most likely next ids (-> log-probability)
-        at each of its positions from ``starts[i]`` on, each given the ids before it (-1: every id). One prefill
-        of each whole sequence: a request for prompt log-probabilities does not read the prefix cache."""
-        params = [self.params(max_tokens=1, temperature=0.0, prompt_logprobs=logprobs, detokenize=False,
-                              skip_special_tokens=False) for _ in sequences]
-        outputs = self._generate(sequences, params, "read")
-        return [[ranked(d) for d in o.prompt_logprobs[s:]] for o, s in zip(outputs, starts)]
+    def force(self, prefixes: list[list[int]], chunks: list[list[int]], logprobs: int) -> list[list[dict[int, float]]]:
+        """Teacher-forced: for each prefix, the model's ``logprobs`` most likely next ids (-> log-probability; the
+        forced id among them) at each position of its chunk, each given the prefix and the chunk before it. The
+        chunk is decoded as forced tokens (``forced_tokens``), the prefix read from the prefix cache."""
+        params = [self.params(max_tokens=len(chunk), temperature=0.0, logprobs=logprobs, ignore_eos=True,
+                              detokenize=False, skip_special_tokens=False, extra_args={"forced": list(chunk)})
+                  for chunk in chunks]
+        outputs = self._generate(prefixes, params, "force")
+        return [[ranked(d) for d in o.outputs[0].logprobs] for o in outputs]
 
     def next_token(self, prefixes: list[list[int]], seeds: list[int], *, stop_ids: set[int], vocab_size: int,
                    temperature: float, top_p: float, logprobs: int | None = None, kind: str = "next token"):
@@ -309,6 +312,8 @@ class VllmEngine:
         return [ids[0] for ids in drawn] if logprobs is None else [(ids[0], lps[0]) for ids, lps in drawn]
 
     def _generate(self, prefixes: list[list[int]], params: list, kind: str) -> list:
+        if not prefixes:
+            return []
         outputs = self.llm.generate([{"prompt_token_ids": list(x)} for x in prefixes], params, use_tqdm=False)
         self.work.add(kind, requests=len(prefixes), prompt_tokens=sum(map(len, prefixes)),
                       new_tokens=sum(len(o.outputs[0].token_ids) for o in outputs))

@@ -2,19 +2,20 @@
 decided by the same rules, at an engine's speed and without the suite's copies of the models.
 
 Each round, for every running response: the primary's engine drafts a chunk of k tokens and returns, at each
-drafted position, its ``logprobs`` most likely next ids with their log-probabilities; the intervention's engine
-reads the response so far plus the chunk (teacher-forced: prompt log-probabilities) and returns the same at each
-of those positions. The top-p JS at a position is exact from these lists when each model's listed ids hold at
+drafted position, its ``listed`` most likely next ids with their log-probabilities; the intervention's engine
+decodes the same chunk as forced tokens (``forced_tokens``: the response so far read from its prefix cache, only
+the chunk computed) and returns the same at each of those positions. The top-p JS at a position is exact from these lists when each model's listed ids hold at
 least p of its mass: its top-p set (``divergence.top_p_threshold``'s definition: a token is kept while the mass
 ranked above it is below p) lies inside them then. Where they do not, that model's whole distribution there is
 fetched with one more request (one generated token, every id's log-probability, the prefix read from the
 engine's prefix cache), and the share of positions decided that way is counted (``Work``). The rule (``fires``,
-``handed``, as ``draft_verify`` calls it) hands the first firing position of the chunk to the intervention, whose
-engine draws that token; the rest of the chunk is dropped, and the chunk size adapts to the rate at which the
-rule fires (``draft_verify.best_chunk``).
+``handed``, as ``draft_verify`` calls it) hands the first firing position of the chunk to the intervention: its
+token there is drawn from the intervention's listed ids where they decide it (greedy, or temperature 1 with the
+top-p set inside them: ``drawn``), else by its engine; the rest of the chunk is dropped, and the chunk size
+adapts to the rate at which the rule fires (``draft_verify.best_chunk``).
 
-Random numbers: each request is seeded from the run's seed, the response and its step (a draft at step t, a
-handover at step t), never from a batch's position, so a response's tokens do not depend on which others run
+Random numbers: each request, and each handover's uniform number, is seeded from the run's seed, the response
+and its step (a draft at step t, a handover at step t), never from a batch's position, so a response's tokens do not depend on which others run
 with it. They are the engine's draws: the same distributions as the suite's decoder, other tokens; under greedy
 decoding the tokens and handovers are the lockstep's. "Changed" compares the handed-over token with the
 primary's own draft at that step.
@@ -28,6 +29,7 @@ it needs every id at every position, which the suite's own backends compute in o
 from __future__ import annotations
 
 import math
+import random
 
 import torch
 
@@ -36,7 +38,7 @@ from ..core.behaviour import Version
 from .draft_verify import best_chunk
 from .sampling import DECODING, Samples, check_settings, split_at_stop
 
-ENGINE_CROSS = Version("engine-cross-sampling", 1, uses=(DECODING,), libraries=("vllm",))
+ENGINE_CROSS = Version("engine-cross-sampling", 2, uses=(DECODING,), libraries=("vllm",))
 LISTED = 20  # ids per position asked of the engines: vLLM's default max_logprobs
 LN2 = math.log(2)
 
@@ -60,6 +62,25 @@ def nucleus(listed: dict[int, float], p: float, vocab_size: int, whole: bool = F
             break
         kept[token], above = prob, above + prob
     return {token: prob / above for token, prob in kept.items()}
+
+
+@ENGINE_CROSS.code
+def drawn(listed: dict[int, float], temperature: float, top_p: float, vocab_size: int, uniform: float) -> int | None:
+    """The token drawn with ``uniform`` from a distribution known by its most likely rows, as the sampler would
+    draw it: greedy (temperature 0) the most likely token; at temperature 1 from its top-p set; None where the
+    listed rows cannot decide (another temperature, or a top-p set that may reach past them)."""
+    tokens = {t: lp for t, lp in listed.items() if t < vocab_size}
+    if temperature == 0:
+        return max(tokens, key=lambda t: (tokens[t], -t))
+    kept = nucleus(listed, top_p, vocab_size) if temperature == 1 else None
+    if kept is None:
+        return None
+    total = 0.0
+    for token, prob in sorted(kept.items(), key=lambda item: (-item[1], item[0])):
+        total += prob
+        if uniform < total:
+            return token
+    return token  # rounding left the cumulative sum a hair under 1
 
 
 @ENGINE_CROSS.code
@@ -101,8 +122,7 @@ def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *
         drafted = primary.draft(prefixes, [min(k, max_new_tokens - len(kept[r])) for r in live],
                                 [seeding.derive(seed, "engine draft", r, len(kept[r])) for r in live],
                                 logprobs=listed, **sampling)
-        read = intervention.read([x + ids for x, (ids, _) in zip(prefixes, drafted)], list(map(len, prefixes)),
-                                 listed)
+        read = intervention.force(prefixes, [ids for ids, _ in drafted], listed)
         scores = _divergences(primary, intervention, prefixes, drafted, read, js_top_p, seed, live, sampling)
         width = max(len(ids) for ids, _ in drafted)
         table = torch.zeros(len(live), width)
@@ -112,10 +132,14 @@ def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *
         rows, steps = torch.tensor(live), torch.tensor([len(kept[r]) for r in live])[:, None] + torch.arange(width)
         fire = rule.fires(table, rows, steps) & valid
         first = {i: int(fire[i].float().argmax()) for i in range(len(live)) if fire[i].any()}
-        swapped = dict(zip(first, intervention.next_token(
-            [prefixes[i] + drafted[i][0][:at] for i, at in first.items()],
-            [seeding.derive(seed, "engine handover", live[i], len(kept[live[i]]) + at) for i, at in first.items()],
-            kind="handover", **sampling)))
+        # the handed-over token: drawn from the intervention's listed ids where they decide it, else by its engine
+        seeds = {i: seeding.derive(seed, "engine handover", live[i], len(kept[live[i]]) + at) for i, at in first.items()}
+        swapped = {i: drawn(read[i][at], temperature, top_p, vocab_size, random.Random(seeds[i]).random())
+                   for i, at in first.items()}
+        undecided = [i for i, token in swapped.items() if token is None]
+        swapped.update(zip(undecided, intervention.next_token(
+            [prefixes[i] + drafted[i][0][: first[i]] for i in undecided], [seeds[i] for i in undecided],
+            kind="handover", **sampling)) if undecided else {})
         for i, r in enumerate(live):
             ids = drafted[i][0]
             at = first.get(i, len(ids))
