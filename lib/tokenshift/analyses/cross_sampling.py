@@ -315,7 +315,9 @@ def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConf
         if config.method == "engine":
             primary, intervention = engine_pair(primary_dir, intervention_dir, problems, config.max_new_tokens)
         else:
-            check_pair_fits([primary_dir, intervention_dir])
+            # the suite's caches hold each row's prompt and twice its new tokens (draft and verify's dropped slots)
+            check_pair_fits([primary_dir, intervention_dir], rows=config.batch_size,
+                            context=max(map(len, problems.prompts)) + 2 * config.max_new_tokens)
             primary, tok = load_model(primary_dir)
             intervention, other_tok = load_model(intervention_dir)
             check_same_vocabulary(tok, other_tok)

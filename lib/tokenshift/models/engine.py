@@ -183,7 +183,7 @@ class VllmEngine:
         from transformers import AutoConfig
 
         from ..core import parallel
-        from .loading import check_model_source, hub_arguments, weight_bytes
+        from .loading import check_model_source, hub_arguments, kv_bytes_per_token, weight_bytes
 
         if parallel.current().world > 1:
             raise ValueError("run --engine vllm as one process, not under a launcher: vLLM shards a model over "
@@ -202,9 +202,7 @@ class VllmEngine:
         tp = tensor_parallel_size(text.num_attention_heads, visible, gpus)
         dtype = dtype or "bfloat16"
         width = 4 if dtype == "float32" else 2
-        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
-        kv_heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
-        kv_per_token = 2 * text.num_hidden_layers * kv_heads * head_dim * width  # keys and values, every layer
+        kv_per_token = kv_bytes_per_token(config, width)
         total, available = _device_memory(visible)
         share = memory_share(weights=weight_bytes(source, config, width) // max(tp if visible else 1, 1),
                              kv_per_token=kv_per_token // (tp if visible else 1),

@@ -149,6 +149,14 @@ def weight_bytes(source, config, dtype_bytes: int) -> int:
     return sum(f.stat().st_size for f in files) * dtype_bytes // stored
 
 
+def kv_bytes_per_token(config, width: int) -> int:
+    """Bytes of keys and values one token takes in every layer's cache, at ``width`` bytes per number."""
+    text = config.get_text_config()
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    kv_heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
+    return 2 * text.num_hidden_layers * kv_heads * head_dim * width
+
+
 def check_group_fits(need: int, free: list[int], gpus_per_rank: int | None) -> None:
     """Refuse, before any weights load, a pair that needs ``need`` bytes on a rank whose GPUs have ``free``
     bytes free, naming how many GPUs per rank would hold it (at 90% of their free memory)."""
@@ -163,17 +171,28 @@ def check_group_fits(need: int, free: list[int], gpus_per_rank: int | None) -> N
                      "weights in bfloat16 (--dtype bfloat16)")
 
 
-def check_pair_fits(sources, dtype: str | None = None, gpus_per_rank: int | None = None) -> None:
-    """``check_group_fits`` for models ``sources`` on this rank's GPUs (nothing to check on a CPU, or for hub ids
-    not yet downloaded)."""
+def check_pair_fits(sources, dtype: str | None = None, gpus_per_rank: int | None = None, rows: int = 0,
+                    context: int = 0) -> None:
+    """``check_group_fits`` for models ``sources`` on this rank's GPUs, with each model's KV cache for ``rows``
+    sequences of ``context`` tokens; a batch whose caches cannot fit beside the weights is refused naming the
+    largest that can (nothing to check on a CPU, or for hub ids not yet downloaded)."""
     if not torch.cuda.is_available():
         return
     width = DTYPES[dtype].itemsize if dtype else 2
-    local = [Path(s).expanduser() for s in sources if Path(s).expanduser().is_dir()]
-    need = sum(weight_bytes(path, AutoConfig.from_pretrained(path), width) for path in local)
+    configs = {path: AutoConfig.from_pretrained(path) for path in (Path(s).expanduser() for s in sources)
+               if path.is_dir()}
+    weights = sum(weight_bytes(path, config, width) for path, config in configs.items())
+    per_row = context * sum(kv_bytes_per_token(config, width) for config in configs.values())
     rank = parallel.current()
     group = gpu_group(rank.local_rank, rank.world, torch.cuda.device_count(), gpus_per_rank)
-    check_group_fits(need, [torch.cuda.mem_get_info(g)[0] for g in group], gpus_per_rank)
+    free = [torch.cuda.mem_get_info(g)[0] for g in group]
+    check_group_fits(weights, free, gpus_per_rank)
+    if weights + rows * per_row > 0.9 * sum(free):
+        fits = int((0.9 * sum(free) - weights) // per_row) if per_row else rows
+        raise ValueError(f"a batch of {rows} sequences of {context} tokens needs {rows * per_row / 2**30:.1f} GiB of "
+                         f"KV cache beside the pair's {weights / 2**30:.1f} GiB of weights, but this rank's GPUs have "
+                         f"{sum(free) / 2**30:.1f} GiB free: at most {fits} fit; set the cross-sampling batch "
+                         "(cross_batch_size in the profile's shifts, or --batch-size) to that or less")
 
 
 def default_placement(gpus_per_rank: int | None = None) -> dict:

@@ -196,6 +196,17 @@ def parser() -> argparse.ArgumentParser:
                                    "process. Notebook 05's RL runs are not prepared.")
     _profile_arguments(p, "prepare only for")
 
+    p = sub.add_parser("plan", help="a profile's runs and their estimated GPU-hours, without loading a model",
+                       description="Every run the profile's notebooks need (sampling, scoring, cross-sampling), its "
+                                   "responses and new tokens, and GPU-hours per GPU kind (upper: every response at "
+                                   "the cap; expected: at --mean-tokens), from the cost model in docs/plan.md.")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--profile", help="a profile of real checkpoints (name or .yaml path)")
+    target.add_argument("--registry", type=Path, help="the atlas's registry: what each pair costs (e.g. "
+                                                      "registry/pairs.yaml)")
+    p.add_argument("--mean-tokens", type=int, default=None,
+                   help="mean response length for the expected cost (default: the paper's ~3,600, or the cap)")
+
     p = sub.add_parser("atlas", help="the shift analyses over a registry of pairs, into one comparison table",
                        description="Sparsity, position, top-k overlap and entropy as a locator for each pair of a "
                                    "registry (registry/pairs.yaml: its shifts section states the budget), "
@@ -531,6 +542,16 @@ def cmd_prepare(args) -> None:
               f"{args.profile}` now reads their tables from the cache")
 
 
+def cmd_plan(args) -> None:
+    from . import plan
+
+    if args.mean_tokens is not None and args.mean_tokens < 1:
+        raise ValueError(f"--mean-tokens must be at least 1, got {args.mean_tokens}")
+    lines = plan.registry_report(args.registry, args.mean_tokens) if args.registry else \
+        plan.report(args.profile, args.mean_tokens)
+    print("\n".join(lines))
+
+
 def cmd_atlas(args) -> None:
     from . import atlas
 
@@ -562,7 +583,7 @@ def cmd_cache(args) -> int:
 
 
 COMMANDS = {"sample": cmd_sample, "score": cmd_score, "cross-sample": cmd_cross_sample, "summarise": cmd_summarise,
-            "view": cmd_view, "run-notebooks": cmd_run_notebooks, "prepare": cmd_prepare, "atlas": cmd_atlas,
+            "view": cmd_view, "run-notebooks": cmd_run_notebooks, "prepare": cmd_prepare, "plan": cmd_plan, "atlas": cmd_atlas,
             "cache": cmd_cache}
 
 

@@ -26,6 +26,7 @@ from ..core.paths import PROFILE_DIR
 from ..models.engine import ENGINES
 
 SECTIONS = ("organism", "pairs", "shifts", "notebooks")
+CROSS_METHODS = ("lockstep", "draft", "engine")  # analyses.cross_sampling.METHODS, named here without loading it
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class ShiftSetup:
     responses_per_unit: int = 64  # scoring work unit
     score_batch_size: int = 16  # sequences per forward pass when scoring
     engine: str = "suite"  # who samples the reference responses: "suite" (its own loop) or "vllm" (models.engine)
+    cross_method: str = "draft"  # cross-sampling: "draft" (draft and verify), "lockstep", or "engine" (both in vLLM)
+    cross_batch_size: int = 0  # sequences cross-sampled together by the suite's models (0: sample_batch_size)
     # where 0 means "all" or "the pair's own", unlike the command line's options of the same names
     RULES = {"max_new_tokens": validate.Rule(int, 0, meaning="0: the pair's own"),
              "n_problems": validate.Rule(int, 0, meaning="0: all")}
@@ -57,12 +60,14 @@ class ShiftSetup:
                   "high_js": 0 < self.high_js < math.log(2), "prompts_per_unit": self.prompts_per_unit >= 1,
                   "sample_batch_size": self.sample_batch_size >= 1,
                   "responses_per_unit": self.responses_per_unit >= 1, "score_batch_size": self.score_batch_size >= 1,
-                  "engine": self.engine in ENGINES}
+                  "engine": self.engine in ENGINES, "cross_method": self.cross_method in CROSS_METHODS,
+                  "cross_batch_size": self.cross_batch_size >= 0}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"impossible shift setting(s) {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}: "
                              "counts are positive (n_problems and max_new_tokens may be 0), temperature >= 0, "
-                             f"top-p in (0, 1], high_js in (0, ln 2), engine one of {ENGINES}")
+                             f"top-p in (0, 1], high_js in (0, ln 2), engine one of {ENGINES}, cross_method one of "
+                             f"{CROSS_METHODS}")
 
 
 def available() -> list[str]:
@@ -102,14 +107,20 @@ def read_yaml(path: Path):
 
 
 def load(profile: str) -> dict:
+    """The profile's sections; with ``extends: OTHER``, OTHER's sections where it gives none of its own."""
     path = locate(profile)
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a profile is a mapping of sections {list(SECTIONS)}")
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str) or name(parent) == name(str(path)):
+            raise ValueError(f"{path}: extends names another profile, got {parent!r}")
+        data = {**load(parent), **data}
     unknown = set(data) - set(SECTIONS)
     if unknown:
         raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; a profile has 'organism' (or 'pairs', "
-                         "real checkpoints), 'shifts' and 'notebooks'")
+                         "real checkpoints), 'shifts' and 'notebooks', and may say which profile it 'extends'")
     if "organism" in data and "pairs" in data:
         raise ValueError(f"{path}: give either 'organism' (the suite's own pair) or 'pairs' (real checkpoints)")
     return data

@@ -62,8 +62,9 @@ def plan(profile: str, only: list[str] | None = None) -> list[tuple[str, dict]]:
         pairs.from_section(section, where)
     else:
         profiles.organism_config(profile)  # validates the organism section
-    if profiles.shift_setup(profile).engine == "vllm":  # validates the shifts section
-        engine.require_vllm()  # the notebooks sample in this environment
+    setup = profiles.shift_setup(profile)  # validates the shifts section
+    if setup.engine == "vllm" or setup.cross_method == "engine":
+        engine.require_vllm()  # the notebooks sample or cross-sample in this environment
     runs = []
     for name, params in profiles.notebook_parameters(profile).items():
         if only and not any(name.startswith(o) for o in only):

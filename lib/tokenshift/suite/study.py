@@ -88,7 +88,7 @@ class Study:
         return SweepConfig(eps_grid=tuple(float(e) for e in eps_grid), samples_per_problem=s.samples_per_problem,
                            temperature=s.temperature, top_p=s.top_p if top_p is None else top_p, js_top_p=js_top_p,
                            max_new_tokens=s.max_new_tokens, seed=s.seed, prompts_per_unit=s.prompts_per_unit,
-                           batch_size=s.batch_size)
+                           batch_size=self.setup.cross_batch_size or s.batch_size, method=self.setup.cross_method)
 
     def benchmark_problems(self, benchmark: str = "") -> ProblemSet:
         """The study's problems, or as many of another of the profile's benchmarks ("": the study's own)."""
