@@ -477,3 +477,23 @@ def test_a_tokenizer_without_a_pad_token_pads_with_its_eos(pair, tmp_path):
     table = scoring.score_pair(model, model, tok, refs["prompt_ids"].to_list(), refs["response_ids"].to_list(),
                                show_progress=False)
     assert len(refs) == 6 and (table["js"] == 0).all()
+
+
+def test_a_profile_run_records_where_its_models_and_data_came_from_and_how_each_pair_was_asked(pair, tmp_path):
+    from test_prompts_and_answers import DAPO_STYLE
+
+    base, rl, problems = pair
+    spec = {"pairs": {"base": str(base), "data": str(problems), "tuned": {
+        "zoo": str(rl), "dapo": {"model": str(rl), "prompt": DAPO_STYLE, "answer_format": "answer_line",
+                                 "grader": "dapo"}}}}
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump(spec))
+    runner.write_metadata(str(profile), tmp_path / "meta.json")
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["models"]["base"] == f"local directory {base.resolve()}" and set(meta["pairs"]) == {"zoo", "dapo"}
+    assert meta["data"]["default"].startswith(f"local file {problems.resolve()} (sha256 ")
+    assert "Answer: $Answer" in meta["pairs"]["dapo"]["first_prompt"] and meta["pairs"]["dapo"]["grading"].startswith(
+        "DAPO's own") and "<|im_end|>" in meta["pairs"]["zoo"]["stop_tokens"].values()
+    assert "tokenshift" in meta["versions"]
+    runner.write_metadata("smoke", tmp_path / "organism.json")  # the organism: nothing to record here
+    assert not (tmp_path / "organism.json").exists()

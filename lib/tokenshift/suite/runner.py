@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import sys
 import tempfile
@@ -150,8 +151,37 @@ def run(profile: str, runs: list[tuple[str, dict]], full: bool = True) -> None:
                 else:
                     os.environ[progress.ENV] = previous
         print(f"[{label}] {name} done in {time.time() - start:.0f} s", flush=True)
+    write_metadata(profile, out_dir / "meta.json")
     if label == "default":
         findings.update_readme(profile)
+
+
+def write_metadata(profile: str, path: Path) -> None:
+    """For a profile of real checkpoints, beside its executed notebooks: the versions it ran with, where each model
+    and benchmark came from (a hub id at the commit it resolved to, a local file with its digest), and how each
+    pair was asked (its first prompt as the models read it, the stop set, the grading), as a CLI run's meta.json
+    records them."""
+    import tokenshift
+
+    from ..models.loading import provenance
+    from ..problems.data import provenance as data_provenance
+
+    section = profiles.load(profile).get("pairs")
+    if not section:
+        return
+    made, setup = pairs.from_section(section, f"{profiles.name(profile)}.yaml"), profiles.shift_setup(profile)
+    data = section["data"] if isinstance(section["data"], dict) and "dataset" not in section["data"] else \
+        {"default": section["data"]}
+    sources = {name: pairs.data_source(spec, "problem", "answer", name) for name, spec in data.items()}
+    asked = {name: made.problems(setup.n_problems or None, setup.seed, setup.benchmark or None, name)
+             for name in made.tuned}
+    meta = {"profile": profiles.name(profile), "versions": tokenshift.versions(),
+            "models": {name: provenance(source) for name, source in {"base": made.base, **made.tuned}.items()},
+            "data": {name: data_provenance(s["source"], s.get("files", ""), s.get("revision", ""))
+                     for name, s in sources.items()},
+            "pairs": {name: {"first_prompt": p.rendered_prompt(0), "stop_tokens": p.stop_tokens(),
+                             "grading": p.grading} for name, p in asked.items()}}
+    path.write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
