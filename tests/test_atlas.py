@@ -18,7 +18,7 @@ def registry(tmp_path_factory):
                             "template_from": "rl", "checked": "a test pair"},
              "dapo-style": {"base": str(same_base), "tuned": {"same": str(untaught)}, "data": str(problems),
                             "prompt": DAPO_STYLE, "answer_format": "answer_line", "grader": "dapo",
-                            "max_new_tokens": 20480}}
+                            "max_new_tokens": 12}}
     shifts = {"n_problems": 0, "samples_per_problem": 2, "max_new_tokens": 16, "prompts_per_unit": 3}
     path = root / "pairs.yaml"
     path.write_text(yaml.safe_dump({"shifts": shifts, "pairs": pairs}))
@@ -32,7 +32,7 @@ def test_the_atlas_compares_each_pair_run_its_own_way(registry, tmp_path):
     boxed, dapo = table.row(0, named=True), table.row(1, named=True)
     assert "Please reason step by step" in boxed["first_prompt"] and "Answer: $Answer" in dapo["first_prompt"]
     assert boxed["grading"] == "math-verify on the last \\boxed{}" and dapo["grading"].startswith("DAPO's own")
-    assert table["max_new_tokens"].to_list() == [16, 16]  # the atlas's stated budget, not the pair's own 20,480
+    assert table["max_new_tokens"].to_list() == [16, 12]  # the atlas's stated budget, or the pair's own if shorter
     assert dapo["frac_full_js_lt_0.01"] == 1.0 and dapo["mean_js"] == 0.0  # a model against itself
     assert boxed["frac_full_js_lt_0.01"] < 1.0 and boxed["checked"] == "a test pair" and dapo["checked"] == "unchecked"
     assert (tmp_path / "atlas.png").read_bytes()[:4] == b"\x89PNG"

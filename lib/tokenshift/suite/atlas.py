@@ -10,6 +10,7 @@ is written at once under the output folder, so an interrupted atlas resumes with
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -66,6 +67,14 @@ def pair_rows(name: str, made: pairs_mod.Pairs, entry: dict, setup: profiles.Shi
     return pl.DataFrame(rows)
 
 
+def budgeted(setup: profiles.ShiftSetup, made: pairs_mod.Pairs) -> profiles.ShiftSetup:
+    """The registry's setup for one pair: its stated budget, or the pair's own where that is shorter (a model
+    whose context cannot hold the stated budget, such as Qwen2.5-Math's 4,096 positions)."""
+    if not setup.max_new_tokens or made.max_new_tokens >= setup.max_new_tokens:
+        return setup
+    return dataclasses.replace(setup, max_new_tokens=made.max_new_tokens)
+
+
 def run(registry: Path, names: list[str] | None, out_dir: Path, show_progress: bool = True) -> pl.DataFrame:
     """The atlas of the registry's pairs (or of ``names``), one after another: each pair's rows written to
     ``out_dir/pairs/<name>.parquet`` when it finishes (a pair already there is read, not redone), then the
@@ -86,7 +95,7 @@ def run(registry: Path, names: list[str] | None, out_dir: Path, show_progress: b
         if not file.is_file():
             if show_progress:
                 print(f"[atlas] pair {i + 1}/{len(chosen)}: {name}", flush=True)
-            rows = pair_rows(name, made[name], entries[name], setup, show_progress)
+            rows = pair_rows(name, made[name], entries[name], budgeted(setup, made[name]), show_progress)
             with atomic(file) as tmp:
                 rows.write_parquet(tmp)
         frames.append(pl.read_parquet(file))
