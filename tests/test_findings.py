@@ -34,16 +34,33 @@ def test_paper_number_needs_our_number(profile):
         findings.record(profile, {"a": 1.0}, paper={"b": 2.0})
 
 
-def test_readme_table_is_rewritten_between_markers(profile, tmp_path):
+def test_the_readmes_headline_and_the_results_page_are_written_from_the_findings(profile, tmp_path):
+    from tokenshift.analyses import claims
+
+    name = "sparsity.dapo.frac_js_lt_0.01"
+    verdict = claims.against(name, name, 0.9, 0.83, ">", (0.88, 0.92))
     findings.record(profile, {"organism.base.pass@1": 0.25, "organism.base.pass@1.ci95_low": 0.2,
-                              "organism.base.pass@1.ci95_high": 0.3}, paper={"organism.base.pass@1": 0.0823})
-    readme = tmp_path / "README.md"
+                              "organism.base.pass@1.ci95_high": 0.3}, paper={"organism.base.pass@1": 0.0823,
+                                                                             name: claims.PAPER[name]},
+                    verdicts=[verdict])
+    readme, results = tmp_path / "README.md", tmp_path / "results.md"
     readme.write_text(f"intro\n{findings.TABLE_BEGIN}\nold\n{findings.TABLE_END}\noutro\n")
-    findings.update_readme(profile, readme)
-    text = readme.read_text()
-    assert "| `organism.base.pass@1` | 0.25 [0.2, 0.3] | 0.0823 |  |" in text and "old" not in text
-    assert "ci95" not in text
+    findings.update_documents(profile, readme, results)
+    text, page = readme.read_text(), results.read_text()
+    assert f"(`{name}`) | 0.9 [0.88, 0.92] | >0.83 | **agrees** |" in text and "old" not in text
+    assert "organism.base.pass@1" not in text  # the headline holds judged claims only
     assert text.startswith("intro\n") and text.endswith("outro\n")
+    assert "| `organism.base.pass@1` | 0.25 [0.2, 0.3] | 0.0823 |  |" in page and "ci95" not in page
+    assert page.startswith("# Results: paper vs this suite\n\nGenerated from")
+
+
+def test_a_regeneration_writes_what_moved(tmp_path):
+    findings.write_diff({"a": 1.0, "b": 2.0}, {"a": 1.0, "b": 2.5, "c": 3.0}, tmp_path / "diff.md")
+    text = (tmp_path / "diff.md").read_text()
+    assert "2 of 3 findings moved" in text and "| `b` | 2.0 | 2.5 |" in text and "| `c` |  | 3.0 |" in text
+    assert "`a`" not in text
+    findings.write_diff({"a": 1.0}, {"a": 1.0}, tmp_path / "same.md")
+    assert "Nothing: every finding came out as before." in (tmp_path / "same.md").read_text()
 
 
 def test_check_written_names_what_is_missing(profile):

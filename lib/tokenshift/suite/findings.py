@@ -6,7 +6,7 @@ where the paper's number is a bound). A verdict on one of the paper's claims (``
 beside the number it rests on: ``.verdict`` (agrees, disagrees, inconclusive, not testable), ``.claim`` and
 ``.rule``. Notebooks add their numbers
 with ``record``; a full run of a profile starts the file afresh (``reset``), so a renamed or retired finding
-does not live on, while a run of some notebooks merges into it. The README's "paper vs this suite" table is
+does not live on, while a run of some notebooks merges into it. The README's headline table and docs/results.md are
 generated from the ``default`` profile's file.
 """
 
@@ -114,14 +114,61 @@ def markdown_table(findings: dict) -> str:
     return "\n".join(rows)
 
 
-def update_readme(profile: str = "default", readme: Path = REPO / "README.md") -> None:
-    """Rewrite the table between the README's findings-table markers from the profile's findings file."""
+RESULTS = REPO / "docs" / "results.md"
+RESULTS_INTRO = """Generated from `figures/default/findings.json` by `make reproduce` (never edited by hand). A name ending
+in `.paper` in that file is the paper's number for the finding of the same name (">0.83": the paper's number
+is a bound; "~0.3": an "about"). The organism's accuracies are on its addition task; the paper's are AIME 2024
+avg@32 (Qwen2.5-32B, DAPO-Qwen-32B, SimpleRL-Zoo-32B), shown for orientation, not as a target. Token counts
+per response are not comparable across scales (~170-token responses here, ~3,600 in the paper).
+
+The verdict column judges one of the paper's claims (`analyses/claims.py` holds them, with their numbers and
+sources) on the statistic in that row, with a 95% interval from resampling responses (or problems, for
+cross-sampling): **agrees** when the whole interval lies on the claim's side of its threshold, **disagrees**
+when it lies on the other side, **inconclusive** when it straddles it, **not testable** when the statistic
+cannot speak to the claim here; the findings file holds the rule each was judged by (`.rule`). Every verdict
+function has a unit test that feeds it data that should disagree. Notebook 05's verdicts rest on a paired
+sign-flip permutation test over seeds instead (p < 0.05 with the arm ahead)."""
+
+
+def headline_table(findings: dict) -> str:
+    """One row per judged claim: the claim, the statistic it was judged on (with its 95% interval), the paper's
+    number and the verdict."""
+    rows = ["| the paper's claim | this suite (organism) | paper | verdict |", "|---|---:|---:|---|"]
+    for name, value in findings.items():
+        verdict = findings.get(name + VERDICT_SUFFIX)
+        if name.endswith(ANNOTATIONS) or verdict is None:
+            continue
+        low, high = (findings.get(name + s) for s in CI_SUFFIXES)
+        ours = f"{value:.3g}" + (f" [{low:.3g}, {high:.3g}]" if low is not None and high is not None else "")
+        paper = findings.get(name + PAPER_SUFFIX)
+        paper = "" if paper is None else f"{findings.get(name + BOUND_SUFFIX, '')}{paper:.3g}"
+        rows.append(f"| {findings[name + CLAIM_SUFFIX]} (`{name}`) | {ours} | {paper} | **{verdict}** |")
+    return "\n".join(rows)
+
+
+def update_documents(profile: str = "default", readme: Path = REPO / "README.md", results: Path = RESULTS) -> None:
+    """From the profile's findings file: the README's headline table (between its findings-table markers) and
+    the full table with how to read it (``results``)."""
     text = readme.read_text()
     if TABLE_BEGIN not in text or TABLE_END not in text:
         raise ValueError(f"{readme} has no {TABLE_BEGIN} ... {TABLE_END} markers to put the table between")
-    table = markdown_table(load(profile))
+    found = load(profile)
     pattern = re.compile(re.escape(TABLE_BEGIN) + ".*?" + re.escape(TABLE_END), re.S)
-    readme.write_text(pattern.sub(lambda _: f"{TABLE_BEGIN}\n{table}\n{TABLE_END}", text))
+    readme.write_text(pattern.sub(lambda _: f"{TABLE_BEGIN}\n{headline_table(found)}\n{TABLE_END}", text))
+    results.write_text(f"# Results: paper vs this suite\n\n{RESULTS_INTRO}\n\n{markdown_table(found)}\n")
+
+
+def write_diff(previous: dict, current: dict, path: Path) -> None:
+    """What a regeneration moved: each finding whose value changed, appeared or went, with both values."""
+    names = sorted(set(previous) | set(current))
+    moved = [n for n in names if previous.get(n) != current.get(n)]
+    lines = ["# What moved in the last regeneration of the findings", ""]
+    if not moved:
+        lines.append("Nothing: every finding came out as before.")
+    else:
+        lines += [f"{len(moved)} of {len(names)} findings moved.", "", "| finding | before | after |", "|---|---|---|"]
+        lines += [f"| `{n}` | {previous.get(n, '')} | {current.get(n, '')} |" for n in moved]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def check_written(profile: str, names: list[str], files: list[str] = ()) -> None:

@@ -87,7 +87,7 @@ def runs(profile: str) -> list[Run]:
     section = profiles.load(profile).get("pairs")
     if not section:
         raise ValueError(f"plan prices real checkpoints; profile {profiles.name(profile)!r} is the organism, "
-                         "whose costs are measured in the README")
+                         "whose costs are measured in docs/organism.md")
     notebooks = {n: runner.parameters(n, p) for n, p in profiles.notebook_parameters(profile).items()}
     return pair_runs(section, profiles.shift_setup(profile), notebooks, profiles.name(profile))
 

@@ -129,6 +129,7 @@ def run(profile: str, runs: list[tuple[str, dict]], full: bool = True) -> None:
     label = profiles.name(profile)
     out_dir = run_root() / label
     out_dir.mkdir(parents=True, exist_ok=True)
+    before = findings.load(profile)  # what the last regeneration found, for the diff of what moves
     if full:
         findings.reset(profile)
     for name, params in runs:
@@ -152,8 +153,9 @@ def run(profile: str, runs: list[tuple[str, dict]], full: bool = True) -> None:
                     os.environ[progress.ENV] = previous
         print(f"[{label}] {name} done in {time.time() - start:.0f} s", flush=True)
     write_metadata(profile, out_dir / "meta.json")
+    findings.write_diff(before, findings.load(profile), findings.output_dir(profile) / "findings-diff.md")
     if label == "default":
-        findings.update_readme(profile)
+        findings.update_documents(profile)
 
 
 def write_metadata(profile: str, path: Path) -> None:
