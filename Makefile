@@ -33,14 +33,15 @@ browser:
 	  { DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "warning: could not install chromium; the viewer's browser test will fail until it is installed"
 
-# Unit tests, then the smoke profile through papermill, then nbval over the executed notebooks
+# Unit tests, then the smoke profile through papermill (its HTML report checked in headless Chromium), then nbval over the executed notebooks
 # (re-run in a warm cache; cells marked NBVAL_CHECK_OUTPUT must print the same again), then the engine's tests in
 # its own environment. The smoke runs' notebooks and figures go to a temporary folder: testing writes nothing into
 # the repository.
 test: env browser
 	$(PY) -m pytest -q tests
 	@out=$$(mktemp -d); export TOKENSHIFT_FIGURES=$$out/figures TOKENSHIFT_RUNS=$$out/runs; \
-	  $(PY) -m tokenshift.suite.runner --profile smoke && $(PY) -m pytest -q -p no:cacheprovider --nbval-lax $$out/runs/smoke; \
+	  $(PY) -m tokenshift.suite.runner --profile smoke && $(PY) -m tokenshift.suite.report --check $$out/runs/smoke/report \
+	  && $(PY) -m pytest -q -p no:cacheprovider --nbval-lax $$out/runs/smoke; \
 	  status=$$?; rm -rf $$out; exit $$status
 	$(MAKE) --no-print-directory test-engine
 

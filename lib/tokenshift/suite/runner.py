@@ -30,7 +30,7 @@ from jupyter_client.manager import AsyncKernelManager
 from ..core import progress, validate
 from ..core.paths import NOTEBOOK_DIR, run_root
 from ..models import engine
-from . import findings, pairs, profiles
+from . import findings, pairs, profiles, report
 
 KERNEL = "tokenshift"
 
@@ -153,6 +153,7 @@ def run(profile: str, runs: list[tuple[str, dict]], full: bool = True) -> None:
                     os.environ[progress.ENV] = previous
         print(f"[{label}] {name} done in {time.time() - start:.0f} s", flush=True)
     write_metadata(profile, out_dir / "meta.json")
+    report.write(profile, out_dir, out_dir / "report")
     findings.write_diff(before, findings.load(profile), findings.output_dir(profile) / "findings-diff.md")
     if label == "default":
         findings.update_documents(profile)
