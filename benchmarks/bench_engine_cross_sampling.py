@@ -22,7 +22,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "engine_cross_sampling.md"
@@ -53,16 +52,6 @@ def per_token(primary, intervention, prompts, *, n, eps, seed, stops, vocab, top
     return handed / steps
 
 
-def fastest(fns: dict, rounds: int = 3) -> tuple[dict, dict]:
-    times, outs = {}, {}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            outs[name] = fn()
-            times[name] = min(times.get(name, math.inf), time.perf_counter() - start)
-    return times, outs
-
-
 def counted(engines, fn):
     """fn's result, and the engine calls and requests it made (both engines together)."""
     for e in engines:
@@ -78,6 +67,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     import qwen_like
+    from bench_draft_verify import fastest  # each timing the fastest of three runs taken in turn
     from tokenshift.analyses.cross_sampling import cross_sample
     from tokenshift.models import engine
     from tokenshift.problems import problem_sets

@@ -183,9 +183,6 @@ def cross_sample(
         raise ValueError(f"cap must be an integer >= 1 and applies to the divergence rule only, got {cap!r}")
     if method not in METHODS:
         raise ValueError(f"unknown cross-sampling method {method!r}: choose one of {METHODS}")
-    if method == "engine" and js_top_p >= 1.0:
-        raise ValueError("cross-sampling in the engine decides on top-p JS (js_top_p < 1); full-vocabulary JS needs "
-                         "the suite's own models (method draft)")
     if drafter is not None and method != "draft":
         raise ValueError("an engine drafts for draft and verify only; the lockstep decodes with the models "
                          "themselves: use method 'draft', or no engine")

@@ -35,12 +35,12 @@ import torch
 
 from ..core import seeding
 from ..core.behaviour import Version
+from .divergence import LN2
 from .draft_verify import best_chunk
 from .sampling import DECODING, Samples, check_settings, split_at_stop
 
 ENGINE_CROSS = Version("engine-cross-sampling", 2, uses=(DECODING,), libraries=("vllm",))
 LISTED = 20  # ids per position asked of the engines: vLLM's default max_logprobs
-LN2 = math.log(2)
 
 
 @ENGINE_CROSS.code
@@ -94,7 +94,6 @@ def js(a: dict[int, float], b: dict[int, float]) -> float:
     return min(max(0.5 * total, 0.0), LN2)
 
 
-@torch.no_grad()
 @ENGINE_CROSS.code
 def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *, n: int = 1, max_new_tokens: int,
                         stop_ids: set[int], vocab_size: int, temperature: float = 1.0, top_p: float = 1.0,

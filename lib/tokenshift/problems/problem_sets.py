@@ -91,6 +91,10 @@ class ProblemSet:
         """The stop set as id -> token."""
         return {i: self.tokenizer.convert_ids_to_tokens(i) for i in self.stop_ids}
 
+    def asked(self) -> dict:
+        """How the problems are asked and judged, as a run's meta.json records it."""
+        return {"first_prompt": self.rendered_prompt(0), "stop_tokens": self.stop_tokens(), "grading": self.grading}
+
     def how_asked(self) -> str:
         """How the pair is asked and judged, for the top of a notebook: the first prompt exactly as the models
         read it, the stop set and the grading."""

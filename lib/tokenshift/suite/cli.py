@@ -303,9 +303,7 @@ def _write_metadata(out: Path, args, problems, engine: str = OWN_DECODER) -> Non
                                                        if k not in ("command", "func")},
                 "versions": tokenshift.versions(), "engine": engine,
                 "models": {"base": provenance(args.base), "tuned": provenance(args.tuned)},
-                "data": data_provenance(args.data, args.data_files, args.data_revision),
-                "first_prompt": problems.rendered_prompt(0), "stop_tokens": problems.stop_tokens(),
-                "grading": problems.grading}
+                "data": data_provenance(args.data, args.data_files, args.data_revision), **problems.asked()}
         with atomic(out.with_name(out.name + ".meta.json")) as tmp:
             tmp.write_text(json.dumps(meta, indent=1) + "\n")
 

@@ -115,9 +115,7 @@ def from_section(section: dict, where: str = "pairs") -> Pairs:
             tuned[str(name)] = str(value)
     checkpoints = {name: sorted((int(step), str(path)) for step, path in steps.items())
                    for name, steps in (section.get("checkpoints") or {}).items()}
-    data = section["data"]
-    if not isinstance(data, dict) or "dataset" in data:  # one benchmark
-        data = {"default": data}
+    data = benchmarks(section)
     shared = {"template_from": section.get("template_from", "base"), "prompt": section.get("prompt", PROMPT),
               "system": section.get("system", ""),
               "answer_format": section.get("answer_format", "boxed"), "grader": section.get("grader", "math-verify")}
@@ -132,6 +130,12 @@ def from_section(section: dict, where: str = "pairs") -> Pairs:
                  max_new_tokens=section.get("max_new_tokens", 8192), make_problems=maker({}, where),
                  checkpoint_paths=checkpoints,
                  own_problems={name: maker(own, f"{where}: tuned.{name}") for name, own in asked.items()})
+
+
+def benchmarks(section: dict) -> dict:
+    """A pairs section's benchmarks, name -> source: ``data`` itself, or ``{"default": data}`` for one benchmark."""
+    data = section["data"]
+    return {"default": data} if not isinstance(data, dict) or "dataset" in data else data
 
 
 def data_source(spec, problem_field: str, answer_field: str, where: str) -> dict:

@@ -17,13 +17,15 @@ estimate. ``upper``: every response at the length cap; ``expected``: at a stated
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import profiles, runner
+from transformers import AutoConfig
+
+from ..models.loading import kv_bytes_per_token, weight_bytes
+from . import pairs, profiles, runner
 
 # memory (bytes), HBM bandwidth (bytes/s), dense bf16 peak (FLOP/s): NVIDIA's H200, H100 SXM and A100 SXM datasheets
 GPUS = {"H200": (141e9, 4.8e12, 989e12), "H100": (80e9, 3.35e12, 989e12), "A100-80GB": (80e9, 2.039e12, 312e12)}
@@ -53,14 +55,8 @@ def shape(source: str) -> Shape:
     size its id names (``7B``); refuses an id it cannot size."""
     path = Path(str(source)).expanduser()
     if (path / "config.json").is_file():
-        config = json.loads((path / "config.json").read_text())
-        text = config.get("text_config", config)
-        heads = text["num_attention_heads"]
-        head_dim = text.get("head_dim") or text["hidden_size"] // heads
-        files = [*path.glob("*.safetensors"), *path.glob("*.bin")]
-        stored = 4 if str(text.get("torch_dtype", config.get("torch_dtype", ""))).endswith("float32") else 2
-        return Shape(sum(f.stat().st_size for f in files) / stored,
-                     2 * text["num_hidden_layers"] * text.get("num_key_value_heads", heads) * head_dim * 2)
+        config = AutoConfig.from_pretrained(path)  # the configuration only: no weights are read
+        return Shape(weight_bytes(path, config, 2) / 2, kv_bytes_per_token(config, 2))
     found = re.search(r"(\d+(?:\.\d+)?B)\b", str(source).split("@")[0], re.IGNORECASE)
     if not found or found.group(1).upper() not in QWEN25:
         raise ValueError(f"cannot size {source!r} without loading it: name a local directory (its config.json and "
@@ -98,8 +94,7 @@ def pair_runs(section: dict, setup: profiles.ShiftSetup, notebooks: dict[str, di
     base, new = section["base"], setup.max_new_tokens or section.get("max_new_tokens", 8192)
 
     def count(benchmark: str) -> int:
-        data = section["data"]
-        sources = data if isinstance(data, dict) and "dataset" not in data else {"default": data}
+        sources = pairs.benchmarks(section)
         source = sources.get(benchmark or setup.benchmark or next(iter(sources)))
         held = source.get("problems") if isinstance(source, dict) else None
         n = setup.n_problems or held

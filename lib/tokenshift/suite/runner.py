@@ -173,17 +173,15 @@ def write_metadata(profile: str, path: Path) -> None:
     if not section:
         return
     made, setup = pairs.from_section(section, f"{profiles.name(profile)}.yaml"), profiles.shift_setup(profile)
-    data = section["data"] if isinstance(section["data"], dict) and "dataset" not in section["data"] else \
-        {"default": section["data"]}
-    sources = {name: pairs.data_source(spec, "problem", "answer", name) for name, spec in data.items()}
+    sources = {name: pairs.data_source(spec, "problem", "answer", name)
+               for name, spec in pairs.benchmarks(section).items()}
     asked = {name: made.problems(setup.n_problems or None, setup.seed, setup.benchmark or None, name)
              for name in made.tuned}
     meta = {"profile": profiles.name(profile), "versions": tokenshift.versions(),
             "models": {name: provenance(source) for name, source in {"base": made.base, **made.tuned}.items()},
             "data": {name: data_provenance(s["source"], s.get("files", ""), s.get("revision", ""))
                      for name, s in sources.items()},
-            "pairs": {name: {"first_prompt": p.rendered_prompt(0), "stop_tokens": p.stop_tokens(),
-                             "grading": p.grading} for name, p in asked.items()}}
+            "pairs": {name: p.asked() for name, p in asked.items()}}
     path.write_text(json.dumps(meta, indent=1) + "\n")
 
 
