@@ -1,5 +1,6 @@
-"""Draft and verify writes what the lockstep writes: the same tokens, handovers and recorded JS for the same
-seed, at every intervention rate, for both rules and the cap, greedy and sampled; and it adapts its chunks.
+"""The two-model decoder writes what the per-token lockstep (``reference_lockstep``, the reference) writes: the same
+tokens, handovers and recorded JS for the same seed, at every intervention rate, for both rules and the cap,
+greedy and sampled, in chunks of one token or adaptive ones, in batches of any size; and it adapts its chunks.
 With an engine drafting (other random streams), the same tokens greedy and the same distributions sampled."""
 
 import math
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_SHAPE
+from reference_lockstep import lockstep as reference
 from scipy.stats import chi2_contingency
 from transformers import Qwen2Config, Qwen2ForCausalLM
 from tokenshift.analyses.cross_sampling import cross_sample
@@ -52,16 +54,17 @@ def same(a, b):
 @pytest.mark.parametrize("q", [0.5, 0.9, 0.98])
 def test_the_same_tokens_as_the_lockstep_at_every_rate(pair, prompts, tokenizer, js_quantile, temperature, q):
     args = dict(eps=js_quantile(q), temperature=temperature, **kw(tokenizer))
-    lockstep, drafted = (cross_sample(*pair, prompts, method=m, **args) for m in ("lockstep", "draft"))
-    same(lockstep, drafted)
+    expected = reference(*pair, prompts, **args)
+    for method in ("lockstep", "draft"):
+        same(expected, cross_sample(*pair, prompts, method=method, **args))
     if temperature == 1.0:
-        assert 0 < sum(map(sum, drafted.chosen)) < sum(map(len, drafted.chosen))  # both policies had turns
+        assert 0 < sum(map(sum, expected.chosen)) < sum(map(len, expected.chosen))  # both policies had turns
 
 
 def test_the_random_control_and_the_cap_as_the_lockstep_draws_them(pair, prompts, tokenizer, js_quantile):
     fractions = [0.05 * (i % 5) for i in range(24)]
     for extra in (dict(random_fraction=fractions), dict(eps=js_quantile(0.5), cap=2)):
-        same(cross_sample(*pair, prompts, method="lockstep", **extra, **kw(tokenizer)),
+        same(reference(*pair, prompts, **extra, **kw(tokenizer)),
              cross_sample(*pair, prompts, method="draft", **extra, **kw(tokenizer)))
 
 
@@ -81,15 +84,21 @@ def test_the_recorded_divergence_is_a_teacher_forced_forwards(pair, prompts, tok
         assert torch.allclose(torch.tensor(js), pair_metrics(a, b)["js"], atol=1e-5)
 
 
-def test_a_later_batch_starts_where_the_lockstep_left_the_generator(pair, prompts, tokenizer, js_quantile):
-    args = dict(eps=js_quantile(0.9), **kw(tokenizer, batch_size=5))  # 24 responses in batches of 5
-    same(cross_sample(*pair, prompts, method="lockstep", **args), cross_sample(*pair, prompts, method="draft", **args))
+def test_responses_numbered_in_a_run_draw_as_there(pair, prompts, tokenizer, js_quantile):
+    # 24 responses in batches of 5, numbered as the last 24 of a run: each draws from its own streams
+    args = dict(eps=js_quantile(0.9), responses=range(100, 124), **kw(tokenizer, batch_size=5))
+    same(reference(*pair, prompts, **args), cross_sample(*pair, prompts, method="draft", **args))
 
 
 def test_chunks_follow_the_rate_the_rule_fires_at():
-    assert draft_verify.best_chunk(0.0, 32) == 32 and draft_verify.best_chunk(1.0, 32) == 1
-    sizes = [draft_verify.best_chunk(r, 32) for r in (0.01, 0.05, 0.2, 0.5)]
-    assert sizes == sorted(sizes, reverse=True) and draft_verify.best_chunk(0.0, 5) == 4
+    chunks = lambda rate, largest=32: int(draft_verify.best_chunks(torch.tensor([int(rate * 1000)]),  # noqa: E731
+                                                                   torch.tensor([1000]), largest)[0])
+    assert chunks(0.0) == 32 and chunks(1.0) == 1 and chunks(0.0, 5) == 4
+    sizes = [chunks(r) for r in (0.01, 0.05, 0.2, 0.5)]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
+    # before a response has kept anything: the first guess, within the largest allowed
+    assert draft_verify.best_chunks(torch.tensor([0]), torch.tensor([0]), 32).tolist() == [draft_verify.FIRST_CHUNK]
+    assert draft_verify.best_chunks(torch.tensor([0]), torch.tensor([0]), 1).tolist() == [1]
 
 
 def test_the_cache_grows_past_its_first_capacity():
@@ -103,7 +112,7 @@ def test_the_cache_grows_past_its_first_capacity():
 def test_bad_settings_are_refused(pair, prompts, tokenizer):
     with pytest.raises(ValueError, match="unknown cross-sampling method 'fast'"):
         cross_sample(*pair, prompts, method="fast", **kw(tokenizer))
-    with pytest.raises(ValueError, match="max_chunk must be at least 1"):
+    with pytest.raises(ValueError, match="max_chunk must be an integer of at least 1"):
         draft_verify.draft_verify(*pair, prompts, None, max_new_tokens=4, stop_ids={2}, pad_id=0, max_chunk=0)
 
 
@@ -128,8 +137,7 @@ class Drafter:
 def test_an_engine_drafting_writes_the_lockstep_s_tokens_greedy(pair, prompts, tokenizer, js_quantile, q):
     args = dict(eps=js_quantile(q) if q < 1 else math.inf, temperature=0.0, **kw(tokenizer))
     drafter = Drafter(pair[0])
-    same(cross_sample(*pair, prompts, method="lockstep", **args),
-         cross_sample(*pair, prompts, method="draft", drafter=drafter, **args))
+    same(reference(*pair, prompts, **args), cross_sample(*pair, prompts, method="draft", drafter=drafter, **args))
     assert drafter.asked and all(1 <= m <= 32 for lengths in drafter.asked for m in lengths)
 
 

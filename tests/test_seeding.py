@@ -8,7 +8,11 @@ def test_seeds_are_stable_and_apart():
     assert len(seeds) == 300 and all(0 <= s < 2**63 for s in seeds)
     # what an arithmetic scheme got wrong: seed + 1 made one stream another's
     assert seeding.derive(1, "unit", 0) != seeding.derive(0, "unit", 1)
-    assert parallel.unit_seed(0, 1) != parallel.unit_seed(1, 0)
+
+
+def test_responses_are_numbered_by_problem_and_slot_whatever_the_unit():
+    assert parallel.responses_of([3, 4], 2) == [6, 7, 8, 9]
+    assert parallel.responses_of([0, 1, 2, 3, 4], 2)[6:] == parallel.responses_of([3, 4], 2)
 
 
 def test_a_known_value_pins_the_derivation_across_machines():

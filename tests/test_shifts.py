@@ -132,15 +132,16 @@ def torchrun(script, *args, nproc=2):
 @pytest.mark.slow
 def test_cached_entry_points_under_a_launcher_build_once_and_agree(tmp_path, tokenizer, pair_dirs):
     """Under torchrun every rank takes its share of the units, rank 0 alone publishes, and every rank reads
-    the same complete entries, equal to what one process computes."""
+    the same complete entries, equal to what one process computes with the work cut otherwise (units of 5
+    prompts decoded 256 at a time, against units of 1 decoded 3 at a time over two ranks)."""
     from pathlib import Path
 
     script = str(Path(__file__).with_name("ranked_cache.py"))
     pair = pair_dirs[0].parent
     (tmp_path / "two").mkdir()
-    torchrun(script, pair, tmp_path / "cache-two", tmp_path / "two")
+    torchrun(script, pair, tmp_path / "cache-two", tmp_path / "two", 1, 3)
     (tmp_path / "one").mkdir()
-    torchrun(script, pair, tmp_path / "cache-one", tmp_path / "one", nproc=1)
+    torchrun(script, pair, tmp_path / "cache-one", tmp_path / "one", 5, 256, nproc=1)
     for name in ("shifts", "sweep"):
         one = pl.read_parquet(tmp_path / "one" / f"{name}-0.parquet")
         for rank in (0, 1):

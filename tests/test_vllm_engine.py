@@ -82,12 +82,12 @@ def test_the_requests_sent_carry_no_id_list_and_few_biased_ids(base, llm, monkey
 def test_units_stream_as_they_finish_with_the_same_draws_as_alone(base, llm, monkeypatch):
     model, tok, prompts = base
     kw = dict(n=3, max_new_tokens=10, eos_token_id=tok.eos_token_id, vocab_size=len(tok), temperature=1.0)
-    units = [(u, [prompts[u], prompts[u + 1]], 100 + u) for u in range(3)]
+    units = [(u, [prompts[u], prompts[u + 1]], list(range(6 * u, 6 * u + 6))) for u in range(3)]
     monkeypatch.setattr(llm, "window", 6)  # one unit (2 prompts x 3 responses) ahead at a time
-    streamed = dict(llm.sample_units(units, **kw))
+    streamed = dict(llm.sample_units(units, seed=100, **kw))
     assert sorted(streamed) == [0, 1, 2]
-    for key, unit_prompts, seed in units:
-        alone = llm.sample(unit_prompts, seed=seed, **kw)  # each response's own seed: the same tokens
+    for key, unit_prompts, numbers in units:
+        alone = llm.sample(unit_prompts, seed=100, responses=numbers, **kw)  # each response's own seed: the same
         assert streamed[key].response_ids == alone.response_ids and streamed[key].prompt_index == [0, 0, 0, 1, 1, 1]
     drawn = [t for out in streamed.values() for ids in out.response_ids for t in ids]
     assert len(set(drawn)) > 20 and max(drawn) < len(tok)  # sampled, never a padding row

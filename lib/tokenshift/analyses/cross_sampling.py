@@ -2,17 +2,18 @@
 intervention budgets on AIME 2024/2025): decode with a primary policy
 and hand each token over to an intervention policy only where the two disagree.
 
-Both models decode the same batch in lockstep (``sampling.decode``, the suite's one decoding loop), each with
-its own KV cache. At every step both score the current (mixed) prefix; when the JS divergence between their
-next-token distributions exceeds ``eps`` the token is sampled from the intervention policy, otherwise from
-the primary. Forward (primary = base, intervention = RL) asks whether the few high-divergence decisions
-suffice for RL's gain; reverse (primary = RL, intervention = base) whether they are necessary.
+Both models read the same (mixed) response, each with its own KV cache (``models.draft_verify``, the suite's two-
+model decoder; or both in inference engines, ``models.engine_cross``). At every step both score the current prefix;
+when the JS divergence between their next-token distributions exceeds ``eps`` the token is sampled from the
+intervention policy, otherwise from the primary. Forward (primary = base, intervention = RL) asks whether the few
+high-divergence decisions suffice for RL's gain; reverse (primary = RL, intervention = base) whether they are
+necessary.
 
-The random-position control (the reviewers' request) intervenes instead at randomly chosen steps, each
-response with its own target fraction (the fraction a divergence-based run realised on the same prompt and
-sample slot). Its coin flips come from a stream of their own, so the sampler's draws are the same as plain
-sampling's. The capped rule ("divergence, first m") hands over only a response's first m steps with JS > eps:
-how many handovers are necessary.
+The random-position control (the reviewers' request) intervenes instead at randomly chosen steps, each response with
+its own target fraction (the fraction a divergence-based run realised on the same prompt and sample slot). Its coin
+flips come from each response's stream of coins, apart from its draws, so the sampler's draws are the same as plain
+sampling's. The capped rule ("divergence, first m") hands over only a response's first m steps with JS > eps: how
+many handovers are necessary.
 
 A handed-over step need not change the text: the intervention's draw (with the same uniform number) can be
 the token the primary would have drawn. Each response records both: its intervened steps and, of those, the
@@ -32,17 +33,17 @@ import torch
 
 from ..core import parallel, seeding
 from ..core.behaviour import Version
-from ..core.cache import ArtifactCache, model_fingerprint, spec
+from ..core.cache import ArtifactCache, execution, model_fingerprint, spec
 from ..models import responses
 from ..models.loading import check_pair_fits, check_same_vocabulary, load_model, pad_id, runtime
 from ..models.draft_verify import DRAFT_VERIFY, draft_verify
 from ..models.engine_cross import ENGINE_CROSS, engine_cross_sample
-from ..models.sampling import DECODING, Samples, decode, stop_set
+from ..models.sampling import DECODING, Samples, response_numbers, stop_set, uniforms
 from ..problems.problem_sets import ProblemSet
 from ..problems.verdicts import judged
 
-CROSS_SAMPLING = Version("cross-sampling", 3, uses=(DECODING, parallel.UNITS, responses.RESPONSES))
-SUITE_METHODS = ("lockstep", "draft")  # with the suite's own models
+CROSS_SAMPLING = Version("cross-sampling", 4, uses=(DECODING, parallel.UNITS, responses.RESPONSES))
+SUITE_METHODS = ("lockstep", "draft")  # with the suite's own models: chunks of one token, or adaptive chunks
 METHODS = (*SUITE_METHODS, "engine")  # "engine": both models in inference engines (test_engine_cross.py)
 
 
@@ -81,9 +82,8 @@ def cap_of(rule: str) -> int | None:
     return int(found.group(1))
 
 
-# A rule is called by the lockstep (``sampling.decode``) once per step, rule(js [B], rows [B]) -> [B] bool, and
-# read by draft and verify a chunk at a time: ``fires`` (without effect) on a chunk of steps, ``handed`` for the
-# handovers it kept, ``start_batch`` / ``end_batch`` around each batch. Both see the same rule.
+# The rules, as the decoders read them (``models.draft_verify``'s docstring): ``fires(js [B, k], responses [B],
+# steps [B, k])`` on a chunk, without effect, and ``handed(responses)`` for the handovers a round keeps.
 @CROSS_SAMPLING.code
 class DivergenceRule:
     """Hand a step over where JS(primary || intervention) > eps (eps = inf: never; eps < 0: always); with ``cap``,
@@ -92,53 +92,30 @@ class DivergenceRule:
     def __init__(self, eps: float, cap: int | None = None, responses: int = 0):
         self.eps, self.cap = eps, cap
         self.used = torch.zeros(responses, dtype=torch.long)
-        self.jobs = torch.zeros(0, dtype=torch.long)
 
-    def __call__(self, js, rows):
-        fire = (js > self.eps) & (self.used[rows] < self.cap if self.cap is not None else True)
-        self.used[rows] += fire
-        return fire
-
-    def start_batch(self, jobs, steps: int) -> None:
-        self.jobs = jobs
-
-    def end_batch(self, steps: int) -> None:
-        pass
-
-    def fires(self, js, batch_rows, steps):
+    def fires(self, js, responses, steps):
         fire = js > self.eps
-        return fire & (self.used[self.jobs[batch_rows]] < self.cap)[:, None] if self.cap is not None else fire
+        return fire & (self.used[responses] < self.cap)[:, None] if self.cap is not None else fire
 
-    def handed(self, batch_rows) -> None:
-        self.used[self.jobs[batch_rows]] += 1
+    def handed(self, responses) -> None:
+        self.used[responses] += 1
 
 
 @CROSS_SAMPLING.code
 class RandomRule:
-    """Hand each step of response r over with probability ``fractions[r]``, from the chooser's own stream: one
-    number per response of the batch and step, as the lockstep draws them."""
+    """Hand step t of response r over where its coin for t falls under ``fractions[r]``: each response's coins
+    come from its own stream, derived from the run's ``seed`` and the response's number in the run (``numbers``),
+    apart from its draws."""
 
-    def __init__(self, fractions: Sequence[float], seed: int):
+    def __init__(self, fractions: Sequence[float], seed: int, numbers: Sequence[int], steps: int):
         self.fractions = torch.tensor(list(fractions), dtype=torch.float)
-        self.chooser = torch.Generator().manual_seed(seeding.derive(seed, "random-control"))
+        self.coins = uniforms(seeding.derive(seed, "random-control"), numbers, steps)
 
-    def __call__(self, js, rows):
-        return torch.rand(len(rows), generator=self.chooser) < self.fractions[rows]
+    def fires(self, js, responses, steps):
+        coins = self.coins[responses[:, None], steps.clamp(max=self.coins.shape[1] - 1)]
+        return coins < self.fractions[responses][:, None]
 
-    def start_batch(self, jobs, steps: int) -> None:
-        self.jobs, self.state = jobs, self.chooser.get_state()
-        self.coins = torch.stack([torch.rand(len(jobs), generator=self.chooser) for _ in range(steps)], dim=1)
-
-    def end_batch(self, steps: int) -> None:
-        self.chooser.set_state(self.state)  # then as far as the lockstep would have drawn
-        for _ in range(steps):
-            torch.rand(len(self.jobs), generator=self.chooser)
-
-    def fires(self, js, batch_rows, steps):
-        coins = self.coins[batch_rows[:, None], steps.clamp(max=self.coins.shape[1] - 1)]
-        return coins < self.fractions[self.jobs[batch_rows]][:, None]
-
-    def handed(self, batch_rows) -> None:
+    def handed(self, responses) -> None:
         pass
 
 
@@ -163,6 +140,7 @@ def cross_sample(
     seed: int = 0,
     batch_size: int = 256,
     drafter=None,
+    responses: Sequence[int] | None = None,
 ) -> CrossSamples:
     """Sample ``n`` responses per prompt, switching to ``intervention`` where JS > ``eps``.
 
@@ -171,9 +149,10 @@ def cross_sample(
     ``js_top_p`` < 1 measures the divergence on top-p truncated distributions, as the divergence library does;
     ``vocab_size`` slices output layers padded past the tokenizer. Temperature and ``top_p`` shape the sampling
     as usual. ``method``: "draft" (draft and verify, ``models.draft_verify``: the lockstep's tokens up to rounding,
-    at about one model's cost on a GPU when handovers are sparse), "lockstep" (both models one token at a time)
-    or "engine" (both models are inference engines, ``models.engine.VllmEngine``: ``models.engine_cross``, top-p
-    JS only). ``drafter``: an inference engine that drafts the primary's chunks for draft and verify.
+    at about one model's cost on a GPU when handovers are sparse), "lockstep" (the same decoder, one token at a
+    time) or "engine" (both models are inference engines, ``models.engine.VllmEngine``: ``models.engine_cross``,
+    top-p JS only). ``drafter``: an inference engine that drafts the primary's chunks for draft and verify.
+    ``responses``: each response's number in the run, which names its random streams (default 0, 1, ...).
     """
     n_responses = len(prompts) * n
     if random_fraction is not None and len(random_fraction) != n_responses:
@@ -186,17 +165,16 @@ def cross_sample(
     if drafter is not None and method != "draft":
         raise ValueError("an engine drafts for draft and verify only; the lockstep decodes with the models "
                          "themselves: use method 'draft', or no engine")
-    rule = DivergenceRule(eps, cap, n_responses) if random_fraction is None else RandomRule(random_fraction, seed)
-    common = dict(n=n, max_new_tokens=max_new_tokens, stop_ids=stop_set(eos_token_id), pad_id=pad_token_id,
-                  vocab_size=vocab_size, temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
-                  js_top_p=js_top_p)
+    numbers = response_numbers(responses, n_responses)
+    rule = DivergenceRule(eps, cap, n_responses) if random_fraction is None else \
+        RandomRule(random_fraction, seed, numbers, max_new_tokens)
+    common = dict(n=n, max_new_tokens=max_new_tokens, stop_ids=stop_set(eos_token_id), vocab_size=vocab_size,
+                  temperature=temperature, top_p=top_p, seed=seed, js_top_p=js_top_p, responses=numbers)
     if method == "engine":
-        return CrossSamples(**vars(engine_cross_sample(
-            primary, intervention, prompts, rule, n=n, max_new_tokens=max_new_tokens, stop_ids=common["stop_ids"],
-            vocab_size=vocab_size, temperature=temperature, top_p=top_p, seed=seed, js_top_p=js_top_p)))
-    if method == "draft":
-        return CrossSamples(**vars(draft_verify(primary, intervention, prompts, rule, drafter=drafter, **common)))
-    return CrossSamples(**vars(decode([primary, intervention], prompts, choose=rule, **common)))
+        return CrossSamples(**vars(engine_cross_sample(primary, intervention, prompts, rule, **common)))
+    return CrossSamples(**vars(draft_verify(primary, intervention, prompts, rule, drafter=drafter, pad_id=pad_token_id,
+                                            batch_size=batch_size, max_chunk=1 if method == "lockstep" else 32,
+                                            **common)))
 
 
 @dataclass(frozen=True)
@@ -213,10 +191,10 @@ class SweepConfig:
     js_top_p: float = 1.0  # 1: full-vocabulary JS decides; < 1: top-p truncated JS
     max_new_tokens: int = 48
     seed: int = 0
-    prompts_per_unit: int = 64  # work unit (its seed derives from the run's seed and its index)
-    batch_size: int = 256  # sequences decoded together (it fixes which draws each response gets)
-    # "draft": draft and verify; "lockstep": both models a token at a time (the same tokens up to rounding);
-    # "engine": both models in inference engines (top-p JS only; each response's draws its own)
+    prompts_per_unit: int = execution(64)  # work unit: how the work is cut, not what it computes
+    batch_size: int = execution(256)  # sequences decoded together (each response draws from its own streams)
+    # "draft": draft and verify; "lockstep": the same decoder a token at a time (the same tokens up to rounding);
+    # "engine": both models in inference engines (top-p JS only; other draws than the suite's)
     method: str = "draft"
 
     def __post_init__(self):
@@ -245,7 +223,8 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
                   top_p=config.top_p, js_top_p=config.js_top_p, batch_size=config.batch_size)
 
     def work(unit: int, index: list[int]) -> pl.DataFrame:
-        prompts, seed = [problems.prompts[i] for i in index], parallel.unit_seed(config.seed, unit)
+        prompts = [problems.prompts[i] for i in index]
+        numbers = parallel.responses_of(index, config.samples_per_problem)
         frames = []
         for eps in config.eps_grid:
             runs = {}
@@ -256,11 +235,11 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
                     # those are reused
                     by_divergence = runs["divergence"]
                     runs[rule] = by_divergence if not any(by_divergence.intervened_count()) else cross_sample(
-                        primary, intervention, prompts, seed=seed,
+                        primary, intervention, prompts, seed=config.seed, responses=numbers,
                         random_fraction=by_divergence.intervened_fraction(), **common)
                 else:
-                    runs[rule] = cross_sample(primary, intervention, prompts, eps=eps, cap=cap_of(rule), seed=seed,
-                                              **common)
+                    runs[rule] = cross_sample(primary, intervention, prompts, eps=eps, cap=cap_of(rule),
+                                              seed=config.seed, responses=numbers, **common)
             for rule, out in runs.items():
                 rows = responses.frame(problems.prompts, index, out, config.samples_per_problem)
                 frames.append(rows.with_columns(
@@ -272,8 +251,12 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
                     pl.Series("changed_count", out.changed_count(), pl.Int64)))
         return pl.concat(frames).select(*responses.CROSS_COLUMNS, *responses.COLUMNS)
 
+    # rows by eps as the grid lists them, then rule as the config lists them, then response, however the units fell
+    rank = {"eps": config.eps_grid, "rule": config.rules}
+    order = lambda frame: frame.sort([pl.col(c).replace_strict(v, range(len(v)), return_dtype=pl.Int64)  # noqa: E731
+                                      for c, v in rank.items()] + [pl.col("response")], maintain_order=True)
     parallel.run_units(len(problems), config.prompts_per_unit, work, out_file, parts, desc="cross-sampling",
-                       show_progress=show_progress)
+                       show_progress=show_progress, order=order)
 
 
 # A cached sweep on a CPU runs on one thread: a BLAS reduction's order follows the thread count (and so, now and

@@ -29,21 +29,22 @@ from ..models.sampling import DECODING, sample
 from ..problems.problem_sets import ProblemSet
 from ..problems.verdicts import judged
 
-REFERENCE_SAMPLING = Version("reference-sampling", 1, uses=(DECODING, parallel.UNITS, schema.RESPONSES))
+REFERENCE_SAMPLING = Version("reference-sampling", 2, uses=(DECODING, parallel.UNITS, schema.RESPONSES))
 SCORING = Version("shift-scoring", 1, uses=(scoring.SCORING, parallel.UNITS))
 
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """How reference responses are sampled: every field is part of the responses' identity."""
+    """How reference responses are sampled: every field but the batch and unit sizes is part of the responses'
+    identity (each response draws from its own streams, whatever batch or unit it falls in)."""
 
     samples_per_problem: int = 4  # reference responses per problem
     temperature: float = 1.0
     top_p: float = 1.0  # nucleus of the sampling (the paper's 0.7; the organism's policies are sampled untruncated)
     max_new_tokens: int = 48
     seed: int = 0
-    prompts_per_unit: int = 64  # work unit (its seed derives from the run's seed and its index)
-    batch_size: int = 256  # sequences decoded together (it fixes which draws each response gets)
+    prompts_per_unit: int = execution(64)  # work unit
+    batch_size: int = execution(256)  # sequences decoded together
     # "suite": the suite's own decoding loop; "vllm": the inference engine (``models.engine``: the same
     # distributions, other draws; its own environment)
     engine: str = added("suite")
@@ -75,14 +76,14 @@ def sample_responses(model, problems: ProblemSet, config: SamplingConfig, out_fi
     frame = lambda index, out: schema.frame(problems.prompts, index, out, config.samples_per_problem)  # noqa: E731
 
     def work(unit: int, index: list[int]) -> pl.DataFrame:
-        out = sample(model, [problems.prompts[i] for i in index], seed=parallel.unit_seed(config.seed, unit),
-                     **settings)
+        out = sample(model, [problems.prompts[i] for i in index], seed=config.seed,
+                     responses=parallel.responses_of(index, config.samples_per_problem), **settings)
         return frame(index, out)
 
     def stream(todo):  # the engine: every unit queued ahead, each written as soon as its responses are done
-        units = [((unit, index), [problems.prompts[i] for i in index], parallel.unit_seed(config.seed, unit))
-                 for unit, index in todo]
-        for (unit, index), out in model.sample_units(units, **settings):
+        units = [((unit, index), [problems.prompts[i] for i in index],
+                  parallel.responses_of(index, config.samples_per_problem)) for unit, index in todo]
+        for (unit, index), out in model.sample_units(units, seed=config.seed, **settings):
             yield unit, frame(index, out)
 
     by_engine = isinstance(model, engine.VllmEngine)

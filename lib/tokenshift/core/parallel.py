@@ -1,8 +1,9 @@
 """Data parallelism over processes started by an existing launcher (``torchrun`` or ``accelerate launch``), and
 independent jobs in worker processes of this machine's own (``in_processes``).
 
-Work is cut into fixed units (a few prompts or responses each) whose seeds come from the run's seed and the
-unit's index, never from the number of processes: rank r takes units r, r + world, ... . Each finished unit
+Work is cut into units (a few prompts or responses each); rank r takes units r, r + world, ... . A unit's
+results do not depend on how the work is cut: each response's random streams come from the run's seed and the
+response's number in the run (``responses_of``), never from its unit or the number of processes. Each finished unit
 is written at once as its own Parquet file, so an interrupted run resumes where it stopped; when all ranks are
 done, rank 0 merges the units in order. The merged file is identical whatever the number of processes.
 
@@ -30,11 +31,11 @@ import polars as pl
 import torch
 import torch.distributed as dist
 
-from . import progress, seeding
+from . import progress
 from .behaviour import Version
 from .paths import atomic
 
-UNITS = Version("units", 1)  # how work is cut into units and each unit seeded
+UNITS = Version("units", 2)  # how work is cut into units and each response numbered
 # (unit, items) of the units still to compute -> (unit, frame) as each finishes
 Stream = Callable[[list[tuple[int, list[int]]]], Iterator[tuple[int, pl.DataFrame]]]
 
@@ -76,9 +77,10 @@ def broadcast(value):
 
 
 @UNITS.code
-def unit_seed(seed: int, unit: int) -> int:
-    """The seed of one unit of work: depends on the run's seed and the unit, not on who runs it."""
-    return seeding.derive(seed, "unit", unit)
+def responses_of(index: list[int], n: int) -> list[int]:
+    """The numbers in the whole run of the responses to problems ``index``, ``n`` each, prompt-major: problem
+    * n + sample slot, which name each response's random streams whatever unit it falls in."""
+    return [i * n + j for i in index for j in range(n)]
 
 
 @UNITS.code
@@ -91,14 +93,17 @@ def response_numbers(index: list[int], prompt_index: list[int], n: int) -> tuple
 
 @UNITS.code
 def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.DataFrame] | None, out_file: Path,
-              parts: Path, desc: str = "units", show_progress: bool = True, stream: Stream | None = None) -> None:
+              parts: Path, desc: str = "units", show_progress: bool = True, stream: Stream | None = None,
+              order: Callable[[pl.DataFrame], pl.DataFrame] | None = None) -> None:
     """Cut items 0..n_items-1 (prompts or responses) into units of ``per_unit``, compute
     ``work(unit, items)`` for every unit across the launcher's processes, and merge the frames, in unit
     order, into ``out_file`` (written by rank 0). Units already in ``parts`` (an earlier, interrupted run of
     the same job, cut the same way) are not computed again.
 
     ``stream`` instead of ``work``: given every unit still to compute as (unit, items), it yields (unit, frame)
-    in any order as each finishes (an engine that keeps many units in flight); each is written as it comes."""
+    in any order as each finishes (an engine that keeps many units in flight); each is written as it comes.
+    ``order``: puts the merged rows in an order that does not depend on how the items were cut (where a unit's
+    frame groups its rows by something other than the item, such as a sweep's settings)."""
     n_units = -(-n_items // per_unit)
     me = current()
     plan = {"n_items": n_items, "per_unit": per_unit}
@@ -124,6 +129,7 @@ def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.D
     barrier()
     if me.rank == 0:
         merged = pl.concat([pl.read_parquet(part(u)) for u in range(n_units)], how="vertical")
+        merged = order(merged) if order is not None else merged
         with atomic(out_file) as tmp:
             merged.write_parquet(tmp)
         shutil.rmtree(parts)

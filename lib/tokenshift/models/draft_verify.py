@@ -1,28 +1,33 @@
-"""Cross-sampling by draft and verify: the lockstep's output, at about the cost of sampling the primary alone.
+"""Cross-sampling's decoder: two models decode one response together, by draft and verify; a chunk of one
+token is the lockstep (both models one token at a time).
 
-The lockstep (``sampling.decode`` with two models) runs both models one token at a time. Here the primary drafts
-a chunk of k tokens with its KV cache, as plain sampling does; the intervention model reads the whole chunk in
-one forward pass (its own KV cache), which gives its next-token distribution at every position of the chunk.
-At the first position where the rule fires (JS > eps, or the random control's coin for that step), that token
-is drawn from the intervention's distribution instead and the rest of the chunk is dropped: the dropped slots
-stay in both caches as holes, masked out of attention (position ids count real tokens only, so the models see
-the same sequence). Every kept token is then drawn from the distribution the rule picks given the same prefix,
-with the same uniform number the lockstep would use at that step (each batch's numbers are drawn up front in
-the lockstep's order, and the generator is left where the lockstep leaves it), so the outputs agree token for
-token up to floating-point rounding (a chunked forward rounds differently from a one-token one, which can flip
-a draw that sits on a boundary). With sparse interventions (the paper: 1.5-10% of tokens) a round costs k
-steps of the primary and one forward of the intervention, against 2k steps in lockstep.
+The primary drafts a chunk of k tokens with its KV cache, as plain sampling does; the intervention model reads
+the whole chunk in one forward pass (its own KV cache), which gives its next-token distribution at every
+position of the chunk. At the first position where the rule fires (JS > eps, or the random control's coin for
+that step), that token is drawn from the intervention's distribution instead and the rest of the chunk is
+dropped: the dropped slots stay in both caches as holes, masked out of attention (position ids count real
+tokens only, so the models see the same sequence). Every kept token is drawn from the distribution the rule
+picks given the same prefix, with the response's own uniform number for that step (``sampling.uniforms``), so
+the tokens are those of decoding one token at a time, up to floating-point rounding (a chunked forward rounds
+differently from a one-token one, which can flip a draw that sits on a boundary). With sparse interventions
+(the paper: 1.5-10% of tokens) a round costs k steps of the primary and one forward of the intervention,
+against 2k steps one token at a time.
 
-The chunk size adapts to the rate at which the rule fires: with per-step rate r a round keeps
-E[min(k, G)] = (1 - (1 - r)^k) / r tokens (G geometric), so k maximises that per (k + 1) steps (k drafts
-and about one verify pass); dense rules fall back to k = 1, the lockstep's cost.
+Each response's chunk size adapts to the rate at which the rule fires on it: with per-step rate r a round keeps
+E[min(k, G)] = (1 - (1 - r)^k) / r tokens (G geometric), so k maximises that per (k + 1) steps (k drafts and
+about one verify pass); dense rules fall back to k = 1. A response's chunks, like its draws, depend on its own
+history only, never on the batch.
 
 With a ``drafter`` (an inference engine, ``models.engine.VllmEngine``) the engine drafts each chunk from the
 response so far, and the primary reads the chunk in one teacher-forced pass beside the intervention, so both
 distributions (full vocabulary, fp32), the JS and the switching rule are the suite's own, exactly as without
 the engine. The drafted tokens follow the engine's numerics and random streams (each request seeded from the
-run's seed, the response and its step): the same distributions as the primary's, other draws than the
-lockstep's. A handed-over token is still drawn by the suite, with the lockstep's uniform number for its step.
+run's seed, the response and its step): the same distributions as the primary's, other draws than the suite's.
+A handed-over token is still drawn by the suite, with the response's own number for its step.
+
+A rule (``analyses.cross_sampling``'s) answers ``fires(js [B, k], responses [B], steps [B, k])`` -> [B, k] bool
+without effect, and is told ``handed(responses)`` once a round keeps a handover; ``responses`` index the
+decoded responses (0 .. prompts x n - 1), ``steps`` are positions in each response.
 """
 
 from __future__ import annotations
@@ -36,17 +41,24 @@ from ..core.behaviour import Version
 from .divergence import js_divergence, log_probs, top_p_js
 from .kv_cache import PreallocatedLayer, forward, new_cache
 from .loading import check_logits
-from .sampling import COMPACT_SHARE, DECODING, Samples, check_settings, collect, draw, left_pad, positions
+from .sampling import (COMPACT_SHARE, DECODING, Samples, check_settings, collect, draw, left_pad, positions,
+                       response_numbers, uniforms)
 
-DRAFT_VERIFY = Version("draft-verify", 1, uses=(DECODING,), libraries=("torch", "transformers"))
+DRAFT_VERIFY = Version("draft-verify", 2, uses=(DECODING,), libraries=("torch", "transformers"))
 CHUNKS = (1, 2, 4, 8, 16, 32)  # chunk sizes the adaptation chooses from
+FIRST_CHUNK = 4  # a response's first guess, before its own rate says more
 
 
-def best_chunk(rate: float, largest: int) -> int:
-    """The chunk size of ``CHUNKS`` (at most ``largest``) that keeps the most tokens per step of work when
-    the rule fires at a share ``rate`` of steps."""
-    kept = lambda k: k if rate <= 0 else (1 - (1 - rate) ** k) / rate
-    return max((k for k in CHUNKS if k <= largest), key=lambda k: kept(k) / (k + 1))
+@DRAFT_VERIFY.code
+def best_chunks(fired: torch.Tensor, examined: torch.Tensor, largest: int) -> torch.Tensor:
+    """Per response, the chunk size of ``CHUNKS`` (at most ``largest``) that keeps the most tokens per step of
+    work at the rate its rule fired so far (``fired`` handovers in ``examined`` kept steps); ``FIRST_CHUNK`` (at
+    most ``largest``) before it has kept any."""
+    sizes = torch.tensor([k for k in CHUNKS if k <= largest] or [1], dtype=torch.float64)
+    rate = (fired / examined.clamp(min=1)).double()[:, None]
+    kept = torch.where(rate > 0, (1 - (1 - rate) ** sizes) / rate.clamp(min=1e-12), sizes)
+    best = sizes[(kept / (sizes + 1)).argmax(1)].long()
+    return torch.where(examined > 0, best, min(FIRST_CHUNK, largest))
 
 
 class _GrowingLayer(PreallocatedLayer):
@@ -70,36 +82,28 @@ class _GrowingLayer(PreallocatedLayer):
 def draft_verify(primary, intervention, prompts: list[list[int]], rule, *, n: int = 1, max_new_tokens: int,
                  stop_ids: set[int], pad_id: int, vocab_size: int | None = None, temperature: float = 1.0,
                  top_p: float = 1.0, seed: int = 0, batch_size: int = 256, js_top_p: float = 1.0,
-                 max_chunk: int = 32, drafter=None) -> Samples:
-    """Cross-sample ``n`` responses to each prompt as ``sampling.decode`` does with two models and ``rule``
-    (``analyses.cross_sampling``'s rules: ``fires`` on a chunk, ``handed`` once a handover is kept), by draft
-    and verify with chunks of at most ``max_chunk`` tokens. Returns the same ``Samples``, with the JS and the
-    handovers of every kept step.
+                 max_chunk: int = 32, drafter=None, responses=None) -> Samples:
+    """Cross-sample ``n`` responses to each prompt with ``rule`` (see the module's docstring), by draft and verify
+    with chunks of at most ``max_chunk`` tokens (1: the lockstep). Returns ``Samples`` with the JS and the
+    handovers of every kept step. ``responses`` numbers the responses in the run (prompt-major; default 0,
+    1, ...): response r draws from stream (seed, r), as ``sampling.decode``'s does.
 
     ``drafter``: None (the primary drafts) or an engine that drafts for it, with
     ``draft(prefixes, lengths, seeds, *, stop_ids, vocab_size, temperature, top_p)`` -> per prefix (a list of
     token ids) up to its length of new tokens, ending early only on a stop token, which it keeps."""
     check_settings(prompts, n, max_new_tokens, temperature, top_p, batch_size)
-    if max_chunk < 1:
-        raise ValueError(f"max_chunk must be at least 1, got {max_chunk}")
-    generator = torch.Generator().manual_seed(seed)
+    if isinstance(max_chunk, bool) or not isinstance(max_chunk, int) or max_chunk < 1:
+        raise ValueError(f"max_chunk must be an integer of at least 1, got {max_chunk!r}")
     jobs = [i for i in range(len(prompts)) for _ in range(n)]
+    numbers = response_numbers(responses, len(jobs))
     out = Samples(prompt_index=jobs, response_ids=[], stopped=[], stop_token=[])
     models = (primary, intervention)
     settings = (max_new_tokens, torch.tensor(sorted(stop_ids)), pad_id, vocab_size, temperature, top_p, js_top_p,
                 max_chunk, drafter, seed)
     for start in range(0, len(jobs), batch_size):
         rows = list(range(start, min(start + batch_size, len(jobs))))
-        # the lockstep draws one number per row and step until the batch's last response ends: draw as many up
-        # front, then leave the generator where the lockstep would have left it
-        state = generator.get_state()
-        uniform = torch.cat([torch.rand(len(rows), 1, generator=generator) for _ in range(max_new_tokens)], dim=1)
-        rule.start_batch(torch.tensor(rows), max_new_tokens)
-        steps = _batch(models, [prompts[jobs[r]] for r in rows], rows, uniform, rule, settings, out)
-        generator.set_state(state)
-        for _ in range(steps):
-            torch.rand(len(rows), 1, generator=generator)
-        rule.end_batch(steps)
+        _batch(models, [prompts[jobs[r]] for r in rows], torch.tensor(rows), [numbers[r] for r in rows],
+               uniforms(seed, [numbers[r] for r in rows], max_new_tokens), rule, settings, out)
     return out
 
 
@@ -111,7 +115,7 @@ def _forward(model, ids, mask, cache, vocab, device=None):
 
 
 @DRAFT_VERIFY.code
-def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
+def _batch(models, prompts, rows, numbers, uniform, rule, settings, out: Samples) -> None:
     max_new, stop_ids, pad, vocab, temperature, top_p, js_top_p, max_chunk, drafter, seed = settings
     ids, mask = left_pad(prompts, pad)
     size = len(prompts)
@@ -127,16 +131,18 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
     chosen = torch.zeros((size, max_new), dtype=torch.bool)
     changed = torch.zeros((size, max_new), dtype=torch.bool)
     divergence = torch.zeros((size, max_new))
-    fired, examined, k = 0, 0, 4  # a first guess; the rounds' rate decides after
+    fired = torch.zeros(size, dtype=torch.long)  # handovers kept per batch row
     while not done.all():
-        k = min(k, max_new)
+        # each running row's own chunk size; the round drafts the largest, and a row keeps at most its own
+        wants = torch.where(done[live], 0, best_chunks(fired[live], length[live], max_chunk).clamp(max=max_new))
+        k = int(wants.max())
         t0 = length[live]
         steps = t0[:, None] + torch.arange(k)  # each row's response positions in this chunk
         u = uniform[live[:, None], steps.clamp(max=max_new - 1)]
         running = ~done[live]
         if drafter is None:
             # draft: the primary, k tokens, one at a time with its cache; the draws and the divergence run where its
-            # logits come out (as in the lockstep: the CPU's uniform numbers, the device's arithmetic)
+            # logits come out (as in plain sampling: the CPU's uniform numbers, the device's arithmetic)
             drafts, p_logits, step_ids = [], [], pending[live][:, None]
             for i in range(k):
                 mask = torch.cat([mask, mask.new_ones(len(mask), 1)], dim=1)
@@ -151,9 +157,9 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
             chunk = torch.cat([pending[live][:, None], drafts[:, :-1]], dim=1)
         else:
             # the engine drafts from each running response so far; the primary then reads the chunk in one pass
-            wanted = torch.where(running, (max_new - t0).clamp(max=k), 0)
+            wanted = torch.where(running, torch.minimum(max_new - t0, wants), 0)
             drafts = _engine_drafts(drafter, [prompts[r] + tokens[r, : length[r]].tolist() for r in live.tolist()],
-                                    wanted, [seeding.derive(seed, "engine draft", rows[r], int(length[r]))
+                                    wanted, [seeding.derive(seed, "engine draft", numbers[r], int(length[r]))
                                              for r in live.tolist()], k, stop_ids, pad, vocab, temperature, top_p)
             mask = torch.cat([mask, mask.new_ones(len(mask), k)], dim=1)
             chunk = torch.cat([pending[live][:, None], drafts[:, :-1]], dim=1)
@@ -169,12 +175,13 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
         js = (top_p_js(p, q, js_top_p) if js_top_p < 1.0 else js_divergence(p, q)).view(len(live), k).cpu()
         # which positions count: within the length limit and up to each row's first stop token
         stops = torch.isin(drafts, stop_ids)
-        valid = (steps < max_new) & (torch.cumsum(stops.long(), 1) - stops.long() < 1) & running[:, None]
-        fire = rule.fires(js, live, steps) & valid
+        valid = ((steps < max_new) & (torch.cumsum(stops.long(), 1) - stops.long() < 1) & running[:, None]
+                 & (torch.arange(k) < wants[:, None]))
+        fire = rule.fires(js, rows[live], steps) & valid
         first = torch.where(fire.any(1), fire.float().argmax(1), valid.sum(1))  # first handover, else the count
         handed = fire.any(1)
         kept = first + handed  # tokens this round keeps per row
-        fired, examined = fired + int(handed.sum()), examined + int(kept.sum())
+        fired[live] += handed
         # the handed-over token: the intervention's draw with the step's own number
         at = first.clamp(max=k - 1)
         at_device = at.to(device)
@@ -191,7 +198,7 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
         tokens[at_rows, at_steps], divergence[at_rows, at_steps] = row_tokens[keep], js[keep]
         chosen[live[handed], (t0 + first)[handed]] = True
         changed[live[handed], (t0 + first)[handed]] = (new != own)[handed]
-        rule.handed(live[handed])
+        rule.handed(rows[live[handed]])
         # the chunk's slots hold [pending, d_0 .. d_(k-2)]: a row keeps the first `kept` of them (the pending token
         # and all its kept tokens but the last, which becomes the next pending one); the rest become holes
         mask[:, -k:] = (torch.arange(k) < kept[:, None]).long()
@@ -199,7 +206,6 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
         pending[live[moved]] = row_tokens[moved, kept[moved] - 1]
         length[live] += kept
         done[live] |= moved & (torch.isin(pending[live], stop_ids) | (length[live] >= max_new))
-        k = best_chunk(fired / max(examined, 1), max_chunk)
         running = ~done[live]
         if (~running).sum() >= COMPACT_SHARE * len(live) and running.any():
             index = running.nonzero().squeeze(-1)
@@ -208,7 +214,6 @@ def _batch(models, prompts, rows, uniform, rule, settings, out: Samples) -> int:
                     layer.keep(index)
             live, mask = live[index], mask[index]
     collect(out, tokens, set(stop_ids.tolist()), (chosen, divergence, changed))
-    return int(length.max())
 
 
 def _engine_drafts(drafter, prefixes, wanted, seeds, k, stop_ids, pad, vocab, temperature, top_p) -> torch.Tensor:

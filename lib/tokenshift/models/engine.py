@@ -3,14 +3,14 @@ hours. Everything after sampling (judging, scoring, the analyses) reads the same
 engine also drafts the primary's chunks for cross-sampling by draft and verify (``VllmEngine.draft``), where the
 suite's own forward passes decide every handover (``models.draft_verify``).
 
-Exact about ids: prompts go in as token ids and are never re-tokenised (the engine does not even load a
-tokenizer); the pair's whole stop set is the only stop rule (the engine's own EOS check is off); output-layer
-rows past the tokenizer (Qwen pads 151,665 tokens to 151,936 rows) are pushed down by a logit bias, and a drawn
-one is refused (``settings``, ``token_ids``); and every sampling setting is passed explicitly, with the checkpoint's generation_config ignored (Qwen
-base configs cap new tokens at 2,048, instruct ones add top_k and a repetition penalty). Each response is its
-own request, seeded from its work unit's seed and its index, so a run is reproducible on the same engine and
-hardware. The tokens follow the engine's numerics and random streams: the same seed gives other tokens than the
-suite's decoder, drawn from the same distributions.
+Exact about ids: prompts go in as token ids and are never re-tokenised (the engine does not even load a tokenizer);
+the pair's whole stop set is the only stop rule (the engine's own EOS check is off); output-layer rows past the
+tokenizer (Qwen pads 151,665 tokens to 151,936 rows) are pushed down by a logit bias, and a drawn one is refused
+(``settings``, ``token_ids``); and every sampling setting is passed explicitly, with the checkpoint's
+generation_config ignored (Qwen base configs cap new tokens at 2,048, instruct ones add top_k and a repetition
+penalty). Each response is its own request, seeded from the run's seed and its number in the run, so a run is
+reproducible on the same engine and hardware, however it is cut into units. The tokens follow the engine's numerics
+and random streams: the same seed gives other tokens than the suite's decoder, drawn from the same distributions.
 
 Starting it: the context is the longest prompt plus the new-token budget (``context_length``), not the model's
 131k positions; the tensor-parallel size divides the attention heads (``tensor_parallel_size``); the memory
@@ -72,12 +72,17 @@ def settings(*, max_new_tokens: int, stop_ids: set[int], vocab_size: int, rows: 
                 skip_special_tokens=False, logit_bias=bias)
 
 
-def requests(prompts: list[list[int]], n: int, seed: int, **kw) -> tuple[list[dict], list[dict]]:
+def requests(prompts: list[list[int]], n: int, seed: int, responses: list[int] | None = None,
+             **kw) -> tuple[list[dict], list[dict]]:
     """One request per response, prompt-major as the suite orders responses: the prompt's token ids, and
-    ``settings`` with the response's own seed (derived from ``seed``, the work unit's, and its index)."""
+    ``settings`` with the response's own seed, derived from the run's ``seed`` and its number in the run
+    (``responses``; default 0, 1, ...)."""
+    from .sampling import response_numbers
+
     jobs = [i for i in range(len(prompts)) for _ in range(n)]
     return ([{"prompt_token_ids": list(prompts[i])} for i in jobs],
-            [settings(seed=seeding.derive(seed, "engine response", r), **kw) for r in range(len(jobs))])
+            [settings(seed=seeding.derive(seed, "engine response", r), **kw)
+             for r in response_numbers(responses, len(jobs))])
 
 
 def token_ids(output, stop_ids: set[int], r: int, vocab_size: int | None = None) -> list[int]:
@@ -227,11 +232,13 @@ class VllmEngine:
         self.window = WINDOW_PER_SEQ * getattr(scheduler, "max_num_seqs", 256)
         self.work = Work()
 
-    def sample_units(self, units: list[tuple[object, list[list[int]], int]], *, n: int, max_new_tokens: int,
-                     eos_token_id, vocab_size: int, temperature: float = 1.0, top_p: float = 1.0,
-                     **_) -> Iterator[tuple[object, object]]:
-        """``sampling.sample``'s ``Samples`` for each unit (key, prompts, seed), yielded as each unit's responses
-        are all done; units are queued while fewer than ``window`` requests wait, so the engine stays full."""
+    def sample_units(self, units: list[tuple[object, list[list[int]], list[int] | None]], *, n: int, seed: int,
+                     max_new_tokens: int, eos_token_id, vocab_size: int, temperature: float = 1.0,
+                     top_p: float = 1.0, **_) -> Iterator[tuple[object, object]]:
+        """``sampling.sample``'s ``Samples`` for each unit (key, prompts, its responses' numbers in the run or
+        None for 0, 1, ...), yielded as each unit's responses are all done; units are queued while fewer than
+        ``window`` requests wait, so the engine stays full. Each response's seed derives from ``seed`` and its
+        number."""
         from .sampling import check_settings, stop_set
 
         stop_ids = stop_set(eos_token_id)
@@ -244,9 +251,9 @@ class VllmEngine:
             unit = next(queue, None)
             if unit is None:
                 return False
-            key, prompts, seed = unit
+            key, prompts, responses = unit
             number = next(numbers)
-            inputs, params = requests(prompts, n, seed, max_new_tokens=max_new_tokens, stop_ids=stop_ids,
+            inputs, params = requests(prompts, n, seed, responses, max_new_tokens=max_new_tokens, stop_ids=stop_ids,
                                       vocab_size=vocab_size, rows=self.rows, temperature=temperature, top_p=top_p)
             for r, (prompt, p) in enumerate(zip(inputs, params)):
                 engine.add_request(f"{number}:{r}", prompt, self.params(**p))
@@ -270,9 +277,10 @@ class VllmEngine:
                         done = [unit[2][i] for i in range(len(unit[2]))]
                         yield unit[0], to_samples(done, n, stop_ids, vocab_size)
 
-    def sample(self, prompts: list[list[int]], *, n: int = 1, seed: int = 0, **kw):
+    def sample(self, prompts: list[list[int]], *, n: int = 1, seed: int = 0, responses: list[int] | None = None,
+               **kw):
         """``sampling.sample``'s ``Samples`` for one list of prompts."""
-        return next(self.sample_units([(0, prompts, seed)], n=n, **kw))[1]
+        return next(self.sample_units([(0, prompts, responses)], n=n, seed=seed, **kw))[1]
 
     def draft(self, prefixes: list[list[int]], lengths: list[int], seeds: list[int], *, stop_ids: set[int],
               vocab_size: int, temperature: float, top_p: float, logprobs: int | None = None, kind: str = "draft"):

@@ -1,24 +1,24 @@
 """Cross-sampling with both models in the engine (``engine.VllmEngine``): the handovers of ``draft_verify``,
 decided by the same rules, at an engine's speed and without the suite's copies of the models.
 
-Each round, for every running response: the primary's engine drafts a chunk of k tokens and returns, at each
-drafted position, its ``listed`` most likely next ids with their log-probabilities; the intervention's engine
-decodes the same chunk as forced tokens (``forced_tokens``: the response so far read from its prefix cache, only
-the chunk computed) and returns the same at each of those positions. The top-p JS at a position is exact from these lists when each model's listed ids hold at
-least p of its mass: its top-p set (``divergence.top_p_threshold``'s definition: a token is kept while the mass
-ranked above it is below p) lies inside them then. Where they do not, that model's whole distribution there is
-fetched with one more request (one generated token, every id's log-probability, the prefix read from the
-engine's prefix cache), and the share of positions decided that way is counted (``Work``). The rule (``fires``,
-``handed``, as ``draft_verify`` calls it) hands the first firing position of the chunk to the intervention: its
-token there is drawn from the intervention's listed ids where they decide it (greedy, or temperature 1 with the
-top-p set inside them: ``drawn``), else by its engine; the rest of the chunk is dropped, and the chunk size
-adapts to the rate at which the rule fires (``draft_verify.best_chunk``).
+Each round, for every running response: the primary's engine drafts a chunk of k tokens and returns, at each drafted
+position, its ``listed`` most likely next ids with their log-probabilities; the intervention's engine decodes the
+same chunk as forced tokens (``forced_tokens``: the response so far read from its prefix cache, only the chunk
+computed) and returns the same at each of those positions. The top-p JS at a position is exact from these lists when
+each model's listed ids hold at least p of its mass: its top-p set (``divergence.top_p_threshold``'s definition: a
+token is kept while the mass ranked above it is below p) lies inside them then. Where they do not, that model's
+whole distribution there is fetched with one more request (one generated token, every id's log-probability, the
+prefix read from the engine's prefix cache), and the share of positions decided that way is counted (``Work``). The
+rule (``fires``, ``handed``, as ``draft_verify`` calls it) hands the first firing position of the chunk to the
+intervention: its token there is drawn from the intervention's listed ids where they decide it (greedy, or
+temperature 1 with the top-p set inside them: ``drawn``), else by its engine; the rest of the chunk is dropped, and
+the chunk size adapts, per response, to the rate at which the rule fires on it (``draft_verify.best_chunks``).
 
-Random numbers: each request, and each handover's uniform number, is seeded from the run's seed, the response
-and its step (a draft at step t, a handover at step t), never from a batch's position, so a response's tokens do not depend on which others run
-with it. They are the engine's draws: the same distributions as the suite's decoder, other tokens; under greedy
-decoding the tokens and handovers are the lockstep's. "Changed" compares the handed-over token with the
-primary's own draft at that step.
+Random numbers: each request, and each handover's uniform number, is seeded from the run's seed, the response and
+its step (a draft at step t, a handover at step t), never from a batch's position, so a response's tokens do not
+depend on which others run with it. They are the engine's draws: the same distributions as the suite's decoder,
+other tokens; under greedy decoding the tokens and handovers are the lockstep's. "Changed" compares the handed-over
+token with the primary's own draft at that step.
 
 The engine's log-probabilities are of the raw output layer (``logprobs_mode`` "raw_logprobs", vLLM's default),
 over all its rows: rows past the tokenizer (padding) are included there, and carry a share of the mass that is
@@ -36,10 +36,10 @@ import torch
 from ..core import seeding
 from ..core.behaviour import Version
 from .divergence import LN2
-from .draft_verify import best_chunk
-from .sampling import DECODING, Samples, check_settings, split_at_stop
+from .draft_verify import best_chunks
+from .sampling import DECODING, Samples, check_settings, response_numbers, split_at_stop
 
-ENGINE_CROSS = Version("engine-cross-sampling", 2, uses=(DECODING,), libraries=("vllm",))
+ENGINE_CROSS = Version("engine-cross-sampling", 3, uses=(DECODING,), libraries=("vllm",))
 LISTED = 20  # ids per position asked of the engines: vLLM's default max_logprobs
 
 
@@ -97,11 +97,12 @@ def js(a: dict[int, float], b: dict[int, float]) -> float:
 @ENGINE_CROSS.code
 def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *, n: int = 1, max_new_tokens: int,
                         stop_ids: set[int], vocab_size: int, temperature: float = 1.0, top_p: float = 1.0,
-                        seed: int = 0, js_top_p: float = 0.7, max_chunk: int = 32, listed: int = LISTED) -> Samples:
+                        seed: int = 0, js_top_p: float = 0.7, max_chunk: int = 32, listed: int = LISTED,
+                        responses=None) -> Samples:
     """Cross-sample ``n`` responses to each prompt with two engines (``primary`` drafts, ``intervention``
     verifies and takes the handed-over steps) and ``rule`` (``analyses.cross_sampling``'s rules), deciding on
     top-p JS (``js_top_p`` < 1). Returns ``Samples`` with the JS and the handovers of every kept step, as
-    ``draft_verify`` does."""
+    ``draft_verify`` does; ``responses`` numbers the responses in the run, which seeds their requests."""
     check_settings(prompts, n, max_new_tokens, temperature, top_p, 1)
     if not 0 < js_top_p < 1:
         raise ValueError(f"the engine decides on top-p JS (0 < js_top_p < 1), got {js_top_p}: full-vocabulary JS "
@@ -109,20 +110,21 @@ def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *
     if max_chunk < 1 or listed < 1:
         raise ValueError(f"max_chunk and listed must be at least 1, got {max_chunk} and {listed}")
     jobs = [i for i in range(len(prompts)) for _ in range(n)]
-    size, stops = len(jobs), set(stop_ids)
+    size, stops, numbers = len(jobs), set(stop_ids), response_numbers(responses, len(jobs))
     sampling = dict(stop_ids=stops, vocab_size=vocab_size, temperature=temperature, top_p=top_p)
     kept = [[] for _ in range(size)]
     chosen, divergence, changed = ([[] for _ in range(size)] for _ in range(3))
-    rule.start_batch(torch.arange(size), max_new_tokens)
-    fired, examined, k = 0, 0, 4
+    fired = torch.zeros(size, dtype=torch.long)  # handovers kept per response
     live = list(range(size))
     while live:
         prefixes = [prompts[jobs[r]] + kept[r] for r in live]
-        drafted = primary.draft(prefixes, [min(k, max_new_tokens - len(kept[r])) for r in live],
-                                [seeding.derive(seed, "engine draft", r, len(kept[r])) for r in live],
+        chunks = best_chunks(fired[live], torch.tensor([len(kept[r]) for r in live]), max_chunk).tolist()
+        drafted = primary.draft(prefixes, [min(k, max_new_tokens - len(kept[r])) for k, r in zip(chunks, live)],
+                                [seeding.derive(seed, "engine draft", numbers[r], len(kept[r])) for r in live],
                                 logprobs=listed, **sampling)
         read = intervention.force(prefixes, [ids for ids, _ in drafted], listed)
-        scores = _divergences(primary, intervention, prefixes, drafted, read, js_top_p, seed, live, sampling)
+        scores = _divergences(primary, intervention, prefixes, drafted, read, js_top_p, seed,
+                              [numbers[r] for r in live], sampling)
         width = max(len(ids) for ids, _ in drafted)
         table = torch.zeros(len(live), width)
         valid = torch.zeros(len(live), width, dtype=torch.bool)
@@ -132,7 +134,8 @@ def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *
         fire = rule.fires(table, rows, steps) & valid
         first = {i: int(fire[i].float().argmax()) for i in range(len(live)) if fire[i].any()}
         # the handed-over token: drawn from the intervention's listed ids where they decide it, else by its engine
-        seeds = {i: seeding.derive(seed, "engine handover", live[i], len(kept[live[i]]) + at) for i, at in first.items()}
+        seeds = {i: seeding.derive(seed, "engine handover", numbers[live[i]], len(kept[live[i]]) + at)
+                 for i, at in first.items()}
         swapped = {i: drawn(read[i][at], temperature, top_p, vocab_size, random.Random(seeds[i]).random())
                    for i, at in first.items()}
         undecided = [i for i, token in swapped.items() if token is None]
@@ -144,15 +147,13 @@ def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *
             at = first.get(i, len(ids))
             new = ids[:at] + ([swapped[i]] if i in first else [])
             kept[r] += new
-            examined += len(new)
             divergence[r] += scores[i][: len(new)]
             chosen[r] += [False] * at + [True] * (i in first)
             changed[r] += [False] * at + ([new[-1] != ids[at]] if i in first else [])
-        rule.handed(torch.tensor([live[i] for i in first], dtype=torch.long))
-        fired += len(first)
-        k = best_chunk(fired / max(examined, 1), max_chunk)
+        handed = torch.tensor([live[i] for i in first], dtype=torch.long)
+        rule.handed(handed)
+        fired[handed] += 1
         live = [r for r in live if len(kept[r]) < max_new_tokens and not (kept[r] and kept[r][-1] in stops)]
-    rule.end_batch(max(map(len, kept)))
     out = Samples(prompt_index=jobs, response_ids=[], stopped=[], stop_token=[])
     for r in range(size):
         ids, stop = split_at_stop(kept[r], stops)
@@ -166,7 +167,8 @@ def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *
     return out
 
 
-def _divergences(primary, intervention, prefixes, drafted, read, js_top_p, seed, live, sampling) -> list[list[float]]:
+def _divergences(primary, intervention, prefixes, drafted, read, js_top_p, seed, numbers,
+                 sampling) -> list[list[float]]:
     """Per drafted chunk, the top-p JS at each of its positions; a model whose listed ids there do not hold its
     top-p set gives its whole distribution at that position with one more request."""
     vocab = sampling["vocab_size"]
@@ -177,7 +179,7 @@ def _divergences(primary, intervention, prefixes, drafted, read, js_top_p, seed,
         if not missing:
             continue
         whole = engine.next_token([prefixes[i] + drafted[i][0][:j] for i, j in missing],
-                                  [seeding.derive(seed, "engine lookup", live[i], j) for i, j in missing],
+                                  [seeding.derive(seed, "engine lookup", numbers[i], j) for i, j in missing],
                                   logprobs=-1, kind="whole distribution", **sampling)
         for (i, j), (_, lps) in zip(missing, whole):
             sets[i][j][side] = nucleus(lps, js_top_p, vocab, whole=True)

@@ -1,12 +1,10 @@
-"""The suite's one decoding loop: seeded, batched sampling with a KV cache, from one model or from two in
-lockstep.
+"""The suite's one-model decoding loop: seeded, batched sampling with a KV cache (left-padded prompts,
+temperature, top-p, a set of stop tokens); two models decode together in ``draft_verify``, with the same draw.
 
-With one model it is plain sampling (left-padded prompts, temperature, top-p, a set of stop tokens). With
-two, both read the same (mixed) prefix, each with its own KV cache, and at every step a ``choose`` rule says,
-row by row, whose distribution the token is drawn from; the JS divergence between the two next-token
-distributions is recorded and given to the rule. That is cross-sampling (``cross_sampling``), and because
-it is this same loop with the same draw, a rule that never chooses the second model reproduces plain
-sampling from the first token for token, with the same seed.
+Each response draws from its own random stream, derived from the run's seed and the response's number in the
+run (``uniforms``): its tokens depend on the model, its prompt, the seed and that number, never on the batch it
+is decoded in, the batch's size, the work unit or the rank (up to floating-point rounding, which can differ
+between batch shapes and flip a draw that sits on a boundary).
 """
 
 from __future__ import annotations
@@ -14,19 +12,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable
-
 import torch
 
+from ..core import seeding
 from ..core.behaviour import Version
-from .divergence import DIVERGENCE, js_divergence, log_probs, top_p_js, top_p_truncate
+from .divergence import DIVERGENCE, log_probs, top_p_truncate
 from .kv_cache import KV_CACHE, forward, new_cache
 from .loading import check_logits
 
-DECODING = Version("decoding", 3, uses=(DIVERGENCE, KV_CACHE), libraries=("torch", "transformers"))
-
-# choose(js [B], rows [B] of job indices) -> [B] bool: True draws the row's token from the second model
-Choose = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+DECODING = Version("decoding", 4, uses=(DIVERGENCE, KV_CACHE), libraries=("torch", "transformers"))
 
 
 @dataclass
@@ -95,6 +89,24 @@ def draw(logits: torch.Tensor, temperature: float, top_p: float, uniform: torch.
     return torch.searchsorted(cdf, uniform * cdf[:, -1:], right=True).clamp(max=probs.shape[-1] - 1).squeeze(-1)
 
 
+@DECODING.code
+def uniforms(seed: int, responses: Sequence[int], steps: int) -> torch.Tensor:
+    """The uniform numbers of each response's draws, one per decoding step ([len(responses), steps]): response r's
+    come from its own stream, derived from the run's ``seed`` and r, whatever else is decoded beside it."""
+    streams = [torch.Generator().manual_seed(seeding.derive(seed, "response", r)) for r in responses]
+    return torch.stack([torch.rand(steps, generator=g) for g in streams]) if streams else torch.zeros(0, steps)
+
+
+def response_numbers(responses: Sequence[int] | None, count: int) -> list[int]:
+    """Each decoded response's number in the run (its stream's label): ``responses`` as given, else 0..count-1;
+    refuses a list of the wrong length or with repeats (two responses would share their draws)."""
+    numbers = list(range(count)) if responses is None else list(responses)
+    if len(numbers) != count or len(set(numbers)) != count:
+        raise ValueError(f"responses must number each of the {count} responses once, got {len(numbers)} numbers "
+                         f"with {len(set(numbers))} distinct")
+    return numbers
+
+
 def check_settings(prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
                    batch_size: int) -> None:
     """Refuse impossible settings by name, before any model runs."""
@@ -113,80 +125,51 @@ def check_settings(prompts: list[list[int]], n: int, max_new_tokens: int, temper
 
 @torch.no_grad()
 @DECODING.code
-def decode(models: Sequence, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int,
-           stop_ids: set[int], pad_id: int, vocab_size: int | None = None, temperature: float = 1.0,
-           top_p: float = 1.0, seed: int = 0, batch_size: int = 256, choose: Choose | None = None,
-           js_top_p: float = 1.0) -> Samples:
-    """Sample ``n`` responses to each prompt (token-id lists), ``batch_size`` sequences at a time, from one
-    model, or from two where ``choose`` picks the second model's distribution row by row and step by step.
-
-    A response ends at the first of ``stop_ids``. ``vocab_size`` slices output layers padded past the tokenizer.
-    ``js_top_p`` < 1 measures the recorded divergence on top-p truncated distributions.
+def decode(model, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int, stop_ids: set[int], pad_id: int,
+           vocab_size: int | None = None, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+           batch_size: int = 256, responses: Sequence[int] | None = None) -> Samples:
+    """Sample ``n`` responses to each prompt (token-id lists), ``batch_size`` sequences at a time; a response ends
+    at the first of ``stop_ids``. ``vocab_size`` slices output layers padded past the tokenizer. ``responses``
+    numbers the responses in the run (prompt-major; default 0, 1, ...): response r draws from stream (seed, r).
     """
-    if len(models) not in (1, 2) or (len(models) == 2) != (choose is not None):
-        raise ValueError("decode takes one model, or two models and a choose rule")
     check_settings(prompts, n, max_new_tokens, temperature, top_p, batch_size)
-    generator = torch.Generator().manual_seed(seed)
     jobs = [i for i in range(len(prompts)) for _ in range(n)]
+    numbers = response_numbers(responses, len(jobs))
     out = Samples(prompt_index=jobs, response_ids=[], stopped=[], stop_token=[])
     for start in range(0, len(jobs), batch_size):
-        rows = list(range(start, min(start + batch_size, len(jobs))))
-        _decode_batch(models, [prompts[jobs[r]] for r in rows], rows, max_new_tokens, stop_ids, pad_id,
-                      vocab_size, temperature, top_p, generator, choose, js_top_p, out)
+        rows = range(start, min(start + batch_size, len(jobs)))
+        _decode_batch(model, [prompts[jobs[r]] for r in rows], [numbers[r] for r in rows], seed, max_new_tokens,
+                      stop_ids, pad_id, vocab_size, temperature, top_p, out)
     return out
 
 
 # Rows that have stopped leave the batch once they are this share of it: attention reads the whole KV cache at
 # every step, so finished rows would cost as much as live ones; compacting at every stop would copy the cache
-# too often. A row's tokens do not depend on when it leaves (its uniforms are drawn as if the batch were whole).
+# too often.
 COMPACT_SHARE = 0.125
 
 
 @DECODING.code
-def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temperature, top_p, generator,
-                  choose, js_top_p, out: Samples) -> None:
+def _decode_batch(model, prompts, numbers, seed, max_new_tokens, stops, pad, vocab, temperature, top_p,
+                  out: Samples) -> None:
+    uniform = uniforms(seed, numbers, max_new_tokens)
     ids, mask = left_pad(prompts, pad)
-    caches = [new_cache(m, ids.shape[1] + max_new_tokens) for m in models]
+    cache = new_cache(model, ids.shape[1] + max_new_tokens)
     size = len(prompts)
-    live = torch.arange(size)  # the batch rows the caches hold, in their order
+    live = torch.arange(size)  # the batch rows the cache holds, in their order
     done = torch.zeros(size, dtype=torch.bool)  # which of them have stopped
     stop_ids = torch.tensor(sorted(stops))
-    job = torch.tensor(rows)
     tokens = torch.full((size, max_new_tokens), pad, dtype=torch.long)
-    chosen = torch.zeros((size, max_new_tokens), dtype=torch.bool)
-    changed = torch.zeros((size, max_new_tokens), dtype=torch.bool)
-    divergences = torch.zeros((size, max_new_tokens))
     step_ids, pos = ids, positions(mask)
     for step in range(max_new_tokens):
-        # each model reads its inputs on its own device; the divergence and the draw run in fp32 where the
-        # first model's logits are, so no [batch, vocabulary] tensor crosses to the CPU. The uniform numbers come
-        # from one CPU generator, so a seed gives the same stream anywhere; a GPU's arithmetic rounds otherwise
-        # than a CPU's, so a token whose number sits on a boundary can differ from a CPU run's.
-        logits = []
-        for model, cache in zip(models, caches):
-            logits.append(forward(model, step_ids, mask, pos, cache)[:, -1, :vocab].float())
-            running = live[~done]
-            check_logits(logits[-1][~done.to(logits[-1].device)], model,
-                         lambda i: f"response {rows[running[i]]} at step {step}")
-        device = logits[0].device
-        logits = [x.to(device) for x in logits]
-        # drawn for the whole batch, so a row's numbers do not depend on which rows have left
-        uniform = torch.rand(size, 1, generator=generator)[live].to(device)
-        if choose is None:
-            mixed = logits[0]
-        else:
-            p, q = (log_probs(x)[1] for x in logits)
-            js = top_p_js(p, q, js_top_p) if js_top_p < 1.0 else js_divergence(p, q)
-            divergences[live, step] = js.cpu()
-            pick = choose(divergences[:, step], job)[live]  # the rule sees the whole batch, left rows at 0
-            mixed = torch.where(pick[:, None].to(device), logits[1], logits[0])
-            chosen[live, step] = pick & ~done
-        token = draw(mixed, temperature, top_p, uniform).cpu().masked_fill(done, pad)
-        handed = chosen[live, step].nonzero().squeeze(-1)
-        if len(handed):  # what the first model would have drawn there with the same number
-            on = handed.to(device)
-            own = draw(logits[0][on], temperature, top_p, uniform[on]).cpu()
-            changed[live[handed], step] = token[handed] != own
+        # the draw runs in fp32 where the logits come out, so no [batch, vocabulary] tensor crosses to the CPU;
+        # the uniform numbers come from CPU generators, so a seed gives the same streams anywhere (a GPU's
+        # arithmetic rounds otherwise than a CPU's, so a token whose number sits on a boundary can differ)
+        logits = forward(model, step_ids, mask, pos, cache)[:, -1, :vocab].float()
+        running = live[~done]
+        check_logits(logits[~done.to(logits.device)], model, lambda i: f"response {numbers[running[i]]} at step {step}")
+        token = draw(logits, temperature, top_p, uniform[live, step : step + 1].to(logits.device)).cpu()
+        token = token.masked_fill(done, pad)
         tokens[live, step] = token
         done |= torch.isin(token, stop_ids)
         if done.all():
@@ -195,11 +178,10 @@ def _decode_batch(models, prompts, rows, max_new_tokens, stops, pad, vocab, temp
         step_ids, pos = token[:, None], pos[:, -1:] + 1
         if done.sum() >= COMPACT_SHARE * len(live):
             keep = (~done).nonzero().squeeze(-1)
-            for cache in caches:
-                for layer in cache.layers:
-                    layer.keep(keep)
+            for layer in cache.layers:
+                layer.keep(keep)
             live, done, mask, step_ids, pos = live[keep], done[keep], mask[keep], step_ids[keep], pos[keep]
-    collect(out, tokens, stops, (chosen, divergences, changed) if choose is not None else None)
+    collect(out, tokens, stops)
 
 
 @DECODING.code
@@ -219,9 +201,10 @@ def collect(out: Samples, tokens: torch.Tensor, stops: set[int], per_step=None) 
 
 def sample(model, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int, eos_token_id: int | Sequence[int],
            pad_token_id: int, vocab_size: int | None = None, temperature: float = 1.0, top_p: float = 1.0,
-           seed: int = 0, batch_size: int = 256) -> Samples:
+           seed: int = 0, batch_size: int = 256, responses: Sequence[int] | None = None) -> Samples:
     """Sample ``n`` responses to each prompt from one model; a response ends at the first of the
-    ``eos_token_id`` stop tokens (one id or several)."""
-    return decode([model], prompts, n=n, max_new_tokens=max_new_tokens, stop_ids=stop_set(eos_token_id),
+    ``eos_token_id`` stop tokens (one id or several). ``responses``: each response's number in the run, its
+    stream's label (``decode``)."""
+    return decode(model, prompts, n=n, max_new_tokens=max_new_tokens, stop_ids=stop_set(eos_token_id),
                   pad_id=pad_token_id, vocab_size=vocab_size, temperature=temperature, top_p=top_p, seed=seed,
-                  batch_size=batch_size)
+                  batch_size=batch_size, responses=responses)
