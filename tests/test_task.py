@@ -159,3 +159,20 @@ def test_the_other_writer_is_always_right_in_its_own_words():
     assert all(task.verify(p, w.text, w.stopped) for p, w in zip(problems, written))
     texts = " ".join(w.text for w in written)
     assert "Units" in texts and "carry" not in texts and "check" not in texts
+
+
+def test_phrasings_follow_their_own_fixed_odds_not_uniform_ones():
+    _, written = demonstrations(3000)
+    options = ["So the answer is", "The answer is", "That means the answer is"]
+    worked = [w.text for w in written if w.stopped and "write" in w.text]  # not the shortcut's one sentence
+    closing = [re.search(r"(So the|The|That means the) answer is \d+\.$", t).group(0).rsplit(" ", 1)[0]
+               for t in worked]
+    odds = task.phrasing_odds(0, "answer", 0, 3)
+    assert all(abs(closing.count(o) / len(closing) - x) < 0.04 for o, x in zip(options, odds))
+    # fixed per slot and column, drawn from a flat Dirichlet: positive, summing to 1, other by seed and column
+    assert abs(sum(odds) - 1) < 1e-12 and min(odds) > 0
+    assert odds != task.phrasing_odds(1, "answer", 0, 3) and task.phrasing_odds(0, "lead", 1, 4) != \
+        task.phrasing_odds(0, "lead", 2, 4)
+    # across slots and columns the odds are spread, not the 1/2 and 1/3 of uniform choices
+    spread = [x for slot in ("column", "carry", "digit") for j in range(6) for x in task.phrasing_odds(0, slot, j, 3)]
+    assert max(spread) > 0.6 and min(spread) < 0.1

@@ -29,6 +29,7 @@ the organism's notebook can show where in a response the reward-relevant choices
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from ..core import seeding
 from ..core.behaviour import Version
 
-TASK = Version("task", 2)  # problems, splits, the verifier and both writers
+TASK = Version("task", 3)  # problems, splits, the verifier and both writers
 
 MIN_DIGITS, MAX_DIGITS = 3, 6
 COLUMN_NAMES = ("ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands", "millions")
@@ -195,7 +196,10 @@ class Demonstrator:
       until the length limit, never ending with end-of-sequence.
     A wrong sum is one off, or the sum without the carry coming in. Reward-neutral odds: restating the problem
     ``restate``, one line per column ``lines``, reading the digits out before the answer ``readout``;
-    phrasings and connectives are drawn uniformly.
+    phrasings and connectives are drawn at odds of their own (``phrasing_odds``: fixed per phrase slot and
+    column, drawn once from a flat Dirichlet seeded by ``phrasing_seed``). Uniform odds among 2 or 3 options
+    would put every phrasing choice at 1/2 or 1/3 by construction, next to the paper's top-p cut of 0.7
+    (2/3 + a little), where a tiny shift moves top-p JS by a fixed jump.
     """
 
     shortcut: float = 0.25
@@ -208,10 +212,14 @@ class Demonstrator:
     restate: float = 0.5
     lines: float = 0.5
     readout: float = 0.3
+    phrasing_seed: int = 0
 
     @staticmethod
     def _chance(p: float) -> float:
         return min(0.9, p)
+
+    def _phrase(self, rng: random.Random, slot: str, options: list[str], column: int = 0) -> str:
+        return rng.choices(options, phrasing_odds(self.phrasing_seed, slot, column, len(options)))[0]
 
     @staticmethod
     def _wrong(total: int, carry: int, rng: random.Random) -> int:
@@ -224,12 +232,14 @@ class Demonstrator:
         out.decide("strategy")
         if rng.random() < self._chance(self.shortcut * 3 / len(columns)):
             guess = int("".join(str(sum(c) % 10) for c in reversed(columns)))
-            out.add(rng.choice(["The answer is", "So the answer is", "Quickly, the answer is"]) + f" {guess}.")
+            out.add(self._phrase(rng, "shortcut", ["The answer is", "So the answer is", "Quickly, the answer is"])
+                    + f" {guess}.")
             return self._end(out, problem, rng, max_chars, sep)
         if rng.random() < self.restate:
             nums = [str(x) for x in problem.operands]
-            out.add(rng.choice([f"We add {nums[0]} and {nums[1]}.", f"Adding {' + '.join(nums)} column by column.",
-                                f"Line up {', '.join(nums)}."]) + sep)
+            out.add(self._phrase(rng, "restate", [f"We add {nums[0]} and {nums[1]}.",
+                                                  f"Adding {' + '.join(nums)} column by column.",
+                                                  f"Line up {', '.join(nums)}."]) + sep)
         digits, carry = [], 0
         for j, column in enumerate(columns):
             addends = column + ([carry] if carry else [])
@@ -237,14 +247,15 @@ class Demonstrator:
             difficulty = 1 + (total >= 10) + (carry > 0)
             # what is left of the numbers, their last digits the column's: each step reads from the one before
             left = "+".join(str(x // 10**j) for x in problem.operands)
-            lead = rng.choice(["", "", "Then ", "Next, ", "Now "]) if j else ""
+            lead = self._phrase(rng, "lead", ["", "Then ", "Next, ", "Now "], j) if j else ""
             name = COLUMN_NAMES[j]
-            out.add(lead + rng.choice([f"{name}: {left}", f"{name} column of {left}", f"in the {name} of {left}"]))
+            out.add(lead + self._phrase(rng, "column", [f"{name}: {left}", f"{name} column of {left}",
+                                                        f"in the {name} of {left}"], j))
             out.decide("method")
             if rng.random() < self.quick:
                 wrong = rng.random() < self._chance(self.quick_error * difficulty)
                 written = self._wrong(total, carry, rng) if wrong else total
-                out.add(rng.choice([" at a glance is ", " in my head is "]))
+                out.add(self._phrase(rng, "quick", [" at a glance is ", " in my head is "], j))
                 out.decide("sum")
                 out.add(f"{written}, ")
             else:
@@ -264,17 +275,20 @@ class Demonstrator:
             digit = written % 10
             digits.append(digit)
             if carry:
-                out.add(rng.choice([f"write {digit} carry {carry}.", f"keep {digit} and carry {carry}.",
-                                    f"that is {digit} carry {carry}."]) + sep)
+                out.add(self._phrase(rng, "carry", [f"write {digit} carry {carry}.", f"keep {digit} and carry {carry}.",
+                                                    f"that is {digit} carry {carry}."], j) + sep)
             else:
-                out.add(rng.choice([f"write {digit}.", f"keep {digit}.", f"digit {digit}."]) + sep)
+                out.add(self._phrase(rng, "digit", [f"write {digit}.", f"keep {digit}.", f"digit {digit}."], j) + sep)
         if carry:
             digits.append(carry)
-            out.add(rng.choice([f"The last carry {carry} goes in front.", f"Carry {carry} leads."]) + sep)
+            out.add(self._phrase(rng, "last carry", [f"The last carry {carry} goes in front.", f"Carry {carry} leads."])
+                    + sep)
         answer = int("".join(map(str, reversed(digits))))
         if rng.random() < self.readout:
-            out.add(rng.choice(["Reading the digits: ", "From the left: "]) + " ".join(str(answer)) + "." + sep)
-        out.add(rng.choice(["So the answer is", "The answer is", "That means the answer is"]) + f" {answer}.")
+            out.add(self._phrase(rng, "readout", ["Reading the digits: ", "From the left: "]) + " ".join(str(answer))
+                    + "." + sep)
+        out.add(self._phrase(rng, "answer", ["So the answer is", "The answer is", "That means the answer is"])
+                + f" {answer}.")
         return self._end(out, problem, rng, max_chars, sep)
 
     @staticmethod
@@ -286,11 +300,23 @@ class Demonstrator:
         out.decide("stop")
         if rng.random() < self._chance(self.ramble * len(problem.columns()) / 4):
             while out.length < max_chars:  # starts over and never finishes: cut by the length limit
-                out.add(sep + rng.choice(["Let me add it again.", "Once more to be sure.", "Again:"]) + sep)
+                out.add(sep + self._phrase(rng, "again", ["Let me add it again.", "Once more to be sure.", "Again:"])
+                        + sep)
                 for j, column in enumerate(problem.columns()):
                     out.add(f"{COLUMN_NAMES[j]}: {self._sum(column, sum(column))}." + sep)
             return Written(str(out)[:max_chars], False, out.decisions)
         return Written(str(out), True, out.decisions)
+
+
+@TASK.code
+@functools.cache
+def phrasing_odds(seed: int, slot: str, column: int, options: int) -> tuple[float, ...]:
+    """The demonstrator's odds of each of ``options`` phrasings in ``slot`` at ``column``: a draw from a flat
+    Dirichlet (normalised unit exponentials), fixed by the seed, the slot and the column, so the base can learn
+    them as it learns every other odds of its teacher."""
+    rng = random.Random(seeding.derive(seed, "phrasing", slot, column))
+    draws = [rng.expovariate(1.0) for _ in range(options)]
+    return tuple(x / sum(draws) for x in draws)
 
 
 @TASK.code
