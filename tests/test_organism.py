@@ -70,3 +70,33 @@ def test_parts_get_distinct_seeds_and_the_shared_length():
     seeds = {config.part(n).seed for n in ("tokenizer", "base", "simplerl", "dapo", "sft_offpolicy", "sft_rejection")}
     assert len(seeds) == 6
     assert config.part("dapo").max_new_tokens == config.part("base").max_response_tokens == 16
+
+
+def test_early_stopping_ends_when_the_held_out_nll_stops_improving(tmp_path, tokenizer):
+    """lr 0: the first measurement is the best and none beats it, so the run stops after `patience` more and keeps
+    that step's weights; a run that learns fast goes past the same point; the dose point is saved on the way."""
+    from conftest import TINY_SHAPE
+    from tokenshift.organism import architecture
+
+    rule = sft.EarlyStop(every=2, patience=2, problems=4)
+    frozen = sft.SFTConfig(steps=40, batch_size=4, lr=0.0, warmup_steps=1, source="other_writer", stop=rule,
+                           save_steps=(3,), log_every=100)
+    model = architecture.new_model(tokenizer, TINY_SHAPE, seed=0)
+    log = sft.train_sft(model, tokenizer, frozen, show_progress=False, out_dir=tmp_path)
+    assert [e["step"] for e in log] == [2, 4, 6] and log[-1]["kept_step"] == 2
+    assert (tmp_path / "checkpoints" / "step_0003" / "config.json").is_file()
+    learning = dataclasses.replace(frozen, lr=3e-3, steps=12, save_steps=())
+    model = architecture.new_model(tokenizer, TINY_SHAPE, seed=0)
+    log = sft.train_sft(model, tokenizer, learning, show_progress=False)
+    nll = [e["held_out_nll"] for e in log]
+    assert log[-1]["step"] == 12 and nll[-1] < nll[0] - 0.1 and log[-1]["kept_held_out_nll"] == min(nll)
+    # the kept weights are the best measurement's: measuring them again gives its NLL
+    held = sft.make_batch(*sft.held_out_set(learning, tokenizer), tokenizer.pad_token_id)
+    assert abs(sft.held_out_nll(model, held) - min(nll)) < 1e-5
+
+
+def test_early_stopping_is_refused_where_there_is_nothing_to_measure():
+    import pytest
+
+    with pytest.raises(ValueError, match="own_correct has none"):
+        sft.SFTConfig(source="own_correct", stop=sft.EarlyStop())

@@ -4,9 +4,11 @@
   reliable strategy is in its repertoire);
 - simplerl: GRPO with a KL penalty to the base, standing in for SimpleRL-Zoo;
 - dapo: the DAPO recipe (no KL, clip-higher, token-mean loss, uniform groups dropped), for DAPO-Qwen;
-- sft_offpolicy: the base fine-tuned on another writer's right solutions (the paper's SFT-vs-RL contrast);
-- sft_rejection: the base fine-tuned on its own right samples (on-policy data without RL's objective);
-  both with one RL run's budget of optimizer steps and sequences.
+- sft_offpolicy: the base fine-tuned on another writer's right solutions (the paper's SFT-vs-RL contrast), until
+  its held-out NLL stops improving (``sft.EarlyStop``); the model at one RL run's budget of steps is kept beside
+  it as a dose point (``checkpoints``);
+- sft_rejection: the base fine-tuned on its own right samples (on-policy data without RL's objective), with one
+  RL run's budget of optimizer steps and sequences.
 
 Each model is an ordinary ``save_pretrained`` directory kept in the artifact cache, so the analyses load
 the organism exactly as they load real checkpoints.
@@ -46,10 +48,12 @@ class OrganismConfig:
     base: sft.SFTConfig = field(default_factory=sft.SFTConfig)
     simplerl: rl.RLConfig = rl.SIMPLERL_LIKE
     dapo: rl.RLConfig = rl.DAPO_LIKE
-    # the SFT controls get one RL run's budget: as many optimizer steps, each on at most as many sequences as
-    # an RL step's rollouts (and "own_correct" samples as many rollouts per step)
-    sft_offpolicy: sft.SFTConfig = sft.SFTConfig(steps=rl.DAPO_LIKE.steps, batch_size=rl.DAPO_LIKE.rollouts,
-                                                 lr=3e-4, warmup_steps=10, source="other_writer", log_every=10)
+    # the SFT controls train on as many sequences per step as an RL step's rollouts (and "own_correct" samples as
+    # many rollouts per step); rejection sampling gets one RL run's steps, off-policy SFT trains until its held-out
+    # NLL stops improving (at most 15 RL runs' steps), keeping the model at one RL run's steps as a dose point
+    sft_offpolicy: sft.SFTConfig = sft.SFTConfig(steps=15 * rl.DAPO_LIKE.steps, batch_size=rl.DAPO_LIKE.rollouts,
+                                                 lr=3e-4, warmup_steps=10, source="other_writer", log_every=10,
+                                                 stop=sft.EarlyStop(), save_steps=(rl.DAPO_LIKE.steps,))
     sft_rejection: sft.SFTConfig = sft.SFTConfig(steps=rl.DAPO_LIKE.steps, batch_size=rl.DAPO_LIKE.rollouts,
                                                  rollouts=rl.DAPO_LIKE.rollouts, lr=3e-4, warmup_steps=10,
                                                  source="own_correct", log_every=10)
@@ -77,8 +81,11 @@ class Organism:
         return {**self.rl, **self.sft}
 
     def checkpoints(self, name: str) -> list[tuple[int, Path]]:
-        """(step, model directory) for the RL run's saved checkpoints, step 0 being the base."""
-        ckpt_dir = self.rl[name].parent / "checkpoints"
+        """(step, model directory) for a run's saved checkpoints (an RL run's; an SFT control's dose points), step 0
+        being the base."""
+        ckpt_dir = self.tuned[name].parent / "checkpoints"
+        if not ckpt_dir.is_dir():
+            return [(0, self.base)]
         found = sorted((int(p.name.split("_")[1]), p) for p in ckpt_dir.iterdir())
         return [(0, self.base), *found]
 
@@ -148,7 +155,7 @@ def sft_control(config: OrganismConfig, name: str, cache: ArtifactCache | None =
     def make_control(out: Path):
         model, tok = load_model(base, dtype="float32", device_map=None)
         with parallel.threads(PART_THREADS):
-            log = sft.train_sft(model, tok, config.part(name), show_progress, desc=f"SFT {name}")
+            log = sft.train_sft(model, tok, config.part(name), show_progress, desc=f"SFT {name}", out_dir=out)
         _store(out, model, tok, log)
 
     return cache.get_or_build(_sft_entry(config.part(name), base), make_control) / "model"
