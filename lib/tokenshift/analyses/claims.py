@@ -114,6 +114,9 @@ PAPER: dict[str, Claim] = {
                                        "baseline", WEIGHTING, 0.4492 - 0.4248),
     "weighting.targeting_matters": Claim("what a high-divergence boost gains comes from where its weights fall: it "
                                          "beats the same weights at shuffled tokens", WEIGHTING),
+    "critical.divergent_are_critical": Claim("the divergent tokens are the critical ones: where the models differ, "
+                                             "more divergence goes with more consequence for the reward",
+                                             "Sparse but critical (the title claim)"),
     "evolution.monotone": Claim("JS divergence grows monotonically over RL training", "Evolution over training"),
     "evolution.upper_percentiles_fastest": Claim("the upper percentiles (95th, 99th) grow fastest",
                                                  "Evolution over training"),

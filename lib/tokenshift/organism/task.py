@@ -23,8 +23,10 @@ Two writers make the demonstrations the organism is trained on:
 - ``OtherWriter``, whom the off-policy SFT control imitates, is always right and writes in another style and
   structure.
 
-Each demonstration also says where its decisions fall (``Written.decisions``: character offsets and kinds), so
-the organism's notebook can show where in a response the reward-relevant choices are.
+Each demonstration also says where its decisions fall (``Written.decisions``: character offsets and kinds) and
+where it takes a reward-neutral choice (``Written.choices``: a phrasing, a connective, restating or reading out,
+one line per column or not), so the suite can tell the positions that decide the reward from those that only
+vary the wording (``organism.labels``).
 """
 
 from __future__ import annotations
@@ -144,12 +146,14 @@ def verify(problem: Problem, response: str, stopped: bool) -> bool:
 
 @dataclass
 class Written:
-    """A demonstration: the text after the prompt, whether it ends with end-of-sequence, and where its
-    reward-relevant decisions fall: (character offset, kind), kind one of ``DECISIONS``."""
+    """A demonstration: the text after the prompt, whether it ends with end-of-sequence, where its
+    reward-relevant decisions fall: (character offset, kind), kind one of ``DECISIONS``, and where its
+    reward-neutral choices fall (character offsets). Each sits before the text it decides."""
 
     text: str
     stopped: bool
     decisions: list[tuple[int, str]] = field(default_factory=list)
+    choices: list[int] = field(default_factory=list)
 
 
 # strategy: work or answer at once; method: write a column out or add it in the head; sum: a column's sum (where
@@ -158,12 +162,15 @@ DECISIONS = ("strategy", "method", "sum", "check", "stop")
 
 
 class _Text:
-    """A growing text that records where decisions are taken."""
+    """A growing text that records where decisions and reward-neutral choices are taken; ``sep`` (a newline or a
+    space, chosen once) ends a line, its first use being where that choice shows."""
 
-    def __init__(self):
+    def __init__(self, sep: str = " "):
         self.parts: list[str] = []
         self.length = 0
         self.decisions: list[tuple[int, str]] = []
+        self.choices: list[int] = []
+        self.sep, self.sep_shown = sep, False
 
     def add(self, text: str) -> None:
         self.parts.append(text)
@@ -171,6 +178,16 @@ class _Text:
 
     def decide(self, kind: str) -> None:
         self.decisions.append((self.length, kind))
+
+    def choose(self) -> None:
+        if not self.choices or self.choices[-1] != self.length:
+            self.choices.append(self.length)
+
+    def end_line(self) -> None:
+        if not self.sep_shown:
+            self.choose()
+            self.sep_shown = True
+        self.add(self.sep)
 
     def __str__(self) -> str:
         return "".join(self.parts)
@@ -226,20 +243,22 @@ class Demonstrator:
         return total - carry if carry and rng.random() < 0.5 else max(0, total + rng.choice([-1, 1]))
 
     def write(self, problem: Problem, rng: random.Random, max_chars: int = 2000) -> Written:
-        out = _Text()
         sep = "\n" if rng.random() < self.lines else " "
+        out = _Text(sep)
         columns = problem.columns()
         out.decide("strategy")
         if rng.random() < self._chance(self.shortcut * 3 / len(columns)):
             guess = int("".join(str(sum(c) % 10) for c in reversed(columns)))
             out.add(self._phrase(rng, "shortcut", ["The answer is", "So the answer is", "Quickly, the answer is"])
                     + f" {guess}.")
-            return self._end(out, problem, rng, max_chars, sep)
+            return self._end(out, problem, rng, max_chars)
+        out.choose()
         if rng.random() < self.restate:
             nums = [str(x) for x in problem.operands]
             out.add(self._phrase(rng, "restate", [f"We add {nums[0]} and {nums[1]}.",
                                                   f"Adding {' + '.join(nums)} column by column.",
-                                                  f"Line up {', '.join(nums)}."]) + sep)
+                                                  f"Line up {', '.join(nums)}."]))
+            out.end_line()
         digits, carry = [], 0
         for j, column in enumerate(columns):
             addends = column + ([carry] if carry else [])
@@ -247,10 +266,13 @@ class Demonstrator:
             difficulty = 1 + (total >= 10) + (carry > 0)
             # what is left of the numbers, their last digits the column's: each step reads from the one before
             left = "+".join(str(x // 10**j) for x in problem.operands)
+            out.choose()
             lead = self._phrase(rng, "lead", ["", "Then ", "Next, ", "Now "], j) if j else ""
+            out.add(lead)
+            out.choose()
             name = COLUMN_NAMES[j]
-            out.add(lead + self._phrase(rng, "column", [f"{name}: {left}", f"{name} column of {left}",
-                                                        f"in the {name} of {left}"], j))
+            out.add(self._phrase(rng, "column", [f"{name}: {left}", f"{name} column of {left}",
+                                                 f"in the {name} of {left}"], j))
             out.decide("method")
             if rng.random() < self.quick:
                 wrong = rng.random() < self._chance(self.quick_error * difficulty)
@@ -274,38 +296,47 @@ class Demonstrator:
             carry = written // 10
             digit = written % 10
             digits.append(digit)
+            out.choose()
             if carry:
                 out.add(self._phrase(rng, "carry", [f"write {digit} carry {carry}.", f"keep {digit} and carry {carry}.",
-                                                    f"that is {digit} carry {carry}."], j) + sep)
+                                                    f"that is {digit} carry {carry}."], j))
             else:
-                out.add(self._phrase(rng, "digit", [f"write {digit}.", f"keep {digit}.", f"digit {digit}."], j) + sep)
+                out.add(self._phrase(rng, "digit", [f"write {digit}.", f"keep {digit}.", f"digit {digit}."], j))
+            out.end_line()
         if carry:
             digits.append(carry)
-            out.add(self._phrase(rng, "last carry", [f"The last carry {carry} goes in front.", f"Carry {carry} leads."])
-                    + sep)
+            out.choose()
+            out.add(self._phrase(rng, "last carry", [f"The last carry {carry} goes in front.", f"Carry {carry} leads."]))
+            out.end_line()
         answer = int("".join(map(str, reversed(digits))))
+        out.choose()
         if rng.random() < self.readout:
             out.add(self._phrase(rng, "readout", ["Reading the digits: ", "From the left: "]) + " ".join(str(answer))
-                    + "." + sep)
+                    + ".")
+            out.end_line()
+            out.choose()
         out.add(self._phrase(rng, "answer", ["So the answer is", "The answer is", "That means the answer is"])
                 + f" {answer}.")
-        return self._end(out, problem, rng, max_chars, sep)
+        return self._end(out, problem, rng, max_chars)
 
     @staticmethod
     def _sum(addends: list[int], total: int) -> str:
         # one notation for sums (phrasing varies everywhere else): the addition table is learnt in one context
         return "+".join(map(str, addends)) + f"={total}"
 
-    def _end(self, out: _Text, problem: Problem, rng: random.Random, max_chars: int, sep: str) -> Written:
+    def _end(self, out: _Text, problem: Problem, rng: random.Random, max_chars: int) -> Written:
         out.decide("stop")
         if rng.random() < self._chance(self.ramble * len(problem.columns()) / 4):
             while out.length < max_chars:  # starts over and never finishes: cut by the length limit
-                out.add(sep + self._phrase(rng, "again", ["Let me add it again.", "Once more to be sure.", "Again:"])
-                        + sep)
+                out.end_line()
+                out.choose()
+                out.add(self._phrase(rng, "again", ["Let me add it again.", "Once more to be sure.", "Again:"]))
+                out.end_line()
                 for j, column in enumerate(problem.columns()):
-                    out.add(f"{COLUMN_NAMES[j]}: {self._sum(column, sum(column))}." + sep)
-            return Written(str(out)[:max_chars], False, out.decisions)
-        return Written(str(out), True, out.decisions)
+                    out.add(f"{COLUMN_NAMES[j]}: {self._sum(column, sum(column))}.")
+                    out.end_line()
+            return Written(str(out)[:max_chars], False, out.decisions, [c for c in out.choices if c < max_chars])
+        return Written(str(out), True, out.decisions, out.choices)
 
 
 @TASK.code
