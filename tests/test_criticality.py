@@ -118,15 +118,6 @@ def test_the_verdict_agrees_only_where_divergence_ranks_consequence():
     assert cr.verdict("m", (float("nan"), (float("nan"), float("nan"))), 2).status == "not testable"
 
 
-def test_auroc_is_the_mann_whitney_probability():
-    from scipy.stats import mannwhitneyu
-
-    rng = np.random.default_rng(3)
-    score, positive = rng.normal(size=80).round(1), rng.random(80) < 0.3
-    u = mannwhitneyu(score[positive], score[~positive]).statistic
-    assert cr.auroc(score, positive) == pytest.approx(u / positive.sum() / (~positive).sum())
-
-
 def test_the_metric_s_blind_spots_are_counted_per_label():
     table = pl.DataFrame({"label": ["decision:check"] * 4 + ["choice"] * 2,
                           "js": [0.2, 0.2, 0.005, 0.0, 0.3, 0.2],

@@ -91,3 +91,19 @@ def test_the_paper_number_of_a_claim_goes_beside_its_finding_and_its_verdicts(pr
     assert merged["organism.base.pass@1.paper"] == 0.0823 and "other.paper" not in merged
     assert merged["topk.dapo.tuned_top1_is_base_top1.paper"] == 0.3
     assert merged["topk.dapo.tuned_top1_is_base_top1.paper_bound"] == "~"
+
+
+def test_a_claim_judged_on_both_js_measures_says_which_row_is_which(profile, tmp_path):
+    from tokenshift.analyses import claims
+
+    name = "sparsity.dapo.frac_js_lt_0.01"
+    top_p = claims.against(name, name, 0.9, 0.83, ">", (0.88, 0.92))
+    full = claims.on_full_js([claims.against(name, name, 0.7, 0.83, ">", (0.6, 0.8))])
+    assert full[0].statistic == name + claims.FULL_JS and full[0].status == "disagrees"
+    findings.record(profile, {}, verdicts=[*full, top_p])
+    readme, results = tmp_path / "README.md", tmp_path / "results.md"
+    readme.write_text(f"{findings.TABLE_BEGIN}\n{findings.TABLE_END}\n")
+    findings.update_documents(profile, readme, results)
+    text = readme.read_text()
+    assert f"[full JS, primary here] (`{name}.full_js`) | 0.7 [0.6, 0.8] |" in text and "**disagrees**" in text
+    assert f"[top-p JS, the paper's metric] (`{name}`) | 0.9 [0.88, 0.92] |" in text

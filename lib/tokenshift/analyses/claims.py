@@ -15,6 +15,7 @@ al. 2026, "Sparse but Critical", arXiv 2603.22446); figure numbers are not in ou
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -172,6 +173,16 @@ def about(claim: str, statistic: str, value: float, interval: tuple[float, float
         else INCONCLUSIVE
     return Verdict(claim, status, statistic, float(value), float(interval[0]), float(interval[1]),
                    f"agrees if the interval lies within [{lo:g}, {hi:g}] (paper ~{c.value:g})")
+
+
+FULL_JS = ".full_js"  # ends the statistic of a verdict judged on full-vocabulary JS, beside the paper's top-p one
+
+
+def on_full_js(verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """``verdicts`` computed on full-vocabulary JS, named apart from their top-p twins (the statistic ends in
+    ``FULL_JS``): for the organism the primary ones, since its phrasing choices sit near the top-p cut, where
+    top-p JS jumps for tiny changes and stays 0 for shifts of minority options."""
+    return [dataclasses.replace(v, statistic=v.statistic + FULL_JS) for v in verdicts]
 
 
 def not_testable(claim: str, statistic: str, value: float, why: str) -> Verdict:

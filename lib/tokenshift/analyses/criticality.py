@@ -43,6 +43,7 @@ from ..models.sampling import DECODING, decode, draw, left_pad, positions, unifo
 from ..organism import labels as labelling
 from ..problems.problem_sets import ProblemSet
 from . import claims
+from .shift_stats import auroc
 
 CRITICALITY = Version("criticality", 1, uses=(DECODING,), libraries=("torch", "transformers"))
 CRITICAL = 0.2  # fixed before any rollout: noise-corrected |c| of at least this makes a position "critical"
@@ -288,15 +289,6 @@ def summarise(sampled: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
         (pl.col("size2").sign() * pl.col("size2").abs().sqrt()).alias("size"))
     return pl.concat([sampled, stats.drop("spot")], how="horizontal").with_columns(
         (pl.col("size") >= CRITICAL).alias("critical"))
-
-
-def auroc(score: np.ndarray, positive: np.ndarray) -> float:
-    """The probability that a positive's score beats a negative's (ties count half); NaN without both kinds."""
-    pos, neg = score[positive], score[~positive]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    ranks = pl.Series(np.concatenate([pos, neg])).rank("average").to_numpy()
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
 def rank_statistics(positions: pl.DataFrame, js: str = "js", seed: int = 0) -> dict[str, tuple[float, tuple]]:

@@ -83,15 +83,18 @@ class Organism:
     def checkpoints(self, name: str) -> list[tuple[int, Path]]:
         """(step, model directory) for a run's saved checkpoints (an RL run's; an SFT control's dose points), step 0
         being the base."""
-        ckpt_dir = self.tuned[name].parent / "checkpoints"
-        if not ckpt_dir.is_dir():
-            return [(0, self.base)]
-        found = sorted((int(p.name.split("_")[1]), p) for p in ckpt_dir.iterdir())
-        return [(0, self.base), *found]
+        return [(0, self.base), *checkpoints_of(self.tuned[name])]
 
     def log(self, name: str) -> list[dict]:
         """Training log of "base", an SFT control or an RL run: one dict per logged step."""
         return run_log(self.base if name == "base" else self.tuned[name])
+
+
+def checkpoints_of(model_dir: Path) -> list[tuple[int, Path]]:
+    """(step, model directory) of the checkpoints saved beside a model the organism built, by step; none for a
+    model saved without them."""
+    folder = Path(model_dir).parent / "checkpoints"
+    return sorted((int(p.name.split("_")[1]), p) for p in folder.iterdir()) if folder.is_dir() else []
 
 
 def run_log(model_dir: Path) -> list[dict]:

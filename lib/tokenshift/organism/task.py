@@ -306,7 +306,8 @@ class Demonstrator:
         if carry:
             digits.append(carry)
             out.choose()
-            out.add(self._phrase(rng, "last carry", [f"The last carry {carry} goes in front.", f"Carry {carry} leads."]))
+            out.add(self._phrase(rng, "last carry", [f"The last carry {carry} goes in front.",
+                                                     f"Carry {carry} leads."]))
             out.end_line()
         answer = int("".join(map(str, reversed(digits))))
         out.choose()

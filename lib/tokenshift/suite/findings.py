@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..analyses.claims import PAPER, Claim, Verdict
+from ..analyses.claims import FULL_JS, PAPER, Claim, Verdict
 from ..core.paths import REPO, figure_root
 from . import profiles
 
@@ -132,7 +132,7 @@ sign-flip permutation test over seeds instead (p < 0.05 with the arm ahead)."""
 
 def headline_table(findings: dict) -> str:
     """One row per judged claim: the claim, the statistic it was judged on (with its 95% interval), the paper's
-    number and the verdict."""
+    number and the verdict; a claim judged on both JS measures has two rows, each saying which."""
     rows = ["| the paper's claim | this suite (organism) | paper | verdict |", "|---|---:|---:|---|"]
     for name, value in findings.items():
         verdict = findings.get(name + VERDICT_SUFFIX)
@@ -142,7 +142,9 @@ def headline_table(findings: dict) -> str:
         ours = f"{value:.3g}" + (f" [{low:.3g}, {high:.3g}]" if low is not None and high is not None else "")
         paper = findings.get(name + PAPER_SUFFIX)
         paper = "" if paper is None else f"{findings.get(name + BOUND_SUFFIX, '')}{paper:.3g}"
-        rows.append(f"| {findings[name + CLAIM_SUFFIX]} (`{name}`) | {ours} | {paper} | **{verdict}** |")
+        metric = " [full JS, primary here]" if name.endswith(FULL_JS) else \
+            " [top-p JS, the paper's metric]" if name + FULL_JS + VERDICT_SUFFIX in findings else ""
+        rows.append(f"| {findings[name + CLAIM_SUFFIX]}{metric} (`{name}`) | {ours} | {paper} | **{verdict}** |")
     return "\n".join(rows)
 
 

@@ -79,7 +79,7 @@ def for_organism(config: organism.OrganismConfig, show_progress: bool = True) ->
 
     return Pairs(base=org.base, tuned=org.tuned, rl_names=list(organism.RL_NAMES), labels=organism.LABELS,
                  max_new_tokens=config.max_new_tokens, make_problems=make,
-                 checkpoint_paths={name: org.checkpoints(name)[1:] for name in organism.RL_NAMES})
+                 checkpoint_paths={name: org.checkpoints(name)[1:] for name in org.tuned})
 
 
 ASKED = ("prompt", "system", "template_from", "answer_format", "grader")  # what a tuned model's entry may set
