@@ -90,7 +90,7 @@ def test_early_stopping_ends_when_the_held_out_nll_stops_improving(tmp_path, tok
     log = sft.train_sft(model, tokenizer, learning, show_progress=False)
     nll = [e["held_out_nll"] for e in log]
     assert log[-1]["step"] == 12 and nll[-1] < nll[0] - 0.1 and log[-1]["kept_held_out_nll"] == min(nll)
-    # the kept weights are the best measurement's: measuring them again gives its NLL
+    # the kept weights are those of the measurement the rule kept: measuring them again gives its NLL
     held = sft.make_batch(*sft.held_out_set(learning, tokenizer), tokenizer.pad_token_id)
     assert abs(sft.held_out_nll(model, held) - min(nll)) < 1e-5
 

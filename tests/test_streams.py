@@ -140,14 +140,15 @@ REAL_DIFFER_BOUND = 0.05
 
 def test_a_real_models_responses_differ_across_batch_sizes_in_few_places(tokenizer):
     pair = tuple(architecture.new_model(tokenizer, TINY_SHAPE, seed=s).eval() for s in (0, 1))
-    texts = [f"{a}+{b}=" for a in range(10, 30) for b in (7, 93)]
+    texts = [f"{a}+{b}=" for a in range(10, 25) for b in (7, 93)]
     ps = [[tokenizer.bos_token_id, *tokenizer(t)["input_ids"]] for t in texts]
-    args = dict(n=3, max_new_tokens=24, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    args = dict(n=2, max_new_tokens=24, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                 seed=1)
     eps = float(torch.tensor([x for row in cross_sample(*pair, ps[:4], **args).js for x in row]).median())
     for run in (lambda b: sample(pair[0], ps, batch_size=b, **args),
                 lambda b: cross_sample(*pair, ps, eps=eps, batch_size=b, **args)):
         outs = [run(b) for b in SIZES]
-        differ = [sum(a != b for a, b in zip(o.response_ids, outs[0].response_ids)) / len(ps) / 3 for o in outs[1:]]
+        differ = [sum(a != b for a, b in zip(o.response_ids, outs[0].response_ids)) / len(o.response_ids)
+                  for o in outs[1:]]
         print("share of responses that differ from batch 1's:", differ)
         assert max(differ) <= REAL_DIFFER_BOUND

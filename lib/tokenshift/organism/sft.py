@@ -11,7 +11,8 @@ A step trains on one batch of (prompt, response) pairs from fresh training probl
 With ``stop`` (``EarlyStop``) a run ends when its held-out NLL stops improving, by a rule fixed before it runs:
 every ``every`` steps the mean NLL per token of a fixed set of held-out problems' demonstrations (validation
 split, written by the run's own source) is measured; the run stops once ``patience`` measurements in a row have
-not beaten the best by ``min_gain`` nats, or at ``steps``, and keeps the weights of its best measurement.
+not beaten the best by ``min_gain`` nats, or at ``steps``, and keeps the weights of the last measurement that did
+(where the plateau began; the smaller gains after it do not count as improving).
 ``save_steps`` keeps the model at those steps beside the final one (``checkpoints/step_NNNN``): a dose point, e.g.
 the step matched to an RL run's budget.
 """
