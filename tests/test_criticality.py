@@ -125,3 +125,26 @@ def test_the_metric_s_blind_spots_are_counted_per_label():
     found = {r["label"]: r for r in cr.metric_blind_spots(table, 0.1).to_dicts()}
     assert found["decision:check"]["blind_share"] == 0.5 and found["decision:check"]["knife_edge_share"] == 0.5
     assert found["choice"]["blind_share"] == 0.5 and found["choice"]["knife_edge"] == 0
+
+
+def test_js_mass_and_handovers_by_label_are_plain_shares():
+    table = pl.DataFrame({"response": [0, 0, 0, 1, 1], "group": ["decision", "choice", "deterministic", "decision",
+                                                                  "deterministic"],
+                          "js": [0.3, 0.1, 0.0, 0.1, 0.0]})
+    found = {r["group"]: r for r in cr.mass_by_label(table, "js").to_dicts()}
+    assert found["decision"]["js_mass"] == pytest.approx(0.4 / 0.5) and found["decision"]["positions"] == 0.4
+    assert found["deterministic"]["js_mass"] == 0 and found["choice"]["positions"] == 0.2
+    assert found["decision"]["low"] <= found["decision"]["js_mass"] <= found["decision"]["high"]
+
+
+def test_handovers_are_split_by_the_label_of_the_step_they_took(tokenizer):
+    problems = OrganismProblems(task.sample_problems(1, "train", seed=0), tokenizer)
+    ids = tokenizer("ones: 12+34, 2+4=6, write 6.\ntens: 1+3, 1+3=4, keep 4.\nSo the answer is 46.")["input_ids"]
+    labels_of = cr.response_labels(ids, True, tokenizer)
+    handed = [label in ("decision:strategy", "decision:stop") for label in labels_of]
+    sweep = pl.DataFrame({"eps": [0.1], "rule": ["divergence"], "response_ids": [ids], "stopped": [True],
+                          "intervened": [handed]})
+    found = {r["group"]: r for r in cr.handovers_by_label(sweep, problems, 0.1).to_dicts()}
+    assert found["decision"]["handovers"] == 2 and found["decision"]["handover_share"] == 1.0
+    assert found["decision"]["position_share"] == pytest.approx(
+        sum(x.startswith("decision") for x in labels_of) / len(labels_of))
