@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -131,6 +132,10 @@ def test_changed_steps_are_intervened_steps_where_the_greedy_choices_differ(toke
     """At temperature 0 a handed-over step changes the text exactly where the two models' argmaxes differ on
     the mixed prefix: checked against a teacher-forced forward of each model."""
     ps = prompts(tokenizer)
+    contrary = copy.deepcopy(pair[1])  # tiny random models can share their argmax everywhere: make them differ
+    with torch.no_grad():
+        contrary.model.norm.weight.neg_()  # its logits negated (the output layer is tied to the embedding)
+    pair = (pair[0], contrary)
     out = cross_sample(*pair, ps, eps=-1.0, temperature=0, method=method, **kw(tokenizer))
     assert sum(out.changed_count()) > 0
     for i, ids, stopped, flags, changed in zip(out.prompt_index, out.response_ids, out.stopped, out.intervened,
