@@ -27,9 +27,8 @@ _RESTATE = re.compile(r"We add \d+ and \d+\.|Adding \d+(?: \+ \d+)+ column by co
 _LEAD = re.compile(r"Then |Next, |Now ")
 _COLUMN = re.compile(rf"(?:{_NAME}): [\d+]+|(?:{_NAME}) column of [\d+]+|in the (?:{_NAME}) of [\d+]+")
 _QUICK = re.compile(r" (?:at a glance|in my head) is ")
-_QUICK_SUM = re.compile(r"\d+, ")
-_WRITTEN_SUM = re.compile(rf", (?={_SUM}, )")
-_SUM_TEXT = re.compile(rf"{_SUM}, ")
+_RESULT = re.compile(r"\d+, ")  # a column's sum as written, where a slip shows
+_WRITTEN_SUM = re.compile(r", \d+(?:\+\d+)*=(?=\d+, )")
 _CHECK = re.compile(rf"wait, {_SUM}, not \d+\. |check: {_SUM}, ok\. ")
 _WRITE = re.compile(r"(?:write \d carry \d|keep \d and carry \d|that is \d carry \d|write \d|keep \d|digit \d)\.")
 _SEP = re.compile(r"\n| ")
@@ -99,14 +98,10 @@ def label_text(text: str) -> Labelled:
         if not r.take(_COLUMN):
             break
         r.decide("method")
-        if r.take(_QUICK):
-            r.decide("sum")
-            if not r.take(_QUICK_SUM):
-                return r.done()
-        elif r.take(_WRITTEN_SUM):
-            r.decide("sum")
-            r.take(_SUM_TEXT)
-        else:
+        if not (r.take(_QUICK) or r.take(_WRITTEN_SUM)):
+            return r.done()
+        r.decide("sum")
+        if not r.take(_RESULT):
             return r.done()
         r.decide("check")
         r.take(_CHECK)

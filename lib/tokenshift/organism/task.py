@@ -283,9 +283,9 @@ class Demonstrator:
             else:
                 wrong = rng.random() < self._chance(self.slip * len(addends) * (1.5 if total >= 10 else 1.0))
                 written = self._wrong(total, carry, rng) if wrong else total
-                out.add(", ")
-                out.decide("sum")
-                out.add(self._sum(addends, written) + ", ")
+                out.add(", " + self._sum(addends, written).split("=")[0] + "=")
+                out.decide("sum")  # before the result: where a slip shows
+                out.add(f"{written}, ")
             out.decide("check")
             if rng.random() < self._chance(self.check * difficulty / 2):
                 if written != total and rng.random() < self.notice:
