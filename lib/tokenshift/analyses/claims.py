@@ -189,17 +189,19 @@ def not_testable(claim: str, statistic: str, value: float, why: str) -> Verdict:
     return Verdict(claim, NOT_TESTABLE, statistic, float(value), rule=why)
 
 
-def by_response(table: pl.DataFrame, *columns: str) -> list[np.ndarray]:
-    """The columns' values split per response ([positions] for one column, [positions, columns] for several):
-    the unit a bootstrap resamples (positions of one response are not independent)."""
-    parts = table.select("response", *columns).partition_by("response", maintain_order=True)
+def by_problem(table: pl.DataFrame, *columns: str) -> list[np.ndarray]:
+    """The columns' values split per problem ([positions] for one column, [positions, columns] for several): the
+    unit a bootstrap resamples (the positions of one response, and the responses to one problem, are not
+    independent). A table without a ``problem`` column is split per response."""
+    unit = "problem" if "problem" in table.columns else "response"
+    parts = table.select(unit, *columns).partition_by(unit, maintain_order=True)
     return [p[columns[0]].to_numpy() if len(columns) == 1 else p.select(columns).to_numpy() for p in parts]
 
 
 def bootstrap(samples: Sequence[list[np.ndarray]], statistic: Callable[..., float], n: int = 1000,
               seed: int = 0, level: float = 0.95) -> tuple[float, tuple[float, float]]:
-    """``statistic`` of the pooled positions of one or more groups of responses, and its percentile interval
-    (95% unless ``level`` says otherwise) from resampling each group's responses with replacement
+    """``statistic`` of the pooled positions of one or more groups of problems (``by_problem``'s parts), and its
+    percentile interval (95% unless ``level`` says otherwise) from resampling each group's parts with replacement
     (independently per group)."""
     rng = np.random.default_rng(seed)
     point = statistic(*(np.concatenate(g) for g in samples))

@@ -108,7 +108,7 @@ def mass_by_label(labelled: pl.DataFrame, js: str, seed: int = 0) -> pl.DataFram
     responses."""
     rows = []
     for name in sorted(labelled["group"].unique().to_list()):
-        parts = claims.by_response(labelled.with_columns((pl.col("group") == name).alias("in")), js, "in")
+        parts = claims.by_problem(labelled.with_columns((pl.col("group") == name).alias("in")), js, "in")
         share, ci = claims.bootstrap([parts], lambda x: float((x[:, 0] * x[:, 1]).sum() / max(x[:, 0].sum(), 1e-30)),
                                      seed=seed)
         positions = float(np.concatenate([p[:, 1] for p in parts]).mean())
@@ -293,8 +293,8 @@ def summarise(sampled: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
 
 def rank_statistics(positions: pl.DataFrame, js: str = "js", seed: int = 0) -> dict[str, tuple[float, tuple]]:
     """Spearman's rho of ``js`` against the noise-corrected size c^2, the AUROC of ``js`` for "critical", the mean
-    signed c and the share critical, each with a 95% interval from resampling responses."""
-    parts = claims.by_response(positions.with_columns(pl.col("critical").cast(pl.Float64)), js, "size2", "critical",
+    signed c and the share critical, each with a 95% interval from resampling problems."""
+    parts = claims.by_problem(positions.with_columns(pl.col("critical").cast(pl.Float64)), js, "size2", "critical",
                                "c")
     rho = lambda x: float(spearmanr(x[:, 0], x[:, 1]).statistic) if len(x) > 2 else float("nan")  # noqa: E731
     return {"spearman_js_size": claims.bootstrap([parts], rho, seed=seed),

@@ -99,9 +99,9 @@ def near_zero_share(x: np.ndarray) -> float:
 def sparsity_verdicts(tables: dict[str, pl.DataFrame], rl_names: Sequence[str], js: str = "js_top_p",
                       bootstraps: int = 1000, seed: int = 0) -> list[claims.Verdict]:
     """The paper's sparsity claims, each on the models it names that ``tables`` has, with 95% intervals from
-    resampling responses: DAPO > 83% and SimpleRL > 98% near zero; DAPO's 99th percentile above SimpleRL's;
+    resampling problems: DAPO > 83% and SimpleRL > 98% near zero; DAPO's 99th percentile above SimpleRL's;
     every other model (the SFT controls) with a smaller near-zero share than each RL model."""
-    parts = {name: claims.by_response(t, js) for name, t in tables.items()}
+    parts = {name: claims.by_problem(t, js) for name, t in tables.items()}
     boot = lambda groups, stat, label: claims.bootstrap(groups, stat, bootstraps, seeding.derive(seed, label))  # noqa: E731
     out = []
     for name in ("dapo", "simplerl"):
@@ -187,20 +187,26 @@ def edges_vs_middle(means: np.ndarray) -> tuple[float, float, float]:
 
 
 def _per_response_bins(table: pl.DataFrame, js: str, bins: int) -> list[np.ndarray]:
-    """Each response's mean JS per position bin ([1, bins], NaN where it has no position in a bin)."""
+    """Each response's mean JS per position bin (NaN where it has no position in a bin), grouped by problem: one
+    [responses to the problem, bins] array per problem, the unit a bootstrap resamples."""
     means = _binned(table, bins).group_by("response", "bin").agg(pl.col(js).mean())
     wide = np.full((means["response"].n_unique(), bins), np.nan)
     rows = {r: i for i, r in enumerate(sorted(means["response"].unique().to_list()))}
     for r, b, m in means.iter_rows():
         wide[rows[r], b] = m
-    return list(wide[:, None, :])
+    unit = "problem" if "problem" in table.columns else "response"
+    problem = dict(table.select("response", unit).unique().iter_rows())
+    groups: dict[int, list[int]] = {}
+    for r, i in rows.items():
+        groups.setdefault(problem[r], []).append(i)
+    return [wide[groups[p]] for p in sorted(groups)]
 
 
 def position_verdicts(tables: dict[str, pl.DataFrame], rl_names: Sequence[str], js: str = "js_top_p",
                       bins: int = 10, bootstraps: int = 1000, seed: int = 0) -> list[claims.Verdict]:
     """The paper's position claims for each RL model (first bin above the middle, last bin above the middle) and
     the DAPO contrast (edges minus middle larger than SimpleRL's), on ``position_profile``'s means over
-    responses, with 95% intervals from resampling responses."""
+    responses, with 95% intervals from resampling problems."""
     parts = {n: _per_response_bins(tables[n], js, bins) for n in rl_names if n in tables}
     profile = lambda wide: edges_vs_middle(np.nanmean(wide, axis=0))  # noqa: E731
     contrast = lambda wide: (lambda f, m, l: (f + l) / 2 - m)(*profile(wide))  # noqa: E731
@@ -243,14 +249,14 @@ ENTROPY_LOCATES = 0.8  # an AUROC from here up is "excellent" discrimination (Ho
 def entropy_verdicts(tables: dict[str, pl.DataFrame], rl_names: Sequence[str], js: str = "js_top_p",
                      high: float = 0.1, bootstraps: int = 1000, seed: int = 0) -> list[claims.Verdict]:
     """Does entropy alone find the high-JS positions? For each RL model, the AUROC of the base's entropy (and of
-    the RL model's) for predicting JS > ``high``, with a 95% interval from resampling responses; the paper's
+    the RL model's) for predicting JS > ``high``, with a 95% interval from resampling problems; the paper's
     claim agrees only if entropy is a poor locator: the interval below ``ENTROPY_LOCATES``."""
     out = []
     for name in (n for n in rl_names if n in tables):
         t = tables[name].with_columns((pl.col(js) > high).cast(pl.Float64).alias("_high"))
         for who in ("base", "tuned"):
             stat = f"entropy.{name}.auroc_{who}_entropy"
-            parts = claims.by_response(t, f"entropy_{who}", "_high")
+            parts = claims.by_problem(t, f"entropy_{who}", "_high")
             value, ci = claims.bootstrap([parts], lambda x: auroc(x[:, 0], x[:, 1]), bootstraps,
                                          seeding.derive(seed, stat))
             if not np.isfinite(value):
@@ -277,7 +283,7 @@ def token_identity(table: pl.DataFrame, js: str = "js_top_p", high: float = 0.1,
 def identity_verdict(table: pl.DataFrame, name: str, js: str = "js_top_p", high: float = 0.1, n_tokens: int = 12,
                      bootstraps: int = 1000, seed: int = 0) -> claims.Verdict:
     """Context, not identity: among the tokens most often at high-JS positions, the share that are high-JS in
-    fewer than half of their contexts; agrees if its interval (resampling responses) lies above 1/2. The
+    fewer than half of their contexts; agrees if its interval (resampling problems) lies above 1/2. The
     exceptions (tokens high-JS in most contexts) are named in the rule."""
     stat = f"identity.{name}.share_of_tokens_mostly_low"
     identity = token_identity(table, js, high, n_tokens)
@@ -295,7 +301,7 @@ def identity_verdict(table: pl.DataFrame, name: str, js: str = "js_top_p", high:
         share = np.bincount(idx, weights=x[seen, 1], minlength=k)[count > 0] / count[count > 0]
         return float((share < 0.5).mean())
 
-    value, ci = claims.bootstrap([claims.by_response(t, "_code", "_high")], mostly_low, bootstraps,
+    value, ci = claims.bootstrap([claims.by_problem(t, "_code", "_high")], mostly_low, bootstraps,
                                  seeding.derive(seed, stat))
     exceptions = identity.filter(pl.col("share_high") >= 0.5)["token"].to_list()
     return claims.against("identity.context_decides", stat, value, 0.5, ">", ci,
@@ -316,7 +322,7 @@ def meaningful_k(table: pl.DataFrame, js: str = "js_top_p", high: float = 0.1) -
 def reallocation_verdicts(tables: dict[str, pl.DataFrame], js: str = "js_top_p", high: float = 0.1,
                           bootstraps: int = 1000, seed: int = 0) -> list[claims.Verdict]:
     """The paper's reallocation claims, each on the model the paper states it for, at positions with JS >
-    ``high``, with 95% intervals from resampling responses: top-k overlap above 80% for k = 2..``meaningful_k``
+    ``high``, with 95% intervals from resampling problems: top-k overlap above 80% for k = 2..``meaningful_k``
     (SimpleRL); RL top-1 = base top-1 in ~30% (both); RL top-1 within the base top-3 in > 80% (DAPO) / > 90%
     (SimpleRL); the base's probability of the RL top-1 below 0.01 in ~5% (DAPO) / ~0% (SimpleRL)."""
     out = []
@@ -325,7 +331,7 @@ def reallocation_verdicts(tables: dict[str, pl.DataFrame], js: str = "js_top_p",
         if len(hits) == 0:
             continue
         boot = lambda column, stat: claims.bootstrap(  # noqa: E731
-            [claims.by_response(hits, column)], lambda x: float(x.mean()), bootstraps, seeding.derive(seed, stat))
+            [claims.by_problem(hits, column)], lambda x: float(x.mean()), bootstraps, seeding.derive(seed, stat))
         stat = f"topk.{name}.tuned_top1_is_base_top1"
         out.append(claims.about("topk.top1_same", stat, *boot("tuned_top1_is_base_top1", stat)))
         if name not in ("dapo", "simplerl"):
@@ -339,7 +345,7 @@ def reallocation_verdicts(tables: dict[str, pl.DataFrame], js: str = "js_top_p",
             k = meaningful_k(t, js, high)
             stat = f"topk.simplerl.min_overlap_top2_to_{k}"
             columns = [f"topk_overlap_{j}" for j in range(2, k + 1)]
-            value, ci = claims.bootstrap([claims.by_response(hits, *columns)],
+            value, ci = claims.bootstrap([claims.by_problem(hits, *columns)],
                                          lambda x: float(x.reshape(len(x), -1).mean(axis=0).min()), bootstraps,
                                          seeding.derive(seed, stat))
             out.append(claims.against("topk.simplerl.min_overlap", stat, value, 0.8, ">", ci,

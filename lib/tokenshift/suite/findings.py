@@ -122,8 +122,8 @@ avg@32 (Qwen2.5-32B, DAPO-Qwen-32B, SimpleRL-Zoo-32B), shown for orientation, no
 per response are not comparable across scales (~170-token responses here, ~3,600 in the paper).
 
 The verdict column judges one of the paper's claims (`analyses/claims.py` holds them, with their numbers and
-sources) on the statistic in that row, with a 95% interval from resampling responses (or problems, for
-cross-sampling): **agrees** when the whole interval lies on the claim's side of its threshold, **disagrees**
+sources) on the statistic in that row, with a 95% interval from resampling problems (a problem's responses
+together): **agrees** when the whole interval lies on the claim's side of its threshold, **disagrees**
 when it lies on the other side, **inconclusive** when it straddles it, **not testable** when the statistic
 cannot speak to the claim here; the findings file holds the rule each was judged by (`.rule`). Every verdict
 function has a unit test that feeds it data that should disagree. Notebook 05's verdicts rest on a paired

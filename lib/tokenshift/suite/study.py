@@ -20,6 +20,7 @@ from ..analyses.cross_sampling import SweepConfig, capped, sweep
 from ..analyses.cross_sampling_stats import DIRECTIONS
 from ..core import parallel
 from ..models.loading import runtime
+from ..organism.problems import OrganismProblems
 from ..problems.problem_sets import ProblemSet
 from . import pairs as pairs_mod
 from . import profiles
@@ -136,10 +137,11 @@ class Study:
         """Compute, into the cache, every table the ``notebooks`` (name -> its parameters) read, as they ask for
         them, so that they then only read them; under a launcher the ranks share each table's work units. Not
         notebook 05: its RL runs are its own experiment."""
-        if "00_model_organism" in notebooks:
+        organism = isinstance(self.problems, OrganismProblems)  # 01's controls check the organism's base too
+        if "00_model_organism" in notebooks or ("01_sparsity" in notebooks and organism):
             self.own_table("base")
         self.tables()
-        for name in self.pairs.rl_names if "01_sparsity" in notebooks else []:
+        for name in self.pairs.tuned if "01_sparsity" in notebooks else []:  # RL checkpoints, SFT dose points
             self.checkpoint_tables(name)
         cross = notebooks.get("03_cross_sampling")
         if cross is None:
