@@ -194,8 +194,8 @@ def _per_response_bins(table: pl.DataFrame, js: str, bins: int) -> list[np.ndarr
     rows = {r: i for i, r in enumerate(sorted(means["response"].unique().to_list()))}
     for r, b, m in means.iter_rows():
         wide[rows[r], b] = m
-    unit = "problem" if "problem" in table.columns else "response"
-    problem = dict(table.select("response", unit).unique().iter_rows())
+    problem = dict(table.select("response", "problem").unique().iter_rows()) if "problem" in table.columns else \
+        {r: r for r in rows}  # no problems named: each response its own unit
     groups: dict[int, list[int]] = {}
     for r, i in rows.items():
         groups.setdefault(problem[r], []).append(i)
