@@ -165,17 +165,22 @@ def sample_positions(table: pl.DataFrame, config: CriticalityConfig) -> pl.DataF
     return candidates[chosen.tolist()].drop("last")
 
 
+def responses_so_far(table: pl.DataFrame, sampled: pl.DataFrame) -> list[list[int]]:
+    """Each sampled position's response up to it (the ids before the position), read from ``table``."""
+    ids = {r: part.sort("position")["token_id"].to_list()
+           for (r,), part in table.filter(pl.col("response").is_in(sampled["response"].unique().implode()))
+           .group_by("response")}
+    return [ids[r][:t] for r, t in sampled.select("response", "position").rows()]
+
+
 @torch.no_grad()
 @CRITICALITY.code
 def rollouts(base, tuned, problems: ProblemSet, table: pl.DataFrame, sampled: pl.DataFrame,
              config: CriticalityConfig, max_new_tokens: int, show_progress: bool = True) -> pl.DataFrame:
     """For each sampled position (``spot``, in ``sampled``'s order) and rollout k: both arms' tokens and whether
     each arm's response came out correct when continued by the base and by the RL model. One row per (spot, k)."""
-    ids = {r: part.sort("position")["token_id"].to_list()
-           for (r,), part in table.filter(pl.col("response").is_in(sampled["response"].unique().implode()))
-           .group_by("response")}
     spots = sampled.select("response", "problem", "position").rows()
-    prefixes = [problems.prompts[p] + ids[r][:t] for r, p, t in spots]
+    prefixes = [problems.prompts[p] + so_far for p, so_far in zip(sampled["problem"], responses_so_far(table, sampled))]
     vocab, pad, k = len(problems.tokenizer), pad_id(problems.tokenizer), config.rollouts
     u = uniforms(seeding.derive(config.seed, "criticality", "tokens"), range(len(spots)), k)
     tokens = {}
@@ -251,13 +256,11 @@ def measured(base_dir, tuned_dir, problems: ProblemSet, table: pl.DataFrame, con
         return summarise(sampled, pl.DataFrame(schema={"spot": pl.Int64, "k": pl.Int64, "tuned_token": pl.Int64,
                                                        "base_token": pl.Int64, **{f"{arm}_correct_{who}": pl.Boolean
                                                        for arm in ("tuned", "base") for who in ("base", "tuned")}}))
-    read = sampled.select("response", "problem", "position").rows()
-    prefixes = {r: part.sort("position")["token_id"].to_list()[: max(t for rr, _, t in read if rr == r)]
-                for (r,), part in table.filter(pl.col("response").is_in(sampled["response"].unique().implode()))
-                .group_by("response")}
     entry = spec("criticality", CRITICALITY, config, {
         "base": model_fingerprint(base_dir), "tuned": model_fingerprint(tuned_dir),
-        "prefixes": [[problems.prompts[p], prefixes[r][:t]] for r, p, t in read], "max_new_tokens": max_new_tokens,
+        "prefixes": [[problems.prompts[p], so_far] for p, so_far in zip(sampled["problem"],
+                                                                         responses_so_far(table, sampled))],
+        "max_new_tokens": max_new_tokens,
         "stop_ids": list(problems.stop_ids)})
 
     def build(out):
