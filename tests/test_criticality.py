@@ -148,3 +148,4 @@ def test_handovers_are_split_by_the_label_of_the_step_they_took(tokenizer):
     assert found["decision"]["handovers"] == 2 and found["decision"]["handover_share"] == 1.0
     assert found["decision"]["position_share"] == pytest.approx(
         sum(x.startswith("decision") for x in labels_of) / len(labels_of))
+    assert cr.decision_share(sweep, problems) == found["decision"]["position_share"]  # the sparse bar's density

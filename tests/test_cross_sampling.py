@@ -115,17 +115,19 @@ def test_a_sweep_has_every_response_for_every_eps_and_rule(tmp_path, tokenizer, 
 
     problems = OrganismProblems(task.sample_problems(3, "held_out", seed=0), tokenizer)
     config = SweepConfig(eps_grid=(math.inf, 0.69, 0.01, -1.0), samples_per_problem=2, max_new_tokens=6,
-                         prompts_per_unit=2, method=method, rules=("random", "divergence", "divergence, first 2"))
+                         prompts_per_unit=2, method=method, rules=("random", "divergence", "divergence, first 2",
+                                                                   "random, divergent", "entropy, intervention"))
     run_sweep(*pair, problems, config, tmp_path / "sweep.parquet", tmp_path / "parts", show_progress=False)
     sweep = pl.read_parquet(tmp_path / "sweep.parquet")
     counts = sweep.group_by("eps", "rule").len()
-    assert len(counts) == 12 and (counts["len"] == 6).all()
+    assert len(counts) == 20 and (counts["len"] == 6).all()
     assert sweep.filter(pl.col("rule") == "divergence, first 2")["count"].max() <= 2
     assert (sweep["changed_count"] <= sweep["count"]).all()
     quiet = sweep.filter(pl.col("eps") == 0.69)
     assert quiet["count"].sum() == 0
-    by_rule = {rule: quiet.filter(pl.col("rule") == rule).drop("rule") for rule in ("divergence", "random")}
-    assert by_rule["divergence"].equals(by_rule["random"])
+    by_rule = {rule: quiet.filter(pl.col("rule") == rule).drop("rule") for rule in config.rules}
+    assert all(by_rule["divergence"].equals(by_rule[r]) for r in ("random", "random, divergent",
+                                                                 "entropy, intervention"))
 
 
 def test_changed_steps_are_intervened_steps_where_the_greedy_choices_differ(tokenizer, pair, method):
@@ -167,6 +169,17 @@ def test_a_capped_rule_hands_over_each_responses_first_steps_above_eps_only(toke
         fired = [t for t, f in enumerate(flags) if f]
         same_until = fired[cap] if len(fired) > cap else len(b)  # identical up to the first handover beyond the cap
         assert a[:same_until] == b[:same_until]
+
+
+def test_controls_without_the_divergence_rule_or_entropy_from_engines_are_refused(method):
+    from tokenshift.analyses.cross_sampling import SweepConfig
+
+    with pytest.raises(ValueError, match="controls take the divergence rule's realised budget"):
+        SweepConfig(rules=("entropy, primary",), method=method)
+    with pytest.raises(ValueError, match="entropy control needs both models' full distributions"):
+        SweepConfig(rules=("divergence", "entropy, primary"), method="engine")
+    with pytest.raises(ValueError, match="unknown cross-sampling rule 'entropy'"):
+        SweepConfig(rules=("divergence", "entropy"), method=method)
 
 
 def test_impossible_rules_are_refused(tokenizer, pair, method):

@@ -12,6 +12,7 @@ from conftest import TINY_SHAPE
 from reference_lockstep import lockstep as reference
 from scipy.stats import chi2_contingency
 from transformers import Qwen2Config, Qwen2ForCausalLM
+from tokenshift.analyses import cross_sampling as cs
 from tokenshift.analyses.cross_sampling import cross_sample
 from tokenshift.models import draft_verify
 from tokenshift.models.metrics import pair_metrics
@@ -66,6 +67,35 @@ def test_the_random_control_and_the_cap_as_the_lockstep_draws_them(pair, prompts
     for extra in (dict(random_fraction=fractions), dict(eps=js_quantile(0.5), cap=2)):
         same(reference(*pair, prompts, **extra, **kw(tokenizer)),
              cross_sample(*pair, prompts, method="draft", **extra, **kw(tokenizer)))
+
+
+def test_the_controls_as_the_lockstep_draws_them(pair, prompts, tokenizer, js_quantile):
+    """The restricted random and the entropy controls, at a divergence run's budget: the decoder's tokens are the
+    reference's, the restricted control hands over only where the models disagree, and the entropy control only
+    at steps whose recorded entropy of the base (the primary here) lies above its response's threshold."""
+    numbers = list(range(24))
+    by_divergence = cross_sample(*pair, prompts, eps=js_quantile(0.8), **kw(tokenizer))
+    assert all(len(h) == len(j) for h, j in zip(by_divergence.first_entropy, by_divergence.js))
+    for name in ("random, divergent", "random, divergent x3.5", "entropy, primary", "entropy, intervention"):
+        rule = lambda: cs.control(name, by_divergence, 2, numbers, 24)  # noqa: E731
+        ours = cross_sample(*pair, prompts, method="draft", rule=rule(), **kw(tokenizer))
+        same(reference(*pair, prompts, rule=rule(), **kw(tokenizer)), ours)
+        assert sum(ours.intervened_count()) > 0
+        if name.startswith("random, divergent"):
+            assert all(js[t] > cs.DIVERGENT for flags, js in zip(ours.chosen, ours.js)
+                       for t, f in enumerate(flags) if f)
+            continue
+        base = ours.first_entropy if name == "entropy, primary" else ours.second_entropy
+        for flags, h, tau in zip(ours.chosen, base, rule().thresholds.tolist()):
+            assert all((h[t] > tau) == f for t, f in enumerate(flags))
+
+
+def test_the_entropy_control_spends_the_divergence_rules_budget():
+    """Thresholds keep each response's `count` highest-entropy steps (none, or all, at the ends)."""
+    entropies = [[0.1, 0.9, 0.5, 0.7], [0.3, 0.2], [0.4]]
+    tau = cs.top_entropy_thresholds(entropies, [2, 0, 1])
+    assert tau == [0.5, math.inf, -math.inf]
+    assert [sum(h > t for h in e) for e, t in zip(entropies, tau)] == [2, 0, 1]
 
 
 def test_never_and_always_are_one_models_sampling(pair, prompts, tokenizer):

@@ -67,4 +67,6 @@ def test_plans_counts_are_what_prepare_runs(tmp_path, monkeypatch):
         assert len(calls[job]) == sum(r["units"] for r in runs)
         assert sum(n for n, _ in calls[job]) == sum(r["responses"] for r in runs)
         assert sum(t for _, t in calls[job]) == sum(r["new_tokens_upper"] for r in runs)
-    assert len([r for r in planned if r["job"] == "cross-sample"]) == 2 * (1 + 2 + 1)  # directions x (inf, -1 x2, cap)
+    # directions x (inf, -1 x2, cap, the verdict's budget: divergence and its two controls, then divergence and the
+    # restricted control matched on changed tokens)
+    assert len([r for r in planned if r["job"] == "cross-sample"]) == 2 * (1 + 2 + 1 + 3 + 2)

@@ -152,6 +152,14 @@ def handovers_by_label(sweep: pl.DataFrame, problems: ProblemSet, eps: float) ->
                           "position_share": n / total} for g, (h, n) in sorted(counts.items())])
 
 
+def decision_share(frame: pl.DataFrame, problems: ProblemSet) -> float:
+    """The share of the positions of ``frame``'s responses (rows with ``response_ids`` and ``stopped``) that are
+    reward-relevant decisions: how dense the organism's decisions are, which sets cross-sampling's sparse bar."""
+    labels = [group(label) for ids, stopped in frame.select("response_ids", "stopped").iter_rows()
+              for label in response_labels(ids, stopped, problems.tokenizer)]
+    return labels.count("decision") / max(len(labels), 1)
+
+
 def sample_positions(table: pl.DataFrame, config: CriticalityConfig) -> pl.DataFrame:
     """``config.positions`` positions drawn at random (seeded) among those where full JS > ``min_js`` (fewer where
     there are fewer; none where the models never differ), never a response's last position (where the stop

@@ -12,8 +12,14 @@ necessary.
 The random-position control (the reviewers' request) intervenes instead at randomly chosen steps, each response with
 its own target fraction (the fraction a divergence-based run realised on the same prompt and sample slot). Its coin
 flips come from each response's stream of coins, apart from its draws, so the sampler's draws are the same as plain
-sampling's. The capped rule ("divergence, first m") hands over only a response's first m steps with JS > eps: how
-many handovers are necessary.
+sampling's. Two more controls spend the divergence rule's budget elsewhere: "random, divergent" flips its coins
+only at steps where the models disagree (JS > ``DIVERGENT``), as many handovers per response (in expectation) as
+the divergence rule changed tokens there, so it cannot waste its budget where the models agree; fewer of its
+handovers change the token than the divergence rule's do, so "random, divergent xS" scales its odds by S, which a
+second pass sets from the first's changed tokens (``suite.study``) to match the divergence rule's; "entropy, primary"
+and "entropy, intervention" hand over a response's highest-entropy steps of that model (the base's, whichever
+side it is on), as many as the divergence rule handed over. The capped rule ("divergence, first m") hands over
+only a response's first m steps with JS > eps: how many handovers are necessary.
 
 A handed-over step need not change the text: the intervention's draw (with the same uniform number) can be
 the token the primary would have drawn. Each response records both: its intervened steps and, of those, the
@@ -71,19 +77,38 @@ def capped(m: int) -> str:
     return f"divergence, first {m}"
 
 
+# the controls: each spends the budget the divergence rule realised on the same response (so each needs it run too)
+CONTROLS = ("random", "random, divergent", "entropy, primary", "entropy, intervention")
+DIVERGENT = 1e-3  # "the models disagree" for the restricted random control: JS above this (the sweep's JS)
+
+
+def divergent_scale(rule: str) -> float | None:
+    """S of "random, divergent xS" (its odds scaled by S > 0), 1 for "random, divergent", None for other rules."""
+    if rule == "random, divergent":
+        return 1.0
+    found = re.fullmatch(r"random, divergent x(\d+(?:\.\d+)?)", rule)
+    return float(found.group(1)) if found and float(found.group(1)) > 0 else None
+
+
+def is_control(rule: str) -> bool:
+    return rule in CONTROLS or divergent_scale(rule) is not None
+
+
 def cap_of(rule: str) -> int | None:
     """m of a capped rule's name, None for the other rules; refuses names that are no rule."""
-    if rule in ("divergence", "random"):
+    if rule == "divergence" or is_control(rule):
         return None
     found = re.fullmatch(r"divergence, first (\d+)", rule)
     if not found or int(found.group(1)) < 1:
-        raise ValueError(f"unknown cross-sampling rule {rule!r}: use 'divergence', 'random' or "
-                         f"'{capped(4)}' (at most 4 handovers per response; any m >= 1)")
+        raise ValueError(f"unknown cross-sampling rule {rule!r}: use 'divergence', one of the controls "
+                         f"{', '.join(map(repr, CONTROLS))}, or '{capped(4)}' (at most 4 handovers per response; "
+                         "any m >= 1)")
     return int(found.group(1))
 
 
 # The rules, as the decoders read them (``models.draft_verify``'s docstring): ``fires(js [B, k], responses [B],
-# steps [B, k])`` on a chunk, without effect, and ``handed(responses)`` for the handovers a round keeps.
+# steps [B, k], entropy [2, B, k] or None)`` on a chunk, without effect, and ``handed(responses)`` for the
+# handovers a round keeps.
 @CROSS_SAMPLING.code
 class DivergenceRule:
     """Hand a step over where JS(primary || intervention) > eps (eps = inf: never; eps < 0: always); with ``cap``,
@@ -93,7 +118,7 @@ class DivergenceRule:
         self.eps, self.cap = eps, cap
         self.used = torch.zeros(responses, dtype=torch.long)
 
-    def fires(self, js, responses, steps):
+    def fires(self, js, responses, steps, entropy=None):
         fire = js > self.eps
         return fire & (self.used[responses] < self.cap)[:, None] if self.cap is not None else fire
 
@@ -103,20 +128,72 @@ class DivergenceRule:
 
 @CROSS_SAMPLING.code
 class RandomRule:
-    """Hand step t of response r over where its coin for t falls under ``fractions[r]``: each response's coins
-    come from its own stream, derived from the run's ``seed`` and the response's number in the run (``numbers``),
-    apart from its draws."""
+    """Hand step t of response r over where its coin for t falls under ``fractions[r]`` (with ``among``, only at
+    steps whose JS exceeds it): each response's coins come from its own stream, derived from the run's ``seed``
+    and the response's number in the run (``numbers``), apart from its draws."""
 
-    def __init__(self, fractions: Sequence[float], seed: int, numbers: Sequence[int], steps: int):
+    def __init__(self, fractions: Sequence[float], seed: int, numbers: Sequence[int], steps: int,
+                 among: float | None = None):
         self.fractions = torch.tensor(list(fractions), dtype=torch.float)
         self.coins = uniforms(seeding.derive(seed, "random-control"), numbers, steps)
+        self.among = among
 
-    def fires(self, js, responses, steps):
+    def fires(self, js, responses, steps, entropy=None):
         coins = self.coins[responses[:, None], steps.clamp(max=self.coins.shape[1] - 1)]
-        return coins < self.fractions[responses][:, None]
+        fire = coins < self.fractions[responses][:, None]
+        return fire if self.among is None else fire & (js > self.among)
 
     def handed(self, responses) -> None:
         pass
+
+
+@CROSS_SAMPLING.code
+class EntropyRule:
+    """Hand step t of response r over where one model's entropy there (``side`` 0: the primary's, 1: the
+    intervention's) exceeds ``thresholds[r]``."""
+
+    def __init__(self, thresholds: Sequence[float], side: int):
+        self.thresholds, self.side = torch.tensor(list(thresholds), dtype=torch.float), side
+
+    def fires(self, js, responses, steps, entropy=None):
+        if entropy is None:
+            raise ValueError("the entropy control needs both models' full distributions: cross-sample with method "
+                             "'draft' or 'lockstep', not 'engine'")
+        return entropy[self.side] > self.thresholds[responses][:, None]
+
+    def handed(self, responses) -> None:
+        pass
+
+
+def top_entropy_thresholds(entropies: Sequence[Sequence[float]], counts: Sequence[int]) -> list[float]:
+    """Per response, the entropy above which its ``counts[r]`` highest-entropy steps lie (inf for none, -inf for
+    all its steps): the entropy control's thresholds at the divergence rule's realised budget."""
+    out = []
+    for values, count in zip(entropies, counts, strict=True):
+        ranked = sorted(values, reverse=True)
+        out.append(math.inf if count == 0 else ranked[count] if count < len(ranked) else -math.inf)
+    return out
+
+
+@CROSS_SAMPLING.code
+def control(rule: str, by_divergence: CrossSamples, seed: int, numbers: Sequence[int], steps: int):
+    """Control ``rule`` (``is_control``) at the budget the divergence rule realised on each response of
+    ``by_divergence`` (the same prompts and response numbers): its share of steps (random), its changed tokens
+    spent only where the models disagree (random, divergent, its odds scaled by S), or its handovers at one model's highest-entropy
+    steps (entropy)."""
+    if rule == "random":
+        return RandomRule(by_divergence.intervened_fraction(), seed, numbers, steps)
+    scale = divergent_scale(rule)
+    if scale is not None:
+        eligible = [sum(j > DIVERGENT for j in js) for js in by_divergence.js]
+        return RandomRule([min(1.0, scale * c / e) if e else 0.0
+                           for c, e in zip(by_divergence.changed_count(), eligible, strict=True)],
+                          seed, numbers, steps, among=DIVERGENT)
+    if rule not in CONTROLS:
+        raise ValueError(f"{rule!r} is no control: use one of {CONTROLS}")
+    side = ("entropy, primary", "entropy, intervention").index(rule)
+    entropies = by_divergence.first_entropy if side == 0 else by_divergence.second_entropy
+    return EntropyRule(top_entropy_thresholds(entropies, by_divergence.intervened_count()), side)
 
 
 @CROSS_SAMPLING.code
@@ -141,6 +218,7 @@ def cross_sample(
     batch_size: int = 256,
     drafter=None,
     responses: Sequence[int] | None = None,
+    rule=None,
 ) -> CrossSamples:
     """Sample ``n`` responses per prompt, switching to ``intervention`` where JS > ``eps``.
 
@@ -153,6 +231,8 @@ def cross_sample(
     time) or "engine" (both models are inference engines, ``models.engine.VllmEngine``: ``models.engine_cross``,
     top-p JS only). ``drafter``: an inference engine that drafts the primary's chunks for draft and verify.
     ``responses``: each response's number in the run, which names its random streams (default 0, 1, ...).
+    ``rule``: one of this module's rules (e.g. ``control``'s), in place of the one eps, ``random_fraction`` and
+    ``cap`` make.
     """
     n_responses = len(prompts) * n
     if random_fraction is not None and len(random_fraction) != n_responses:
@@ -166,8 +246,9 @@ def cross_sample(
         raise ValueError("an engine drafts for draft and verify only; the lockstep decodes with the models "
                          "themselves: use method 'draft', or no engine")
     numbers = response_numbers(responses, n_responses)
-    rule = DivergenceRule(eps, cap, n_responses) if random_fraction is None else \
-        RandomRule(random_fraction, seed, numbers, max_new_tokens)
+    if rule is None:
+        rule = DivergenceRule(eps, cap, n_responses) if random_fraction is None else \
+            RandomRule(random_fraction, seed, numbers, max_new_tokens)
     common = dict(n=n, max_new_tokens=max_new_tokens, stop_ids=stop_set(eos_token_id), vocab_size=vocab_size,
                   temperature=temperature, top_p=top_p, seed=seed, js_top_p=js_top_p, responses=numbers)
     if method == "engine":
@@ -182,8 +263,8 @@ class SweepConfig:
     """A cross-sampling sweep over eps on a problem set."""
 
     eps_grid: tuple[float, ...] = (math.inf, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 1e-4, 0.0)  # inf: never intervene
-    # at every eps: "divergence", "random" (the control at the divergence rule's realised fractions, so it needs
-    # "divergence" too), and any capped divergence rules ("divergence, first m")
+    # at every eps: "divergence", the controls of ``CONTROLS`` (each at the divergence rule's realised budget, so
+    # they need "divergence" too), and any capped divergence rules ("divergence, first m")
     rules: tuple[str, ...] = ("divergence", "random")
     samples_per_problem: int = 4
     temperature: float = 1.0
@@ -204,9 +285,11 @@ class SweepConfig:
             cap_of(rule)
         if not self.rules or len(set(self.rules)) != len(self.rules):
             raise ValueError(f"rules must name each rule once, got {self.rules}")
-        if "random" in self.rules and "divergence" not in self.rules:
-            raise ValueError("the random control takes the divergence rule's realised fractions: add 'divergence' "
-                             "to rules")
+        if any(map(is_control, self.rules)) and "divergence" not in self.rules:
+            raise ValueError("the controls take the divergence rule's realised budget: add 'divergence' to rules")
+        if self.method == "engine" and {"entropy, primary", "entropy, intervention"} & set(self.rules):
+            raise ValueError("the entropy control needs both models' full distributions, which the engines do not "
+                             "give: use method 'draft' or 'lockstep' for it")
 
 
 @CROSS_SAMPLING.code
@@ -228,15 +311,15 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
         frames = []
         for eps in config.eps_grid:
             runs = {}
-            for rule in sorted(config.rules, key=lambda r: r == "random"):  # the control reads the divergence run
-                if rule == "random":
-                    # the control at the realised fractions; where nothing was handed over it would draw exactly
-                    # the divergence rule's tokens (its coins never fire, the sampler's stream is the same), so
-                    # those are reused
+            for rule in sorted(config.rules, key=is_control):  # the controls read the divergence run
+                if is_control(rule):
+                    # a control at the realised budget; where nothing was handed over it would draw exactly the
+                    # divergence rule's tokens (it never fires, the sampler's stream is the same), so those are
+                    # reused
                     by_divergence = runs["divergence"]
                     runs[rule] = by_divergence if not any(by_divergence.intervened_count()) else cross_sample(
                         primary, intervention, prompts, seed=config.seed, responses=numbers,
-                        random_fraction=by_divergence.intervened_fraction(), **common)
+                        rule=control(rule, by_divergence, config.seed, numbers, config.max_new_tokens), **common)
                 else:
                     runs[rule] = cross_sample(primary, intervention, prompts, eps=eps, cap=cap_of(rule),
                                               seed=config.seed, responses=numbers, **common)

@@ -1,8 +1,12 @@
 """A cross-sampling sweep (``cross_sampling.sweep``) in the paper's terms: accuracy per budget, the smallest
-budget that moves accuracy all the way (the paper's table), and the verdicts on sufficiency and necessity, in
-which the random-position control takes part."""
+budget that moves accuracy all the way (the paper's table), the verdicts on sufficiency and necessity as the
+recovered gap R = (acc_mix - acc_start) / (acc_goal - acc_start) at sparse budgets, and the controls' R at the
+budget those verdicts examine."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
@@ -10,10 +14,15 @@ import polars as pl
 from ..core import seeding
 from ..problems.evaluation import Accuracy
 from . import claims
+from . import cross_sampling as cs
 from .cross_sampling import cap_of
 
 DIRECTIONS = ("forward", "reverse")
-SPARSE = 10.0  # % of decoding steps: the largest budget the verdicts call sparse (the paper's largest is 10.1%)
+SPARSE = 10.0  # % of decoding steps: the sparse bar without labelled decisions (the paper's largest budget is 10.1%)
+BAR_PER_DECISION = 1.5  # the sparse bar where decisions are labelled (the organism): 1.5 x their share of positions
+GOAL_SHARE = 0.9  # "moves accuracy all the way": recovers at least this share of the gap between the two models
+ALPHA = 0.025  # one-sided, family-wise over the budgets within the bar (Holm): a 95% two-sided interval's edge
+BUDGETS = {"pct_intervened": "", "pct_changed": ".changed_tokens"}  # the budget definitions, their statistics' ends
 
 
 def accuracy(frame: pl.DataFrame) -> Accuracy:
@@ -143,56 +152,201 @@ def cap_table(capped: dict[tuple[str, str], pl.DataFrame], sweeps: dict[tuple[st
     return pl.DataFrame(rows)
 
 
-def paired_by_problem(frame: pl.DataFrame, eps: float) -> list[np.ndarray]:
-    """Per problem, [samples, 2]: correctness under the divergence rule and under the random control at ``eps``
-    (same prompts and sampler seeds, so the pair differs only in where tokens were handed over)."""
-    at = frame.filter(pl.col("eps") == eps).sort("response")
-    div, rnd = (at.filter(pl.col("rule") == r) for r in ("divergence", "random"))
-    both = div.select("problem", "response", pl.col("correct").alias("d")).join(
-        rnd.select("response", pl.col("correct").alias("r")), on="response")
-    return [np.stack([g["d"].to_numpy(), g["r"].to_numpy()], axis=1).astype(float)
-            for g in both.partition_by("problem", maintain_order=True)]
+def other(direction: str) -> str:
+    return "reverse" if direction == "forward" else "forward"
 
 
-def crossing_verdicts(sweeps: dict[tuple[str, str], pl.DataFrame], sparse: float = SPARSE, bootstraps: int = 1000,
-                      seed: int = 0, tag: str = "") -> list[claims.Verdict]:
-    """Sufficiency (forward) and necessity (reverse) per RL model. The claim is about sparse budgets, so it
-    needs a budget of at most ``sparse`` % of steps whose accuracy reaches the goal's interval, AND the
-    divergence rule beating random positions at that budget: the 95% interval (resampling problems, paired)
-    of accuracy(divergence) - accuracy(random) above 0 forward, below 0 reverse. ``tag`` names another sweep's
-    statistics apart (e.g. a robustness sweep's: cross.<tag>.<model>...)."""
-    refs, out = references(sweeps), []
+def gap_samples(sweeps: dict[tuple[str, str], pl.DataFrame], key: tuple[str, str], frame: pl.DataFrame, eps: float,
+                rules: Sequence[str]) -> list[np.ndarray]:
+    """Per problem, [samples, len(rules) + 2]: correctness under each of ``rules`` at ``eps`` (``frame``'s rows),
+    then the start (this sweep's primary alone) and the goal (the other direction's primary alone), all on the same
+    prompt and sample slot, so the columns differ only in where tokens were handed over."""
+    name, direction = key
+    columns = [f"rule_{i}" for i in range(len(rules))] + ["start", "goal"]
+    joined = None
+    for column, rule in zip(columns, rules):
+        part = frame.filter((pl.col("eps") == eps) & (pl.col("rule") == rule)).select(
+            "problem", "response", pl.col("correct").alias(column))
+        joined = part if joined is None else joined.join(part.drop("problem"), on="response")
+    for column, d in (("start", direction), ("goal", other(direction))):
+        joined = joined.join(alone(sweeps[name, d]).select("response", pl.col("correct").alias(column)), on="response")
+    return [g.select(columns).to_numpy().astype(float)
+            for g in joined.sort("response").partition_by("problem", maintain_order=True)]
+
+
+def recovered(x: np.ndarray, column: int, sign: int) -> float:
+    """R = (accuracy of ``column`` - the start's) / (the goal's - the start's) over ``gap_samples``' rows; NaN
+    unless the goal lies beyond the start in the direction ``sign`` says (+1: the RL model above the base,
+    forward; -1: reverse), where there is no gap to recover."""
+    mean = x.mean(0)
+    gap = mean[-1] - mean[-2]
+    return float((mean[column] - mean[-2]) / gap) if sign * gap > 0 else math.nan
+
+
+def _interval(draws: np.ndarray) -> tuple[float, float]:
+    return tuple(map(float, np.nanquantile(draws, [0.025, 0.975]))) if np.isfinite(draws).any() else (math.nan,) * 2
+
+
+def recovered_gaps(sweeps: dict[tuple[str, str], pl.DataFrame], bootstraps: int = 1000, seed: int = 0,
+                   tag: str = "") -> pl.DataFrame:
+    """Per model, direction and budget of the divergence rule (finite eps that handed something over): both budgets,
+    accuracy, the recovered gap R with its 95% interval (resampling problems, paired), and the one-sided bootstrap
+    p-values of "R < 0.9" (``p_short``: small where R reaches 0.9) and of "R >= 0.9" (``p_reaches``: small where
+    it falls short). A resample without a gap counts against both."""
+    rows = []
     for (name, direction), frame in sweeps.items():
+        budgets = summarise(frame).filter((pl.col("rule") == "divergence") & pl.col("eps").is_finite()
+                                          & (pl.col("pct_intervened") > 0)).sort("pct_intervened", "eps")
+        sign = 1 if direction == "forward" else -1
+        for b in budgets.iter_rows(named=True):
+            stat = f"cross.{tag + '.' if tag else ''}{name}.{direction}.recovered_gap.eps_{b['eps']:g}"
+            point, draws = claims.bootstrap_draws(
+                [gap_samples(sweeps, (name, direction), frame, b["eps"], ("divergence",))],
+                lambda x: recovered(x, 0, sign), bootstraps, seeding.derive(seed, stat))  # noqa: B023
+            low, high = _interval(draws)
+            rows.append({"model": name, "direction": direction, "eps": b["eps"],
+                         "pct_intervened": b["pct_intervened"], "pct_changed": b["pct_changed"],
+                         "accuracy": b["accuracy"], "recovered": point, "low": low, "high": high,
+                         "p_short": (1 + np.sum(~(draws >= GOAL_SHARE))) / (bootstraps + 1),
+                         "p_reaches": (1 + np.sum(~(draws < GOAL_SHARE))) / (bootstraps + 1)})
+    return pl.DataFrame(rows, schema_overrides={"pct_changed": pl.Float64, "recovered": pl.Float64,
+                                                "low": pl.Float64, "high": pl.Float64})
+
+
+def gap_verdicts(gaps: pl.DataFrame, bars: dict[tuple[str, str], float], budget: str = "pct_intervened",
+                 tag: str = "") -> list[claims.Verdict]:
+    """Sufficiency (forward) and necessity (reverse) per RL model, from ``recovered_gaps``: agrees if R reaches
+    0.9 at some budget (``budget``: "pct_intervened" or "pct_changed") within the sparse bar of ``bars`` (per
+    model and direction, % of steps), disagrees if R falls short of 0.9 at every such budget, else inconclusive;
+    each family tested by Holm's procedure over the budgets, one-sided at ``ALPHA``. Shown: the budget with the
+    strongest evidence of reaching 0.9 (``strongest``), with its 95% interval."""
+    out = []
+    for (name, direction), g in gaps.group_by("model", "direction", maintain_order=True):
         claim = "cross.forward_sufficient" if direction == "forward" else "cross.reverse_necessary"
-        where = f"cross.{tag + '.' if tag else ''}{name}.{direction}"
-        stat = f"{where}.divergence_minus_random_at_sparse_budget"
-        s = summarise(frame)
-        sparse_points = s.filter((pl.col("rule") == "divergence") & (pl.col("pct_intervened") > 0)
-                                 & (pl.col("pct_intervened") <= sparse))
-        if len(sparse_points) == 0:
-            out.append(claims.not_testable(claim, stat, 0.0, f"no budget of the sweep lies in (0, {sparse:g}%]"))
+        stat = f"cross.{tag + '.' if tag else ''}{name}.{direction}.recovered_gap{BUDGETS[budget]}"
+        bar, unit = bars[name, direction], "steps" if budget == "pct_intervened" else "changed tokens"
+        within = g.filter(pl.col(budget) <= bar)
+        if len(within) == 0:
+            out.append(claims.not_testable(claim, stat, 0.0, f"no budget of the sweep lies in (0, {bar:.2f}%] of "
+                                                              f"{unit}"))
             continue
-        goal = start_and_goal(refs, name, direction)[1]
-        hit = reaches(sparse_points, goal, direction)
-        if len(hit) == 0:
-            best = sparse_points.sort("accuracy", descending=direction == "forward").row(0, named=True)
-            edge = goal.ci95[0] if direction == "forward" else goal.ci95[1]
-            short = abs(best["accuracy"] - edge)
-            out.append(claims.Verdict(claim, claims.DISAGREES, f"{where}.shortfall_at_sparse_budget",
-                                      short, rule=(
-                f"no budget <= {sparse:g}% reaches the goal's interval: the closest, {best['pct_intervened']:.2f}% "
-                f"(eps {best['eps']:g}), stops {short:.3f} short of its edge")))
+        if within["recovered"].is_nan().all():
+            out.append(claims.not_testable(claim, stat, 0.0, "the RL model is not more accurate than the base here: "
+                                                              "there is no gap to recover"))
             continue
-        first = hit.row(0, named=True)
-        value, ci = claims.bootstrap([paired_by_problem(frame, first["eps"])],
-                                     lambda x: float(x[:, 0].mean() - x[:, 1].mean()), bootstraps,
-                                     seeding.derive(seed, stat))
-        out.append(claims.against(claim, stat, value, 0.0, ">" if direction == "forward" else "<", ci, rule=(
-            f"{first['pct_intervened']:.2f}% of steps (eps {first['eps']:g}) reach the goal; agrees if the "
-            f"divergence rule's accuracy minus random positions' at that budget lies "
-            f"{'> 0' if direction == 'forward' else '< 0'}")))
+        reaches, short = claims.holm(within["p_short"], ALPHA), claims.holm(within["p_reaches"], ALPHA)
+        status = claims.AGREES if reaches.any() else claims.DISAGREES if short.all() else claims.INCONCLUSIVE
+        shown = strongest(within).row(0, named=True)
+        out.append(claims.Verdict(claim, status, stat, shown["recovered"], shown["low"], shown["high"], rule=(
+            f"R = (the mix's accuracy - the start's) / (the goal's - the start's); agrees if R >= {GOAL_SHARE:g} at "
+            f"some budget within {bar:.2f}% of {unit}, disagrees if R < {GOAL_SHARE:g} at all {len(within)} of them "
+            f"(Holm, one-sided {ALPHA:g}), else inconclusive; shown: {shown[budget]:.2f}% (eps {shown['eps']:g}), "
+            "its 95% interval")))
     return out
 
+
+def examined(gaps: pl.DataFrame, bars: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """Per model and direction, the eps of the budget ``gap_verdicts`` shows (intervened steps), or where no
+    budget lies within the bar, of the smallest: where the controls are compared."""
+    out = {}
+    for (name, direction), g in gaps.group_by("model", "direction", maintain_order=True):
+        within = g.filter(pl.col("pct_intervened") <= bars[name, direction])
+        out[name, direction] = strongest(within)["eps"][0] if len(within) else g.sort("pct_intervened")["eps"][0]
+    return out
+
+
+def strongest(gaps: pl.DataFrame) -> pl.DataFrame:
+    """``recovered_gaps`` rows from the strongest evidence of R reaching 0.9 (smallest ``p_short``) down; among
+    equals, the larger R, then the smaller budget."""
+    return gaps.sort(["p_short", "recovered", "pct_intervened"], descending=[False, True, False], nulls_last=True)
+
+
+def control_table(sweeps: dict[tuple[str, str], pl.DataFrame], at: dict[tuple[str, str], float],
+                  controls: dict[tuple[str, str], pl.DataFrame] | None = None, bootstraps: int = 1000,
+                  seed: int = 0, tag: str = "") -> pl.DataFrame:
+    """At each model and direction's eps of ``at``: the divergence rule and every control found there (in
+    ``sweeps``, or in ``controls``, sweeps of the controls at that eps): each one's budgets, accuracy and
+    recovered gap R, and the divergence rule's R minus the control's, with 95% intervals (resampling problems,
+    paired by prompt and sample slot)."""
+    rows = []
+    for key, eps in at.items():
+        frame = sweeps[key].filter(pl.col("eps") == eps)
+        if controls is not None:
+            frame = pl.concat([frame, controls[key].filter((pl.col("eps") == eps) & (pl.col("rule") != "divergence"))],
+                              how="diagonal_relaxed")
+        present = frame["rule"].unique().to_list()
+        rules = ["divergence", *sorted((r for r in present if cs.is_control(r)),
+                                       key=lambda r: (CONTROL_ORDER.index(control_name(r)), r))]
+        x = [gap_samples(sweeps, key, frame, eps, rules)]
+        sign = 1 if key[1] == "forward" else -1
+        where = f"cross.{tag + '.' if tag else ''}{key[0]}.{key[1]}"
+        summary = summarise(frame)
+        for i, rule in enumerate(rules):
+            s = summary.filter(pl.col("rule") == rule).row(0, named=True)
+            r, draws = claims.bootstrap_draws(x, lambda x: recovered(x, i, sign), bootstraps,  # noqa: B023
+                                              seeding.derive(seed, where, "recovered", rule))
+            diff, diff_draws = claims.bootstrap_draws(
+                x, lambda x: recovered(x, 0, sign) - recovered(x, i, sign), bootstraps,  # noqa: B023
+                seeding.derive(seed, where, "recovered minus", rule)) if i else (math.nan, np.array([math.nan]))
+            rows.append({"model": key[0], "direction": key[1], "eps": eps, "rule": rule, "name": control_name(rule),
+                         "pct_intervened": s["pct_intervened"], "pct_changed": s["pct_changed"],
+                         "accuracy": s["accuracy"], "recovered": r, "low": _interval(draws)[0],
+                         "high": _interval(draws)[1], "divergence_minus": diff,
+                         "minus_low": _interval(diff_draws)[0], "minus_high": _interval(diff_draws)[1]})
+    return pl.DataFrame(rows, schema_overrides={k: pl.Float64 for k in ("pct_changed", "recovered", "low", "high",
+                                                                         "divergence_minus", "minus_low",
+                                                                         "minus_high")})
+
+
+CONTROL_ORDER = ("random", "random_divergent", "entropy")
+
+
+def control_name(rule: str) -> str:
+    """A rule's name in statistics: "divergence", "random", "random_divergent" (at any scale) or "entropy" (the
+    base's, on either side)."""
+    if rule == "divergence" or rule == "random":
+        return rule
+    return "random_divergent" if cs.divergent_scale(rule) is not None else "entropy"
+
+
+def matched_scale(frame: pl.DataFrame, eps: float) -> float:
+    """S for "random, divergent xS": the divergence rule's changed tokens over the unscaled control's, at ``eps``
+    of a control sweep (3 significant digits; 999 at most, where the control changed nothing)."""
+    at = frame.filter(pl.col("eps") == eps)
+    changed = {r: at.filter(pl.col("rule") == r)["changed_count"].sum() for r in ("divergence", "random, divergent")}
+    if changed["divergence"] == 0:
+        return 1.0
+    return min(999.0, float(f"{changed['divergence'] / max(changed['random, divergent'], 1e-3):.3g}"))
+
+
+def beats_random(table: pl.DataFrame, tag: str = "") -> list[claims.Verdict]:
+    """Per model and direction of ``control_table``: agrees if the divergence rule's R minus the random control's
+    lies above 0 (95% interval), disagrees if below, else inconclusive."""
+    out = []
+    for r in table.filter(pl.col("rule") == "random").iter_rows(named=True):
+        stat = f"cross.{tag + '.' if tag else ''}{r['model']}.{r['direction']}.recovered_minus_random"
+        if math.isnan(r["divergence_minus"]):
+            out.append(claims.not_testable("cross.beats_random", stat, 0.0, "there is no gap to recover"))
+            continue
+        out.append(claims.against("cross.beats_random", stat, r["divergence_minus"], 0.0, ">",
+                                  (r["minus_low"], r["minus_high"]), rule=(
+            f"at {r['pct_intervened']:.2f}% of steps (eps {r['eps']:g}, the budget of the gap verdict): agrees if "
+            "the divergence rule's recovered gap minus random positions' lies > 0")))
+    return out
+
+
+def control_values(table: pl.DataFrame, tag: str = "") -> dict[str, float]:
+    """``control_table`` as findings: each rule's R and budgets, and each control's gap to the divergence rule."""
+    values = {}
+    for r in table.iter_rows(named=True):
+        where = f"cross.{tag + '.' if tag else ''}{r['model']}.{r['direction']}.at_verdict_budget.{r['name']}"
+        values.update({f"{where}.{k}": r[k] for k in ("eps", "pct_intervened", "pct_changed", "recovered", "low",
+                                                      "high") if r[k] is not None and not math.isnan(r[k])})
+        if r["rule"] != "divergence" and not math.isnan(r["divergence_minus"]):
+            values.update({f"{where}.divergence_minus": r["divergence_minus"],
+                           f"{where}.divergence_minus.low": r["minus_low"],
+                           f"{where}.divergence_minus.high": r["minus_high"]})
+    return values
 
 
 def paired_with_rl_alone(sweeps, name: str, eps: float) -> list[np.ndarray]:

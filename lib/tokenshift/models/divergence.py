@@ -57,6 +57,12 @@ def js_terms(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 @DIVERGENCE.code
+def entropy(p: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy (nats) per row of probabilities ``[N, V]``; zero probabilities contribute 0."""
+    return torch.special.entr(p).sum(-1)
+
+
+@DIVERGENCE.code
 def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """JS(P || Q) per row from probabilities ``[N, V]``; entries where a probability is 0 contribute 0.
 

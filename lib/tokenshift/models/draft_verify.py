@@ -25,8 +25,8 @@ the engine. The drafted tokens follow the engine's numerics and random streams (
 run's seed, the response and its step): the same distributions as the primary's, other draws than the suite's.
 A handed-over token is still drawn by the suite, with the response's own number for its step.
 
-A rule (``analyses.cross_sampling``'s) answers ``fires(js [B, k], responses [B], steps [B, k])`` -> [B, k] bool
-without effect, and is told ``handed(responses)`` once a round keeps a handover; ``responses`` index the
+A rule (``analyses.cross_sampling``'s) answers ``fires(js [B, k], responses [B], steps [B, k], entropy [2, B, k])``
+-> [B, k] bool without effect (``entropy``: the primary's and the intervention's, in nats), and is told ``handed(responses)`` once a round keeps a handover; ``responses`` index the
 decoded responses (0 .. prompts x n - 1), ``steps`` are positions in each response.
 """
 
@@ -38,7 +38,7 @@ import torch
 
 from ..core import seeding
 from ..core.behaviour import Version
-from .divergence import js_divergence, log_probs, top_p_js
+from .divergence import entropy, js_divergence, log_probs, top_p_js
 from .kv_cache import PreallocatedLayer, forward, new_cache
 from .loading import check_logits
 from .sampling import (COMPACT_SHARE, DECODING, Samples, check_settings, collect, draw, left_pad, positions,
@@ -131,6 +131,7 @@ def _batch(models, prompts, rows, numbers, uniform, rule, settings, out: Samples
     chosen = torch.zeros((size, max_new), dtype=torch.bool)
     changed = torch.zeros((size, max_new), dtype=torch.bool)
     divergence = torch.zeros((size, max_new))
+    entropies = torch.zeros((2, size, max_new))  # the primary's and the intervention's at each kept step
     fired = torch.zeros(size, dtype=torch.long)  # handovers kept per batch row
     while not done.all():
         # each running row's own chunk size; the round drafts the largest, and a row keeps at most its own
@@ -173,11 +174,12 @@ def _batch(models, prompts, rows, numbers, uniform, rule, settings, out: Samples
                      lambda r: "a response in a verified chunk")
         p, q = (log_probs(x.flatten(0, 1))[1] for x in (p_logits, q_logits))
         js = (top_p_js(p, q, js_top_p) if js_top_p < 1.0 else js_divergence(p, q)).view(len(live), k).cpu()
+        h = torch.stack([entropy(p), entropy(q)]).view(2, len(live), k).cpu()
         # which positions count: within the length limit and up to each row's first stop token
         stops = torch.isin(drafts, stop_ids)
         valid = ((steps < max_new) & (torch.cumsum(stops.long(), 1) - stops.long() < 1) & running[:, None]
                  & (torch.arange(k) < wants[:, None]))
-        fire = rule.fires(js, rows[live], steps) & valid
+        fire = rule.fires(js, rows[live], steps, h) & valid
         first = torch.where(fire.any(1), fire.float().argmax(1), valid.sum(1))  # first handover, else the count
         handed = fire.any(1)
         kept = first + handed  # tokens this round keeps per row
@@ -196,6 +198,7 @@ def _batch(models, prompts, rows, numbers, uniform, rule, settings, out: Samples
         keep = torch.arange(k) < kept[:, None]
         at_rows, at_steps = live[:, None].expand(-1, k)[keep], steps[keep]
         tokens[at_rows, at_steps], divergence[at_rows, at_steps] = row_tokens[keep], js[keep]
+        entropies[:, at_rows, at_steps] = h[:, keep]
         chosen[live[handed], (t0 + first)[handed]] = True
         changed[live[handed], (t0 + first)[handed]] = (new != own)[handed]
         rule.handed(rows[live[handed]])
@@ -213,7 +216,7 @@ def _batch(models, prompts, rows, numbers, uniform, rule, settings, out: Samples
                 for layer in cache.layers:
                     layer.keep(index)
             live, mask = live[index], mask[index]
-    collect(out, tokens, set(stop_ids.tolist()), (chosen, divergence, changed))
+    collect(out, tokens, set(stop_ids.tolist()), (chosen, divergence, changed, *entropies))
 
 
 def _engine_drafts(drafter, prefixes, wanted, seeds, k, stop_ids, pad, vocab, temperature, top_p) -> torch.Tensor:

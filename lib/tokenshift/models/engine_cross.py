@@ -131,7 +131,7 @@ def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *
         for i, row in enumerate(scores):
             table[i, : len(row)], valid[i, : len(row)] = torch.tensor(row), True
         rows, steps = torch.tensor(live), torch.tensor([len(kept[r]) for r in live])[:, None] + torch.arange(width)
-        fire = rule.fires(table, rows, steps) & valid
+        fire = rule.fires(table, rows, steps, None) & valid  # no entropies: the engines list top tokens only
         first = {i: int(fire[i].float().argmax()) for i in range(len(live)) if fire[i].any()}
         # the handed-over token: drawn from the intervention's listed ids where they decide it, else by its engine
         seeds = {i: seeding.derive(seed, "engine handover", numbers[live[i]], len(kept[live[i]]) + at)

@@ -31,12 +31,14 @@ class Samples:
     response_ids: list[list[int]]  # generated ids, without the stop token
     stopped: list[bool]  # True where the model emitted a stop token before the length limit
     stop_token: list[int | None]  # the stop token emitted, None if none
-    # two models only, per decoding step (the stop step included): drawn from the second model? their JS; and
-    # did that draw differ from the first model's with the same uniform number (a handed-over step can emit the
-    # token the first model would have)?
+    # two models only, per decoding step (the stop step included): drawn from the second model? their JS; did
+    # that draw differ from the first model's with the same uniform number (a handed-over step can emit the
+    # token the first model would have)? and each model's entropy (where the decoder has full distributions)
     chosen: list[list[bool]] = field(default_factory=list)
     js: list[list[float]] = field(default_factory=list)
     changed: list[list[bool]] = field(default_factory=list)
+    first_entropy: list[list[float]] = field(default_factory=list)
+    second_entropy: list[list[float]] = field(default_factory=list)
 
     def with_stop_tokens(self) -> list[list[int]]:
         """Each response with the stop token it ended on: the ids a teacher-forced forward should read."""
@@ -187,7 +189,8 @@ def _decode_batch(model, prompts, numbers, seed, max_new_tokens, stops, pad, voc
 @DECODING.code
 def collect(out: Samples, tokens: torch.Tensor, stops: set[int], per_step=None) -> None:
     """Append a batch's decoded rows to ``out``, each cut at its first stop token; ``per_step`` (two models:
-    the handover, JS and changed-token tensors, [B, steps]) is cut to each response's steps."""
+    the handover, JS and changed-token tensors, [B, steps], then optionally both entropies) is cut to each
+    response's steps."""
     for i, row in enumerate(tokens.tolist()):
         ids, stop = split_at_stop(row, stops)
         steps = len(ids) + (stop is not None)
@@ -195,7 +198,7 @@ def collect(out: Samples, tokens: torch.Tensor, stops: set[int], per_step=None) 
         out.stopped.append(stop is not None)
         out.stop_token.append(stop)
         if per_step is not None:
-            for field_, values in zip((out.chosen, out.js, out.changed), per_step):
+            for field_, values in zip((out.chosen, out.js, out.changed, out.first_entropy, out.second_entropy), per_step):
                 field_.append(values[i, :steps].tolist())
 
 

@@ -131,6 +131,10 @@ def pair_runs(section: dict, setup: profiles.ShiftSetup, notebooks: dict[str, di
                 sweep("bisection ", [f"+{i + 1}" for i in range(cross["bisection_steps"])],
                       lambda e: ["divergence", "random"])
                 sweep("", ["chosen"], lambda e: [f"divergence, first {m}" for m in cross["caps"]])
+                if cross["controls"]:  # the entropy control needs full distributions, which engines do not give
+                    sweep("verdict's ", ["chosen"], lambda e: ["divergence", "random, divergent"]
+                          + ["entropy"] * (setup.cross_method != "engine"))
+                    sweep("verdict's ", ["chosen"], lambda e: ["divergence", "random, divergent, matched"])
                 if cross["robustness_top_p"] < 1:
                     sweep(f"top-p {cross['robustness_top_p']} ", [float(e) for e in cross["robustness_eps_grid"]],
                           lambda e: ["divergence"] + ["random"] * (e != math.inf))

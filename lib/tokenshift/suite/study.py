@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from ..analyses import cross_sampling_stats, shifts
+from ..analyses import criticality, cross_sampling_stats, shifts
 from ..analyses.cross_sampling import SweepConfig, capped, sweep
 from ..analyses.cross_sampling_stats import DIRECTIONS
 from ..core import parallel
@@ -133,6 +133,36 @@ class Study:
                 for key, e in eps.items()]
         return dict(zip(eps, self._run(jobs, workers)))
 
+    def control_sweeps(self, config: SweepConfig, eps: dict[tuple[str, str], float], benchmark: str = "",
+                       workers: int = 1) -> dict[tuple[str, str], pl.DataFrame]:
+        """(RL model, direction) -> the divergence rule at ``eps[model, direction]`` with the two controls that
+        spend its budget elsewhere: random steps where the models disagree (a second pass, its odds scaled so its
+        changed tokens match the divergence rule's: ``matched_scale``), and the base's highest-entropy steps
+        (the base is the primary forward, the intervention reverse; not with engines, which list top tokens
+        only)."""
+        entropy = {"forward": ("entropy, primary",), "reverse": ("entropy, intervention",)}
+        at = lambda key, rules: dataclasses.replace(config, eps_grid=(eps[key],), rules=rules)  # noqa: E731
+        first = dict(zip(eps, self._run([self._job(key, at(key, (
+            "divergence", "random, divergent", *(entropy[key[1]] if config.method != "engine" else ()))), benchmark)
+            for key in eps], workers)))
+        # the restricted control's second pass, its odds scaled so its changed tokens match the divergence rule's
+        scaled = {key: f"random, divergent x{cross_sampling_stats.matched_scale(first[key], eps[key]):g}"
+                  for key in eps}
+        second = dict(zip(eps, self._run([self._job(key, at(key, ("divergence", scaled[key])), benchmark)
+                                          for key in eps], workers)))
+        return {key: pl.concat([first[key].filter(pl.col("rule") != "random, divergent"),
+                                second[key].filter(pl.col("rule") == scaled[key])]) for key in eps}
+
+    def sparse_bars(self, sweeps: dict[tuple[str, str], pl.DataFrame]) -> dict[tuple[str, str], float]:
+        """The sparse bar per RL model and direction, in % of steps: on the organism 1.5 x the share of decision
+        positions in the responses the primary writes alone (``cross_sampling_stats.BAR_PER_DECISION``); for
+        real pairs, whose decisions nobody labelled, the paper's largest budget (``SPARSE``)."""
+        if not isinstance(self.problems, OrganismProblems):
+            return dict.fromkeys(sweeps, cross_sampling_stats.SPARSE)
+        return {(name, direction): 100 * cross_sampling_stats.BAR_PER_DECISION
+                * criticality.decision_share(cross_sampling_stats.alone(frame), self.problems_for(name))
+                for (name, direction), frame in sweeps.items()}
+
     def prepare(self, notebooks: dict[str, dict]) -> None:
         """Compute, into the cache, every table the ``notebooks`` (name -> its parameters) read, as they ask for
         them, so that they then only read them; under a launcher the ranks share each table's work units. Not
@@ -151,6 +181,9 @@ class Study:
         sweeps = self.sweeps(config, benchmark, cross["bisection_steps"])
         at = cross_sampling_stats.cap_thresholds(cross_sampling_stats.budget_table(sweeps), config.eps_grid)
         self.capped_sweeps(config, at, cross["caps"], benchmark)
+        if cross["controls"]:  # at the budgets the verdicts examine, as notebook 03 finds them
+            gaps = cross_sampling_stats.recovered_gaps(sweeps, seed=self.setup.seed)
+            self.control_sweeps(config, cross_sampling_stats.examined(gaps, self.sparse_bars(sweeps)), benchmark)
         if cross["robustness_top_p"] < 1:
             top_p = cross["robustness_top_p"]
             self.sweeps(self.sweep_config(cross["robustness_eps_grid"], js_top_p=top_p, top_p=top_p), benchmark)
