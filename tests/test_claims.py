@@ -71,11 +71,26 @@ def evolution_table(mean, q90, q99, jac):
 def test_evolution_verdicts_judge_the_interior_and_know_when_they_cannot():
     rising = evolution_table([0, .01, .02, .03, .04], [0, 0, .01, .01, .02], [0, .05, .1, .15, .2], [0, .3, .5, .7, 1])
     assert {v.status for v in shift_stats.evolution_verdicts(rising, "m")} == {AGREES}
-    falling = evolution_table([0, .04, .02, .03, .04], [0, .1, .1, .1, .2], [0, .05, .05, .05, .1], [0, .7, .5, .4, 1])
+    falling = evolution_table([0, .04, .02, .03, .04], [0, .1, .1, .1, .2], [0, .01, .01, .01, .1], [0, .7, .5, .4, 1])
     assert [v.status for v in shift_stats.evolution_verdicts(falling, "m")] == [DISAGREES] * 3
     flat = evolution_table([0, .01, .01, .01, .01], [0] * 5, [0] * 5, [0, .5, .5, .5, 1])
     got = [v.status for v in shift_stats.evolution_verdicts(flat, "m")]
     assert got == [AGREES, NOT_TESTABLE, DISAGREES]  # a flat interior does not rise
+
+
+def test_upper_percentiles_growing_fastest_is_about_shape_and_can_fail():
+    """The 99th percentile is always above the 90th, so its absolute growth from a base at 0 always is too; the
+    verdict compares how early each reaches its final value, and disagrees where the 99th arrives last."""
+    jac = [0, .3, .5, .7, 1]
+    late_tail = evolution_table([0, .01, .02, .03, .04], [0, .02, .02, .02, .02], [0, .01, .02, .05, .5], jac)
+    got = {v.claim: v for v in shift_stats.evolution_verdicts(late_tail, "m")}["evolution.upper_percentiles_fastest"]
+    assert got.status == DISAGREES and got.value < -0.5
+    same_shape = evolution_table([0, .01, .02, .03, .04], [0, .01, .02, .03, .04], [0, .1, .2, .3, .4], jac)
+    got = {v.claim: v for v in shift_stats.evolution_verdicts(same_shape, "m")}["evolution.upper_percentiles_fastest"]
+    assert got.status == INCONCLUSIVE and got.value == pytest.approx(0.0, abs=1e-12)
+    # by hand: trapezoids on log(step) of value / final value
+    steps, values = [0, 1, 10, 100], [0, 0.5, 0.5, 1.0]
+    assert shift_stats.earliness(steps, values) == pytest.approx((0.5 * 1 + 0.75 * 1) / 2)
 
 
 def test_evolution_table_measures_each_checkpoint_against_the_final_set():

@@ -46,6 +46,23 @@ def test_minimum_detectable_effect_is_the_t_tests_80_percent_power_point():
     assert weighting.minimum_detectable_effect(0.05, 32) < mde
 
 
+def test_seeds_needed_is_the_first_count_whose_detectable_effect_reaches_the_target():
+    n = weighting.seeds_needed(0.03, 0.026)
+    assert weighting.minimum_detectable_effect(0.03, n) <= 0.026 < weighting.minimum_detectable_effect(0.03, n - 1)
+    assert weighting.paper_effect() == pytest.approx(0.4505 - 0.4248)
+    with pytest.raises(ValueError, match="cannot reach it"):
+        weighting.seeds_needed(1.0, 0.001, most=50)
+
+
+def test_the_power_rule_makes_an_underpowered_or_collapsing_design_not_testable():
+    assert weighting.power_rule(0.02, 0.026, 2, 6) == ""
+    assert "minimum detectable effect 0.040 exceeds the paper's effect 0.026" in weighting.power_rule(0.04, 0.026, 0, 6)
+    assert "3 of the baseline's 6 test seeds did not learn" in weighting.power_rule(0.02, 0.026, 3, 6)
+    reason = weighting.power_rule(0.04, 0.026, 3, 6)
+    v = weighting.comparison_verdict("weighting.high_boost_helps", "s", [0.5] * 6, [0.4] * 6, reason)
+    assert v.status == claims.NOT_TESTABLE and "did not learn" in v.rule and "exceeds" in v.rule
+
+
 def test_pilot_check_needs_every_seed_to_learn_with_a_small_spread():
     base = (0.2, 0.15, 0.25)
     assert weighting.pilot_check([0.40, 0.42, 0.41], base)[0]

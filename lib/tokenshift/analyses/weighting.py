@@ -8,7 +8,9 @@ The design, fixed before any accuracy is seen:
 - every arm runs on the same seeds (paired), with its weights normalised to mean 1 per mini-batch, beside a
   control that shuffles the weighted arm's weights across tokens;
 - a two-sided sign-flip permutation test of the paired differences, with the minimum detectable effect
-  stated from the pilot's spread.
+  stated from the pilot's spread;
+- a power rule, also fixed in advance (``power_rule``): where that minimum detectable effect exceeds the paper's
+  effect, or more than a third of the baseline's test seeds do not learn, the comparisons are "not testable".
 """
 
 from __future__ import annotations
@@ -25,6 +27,41 @@ from . import claims
 from .shift_stats import token_category
 
 EXACT_UP_TO = 16  # pairs: up to here the test enumerates every sign pattern (65,536), beyond it samples them
+NOT_LEARNING_SHARE = 1 / 3  # more of the baseline's test seeds than this share not learning: not testable
+
+
+def paper_effect() -> float:
+    """The paper's high-KL boost minus its DAPO baseline (avg@32 on Qwen2.5-Math-7B, claims.PAPER): the effect the
+    design has to be able to see."""
+    paper = claims.PAPER
+    return (paper["weighting.high_divergence_boost.test_accuracy_mean"].value
+            - paper["weighting.dapo_like_baseline.test_accuracy_mean"].value)
+
+
+def power_rule(mde: float, effect: float, not_learning: int, n_seeds: int) -> str:
+    """Why the arms' comparisons are not testable under the rule fixed before they ran, or "" if they are: the
+    minimum detectable effect (stated from the pilot) exceeds the paper's ``effect``, so a null result could not
+    tell "no effect" from "too little power"; or more than a third of the baseline's test seeds did not learn, so
+    the arms would compare which seeds collapse."""
+    reasons = []
+    if mde > effect:
+        reasons.append(f"the minimum detectable effect {mde:.3f} exceeds the paper's effect {effect:.3f}")
+    if not_learning > NOT_LEARNING_SHARE * n_seeds:
+        reasons.append(f"{not_learning} of the baseline's {n_seeds} test seeds did not learn (more than a third)")
+    return "; ".join(reasons)
+
+
+def seeds_needed(sd_difference: float, effect: float, power: float = 0.8, level: float = 0.05,
+                 most: int = 1000) -> int:
+    """The fewest paired seeds whose ``minimum_detectable_effect`` is at most ``effect``."""
+    if not (effect > 0 and sd_difference >= 0):
+        raise ValueError(f"seeds_needed needs a positive effect and a standard deviation >= 0, got {effect}, "
+                         f"{sd_difference}")
+    for n in range(2, most + 1):
+        if minimum_detectable_effect(sd_difference, n, power, level) <= effect:
+            return n
+    raise ValueError(f"more than {most} paired seeds would be needed to detect {effect:.3g} with a difference std "
+                     f"of {sd_difference:.3g}: the design cannot reach it")
 
 
 def alpha_for(kl_q90: float, share: float = 0.8) -> float:
