@@ -191,11 +191,16 @@ def not_testable(claim: str, statistic: str, value: float, why: str) -> Verdict:
     return Verdict(claim, NOT_TESTABLE, statistic, float(value), rule=why)
 
 
+def resampled_unit(table: pl.DataFrame) -> str:
+    """The column a bootstrap resamples a table by: "problem" (the positions of one response, and the responses to
+    one problem, are not independent), or "response" for a table that names no problems."""
+    return "problem" if "problem" in table.columns else "response"
+
+
 def by_problem(table: pl.DataFrame, *columns: str) -> list[np.ndarray]:
-    """The columns' values split per problem ([positions] for one column, [positions, columns] for several): the
-    unit a bootstrap resamples (the positions of one response, and the responses to one problem, are not
-    independent). A table without a ``problem`` column is split per response."""
-    unit = "problem" if "problem" in table.columns else "response"
+    """The columns' values split per ``resampled_unit`` ([positions] for one column, [positions, columns] for
+    several)."""
+    unit = resampled_unit(table)
     parts = table.select(unit, *columns).partition_by(unit, maintain_order=True)
     return [p[columns[0]].to_numpy() if len(columns) == 1 else p.select(columns).to_numpy() for p in parts]
 

@@ -204,15 +204,15 @@ def edges_vs_middle(means: np.ndarray) -> tuple[float, float, float]:
 
 
 def _per_response_bins(table: pl.DataFrame, js: str, bins: int) -> list[np.ndarray]:
-    """Each response's mean JS per position bin (NaN where it has no position in a bin), grouped by problem: one
-    [responses to the problem, bins] array per problem, the unit a bootstrap resamples."""
+    """Each response's mean JS per position bin (NaN where it has no position in a bin), grouped by
+    ``claims.resampled_unit``: one [responses, bins] array per problem (or per response)."""
     means = _binned(table, bins).group_by("response", "bin").agg(pl.col(js).mean())
     wide = np.full((means["response"].n_unique(), bins), np.nan)
     rows = {r: i for i, r in enumerate(sorted(means["response"].unique().to_list()))}
     for r, b, m in means.iter_rows():
         wide[rows[r], b] = m
-    problem = dict(table.select("response", "problem").unique().iter_rows()) if "problem" in table.columns else \
-        {r: r for r in rows}  # no problems named: each response its own unit
+    problem = {r: r for r in rows} if claims.resampled_unit(table) == "response" else \
+        dict(table.select("response", "problem").unique().iter_rows())
     groups: dict[int, list[int]] = {}
     for r, i in rows.items():
         groups.setdefault(problem[r], []).append(i)
