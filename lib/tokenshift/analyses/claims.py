@@ -16,6 +16,7 @@ al. 2026, "Sparse but Critical", arXiv 2603.22446); figure numbers are not in ou
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -211,6 +212,8 @@ def bootstrap(samples: Sequence[list[np.ndarray]], statistic: Callable[..., floa
     percentile interval (95% unless ``level`` says otherwise) from resampling each group's parts with replacement
     (independently per group)."""
     point, draws = bootstrap_draws(samples, statistic, n, seed)
+    if not np.isfinite(draws).any():  # no resample had what the statistic needs
+        return point, (math.nan, math.nan)
     tail = (1 - level) / 2
     low, high = np.nanquantile(draws, [tail, 1 - tail])  # a resample may lack what the statistic needs (NaN)
     return point, (float(low), float(high))
