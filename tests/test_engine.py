@@ -204,7 +204,9 @@ def test_an_interrupted_engine_run_keeps_its_finished_units_and_resumes(pair, tm
                              "--max-new-tokens", 12, "--prompts-per-unit", 1, "--engine", "vllm",
                              "--out", tmp_path / "e.parquet"]]
     whole = tmp_path / "whole.parquet"
+    monkeypatch.setenv("TOKENSHIFT_CACHE", str(tmp_path / "whole-cache"))  # a cache of its own for the whole run
     assert cli.main([*args[:-1], str(whole)]) == 0
+    monkeypatch.setenv("TOKENSHIFT_CACHE", str(tmp_path / "cache"))
     step = StandIn.LLM.step
 
     def fails_after_one_unit(self):  # the engine dies once a unit (one prompt's 2 requests) is done
@@ -216,7 +218,7 @@ def test_an_interrupted_engine_run_keeps_its_finished_units_and_resumes(pair, tm
     monkeypatch.setattr(StandIn.LLM, "step", fails_after_one_unit)
     with pytest.raises(KeyboardInterrupt):
         cli.main(args)
-    parts = list(tmp_path.glob(".e.parquet.parts-*/unit-*.parquet"))
+    parts = list((tmp_path / "cache" / "responses").glob(".*.parts/unit-*.parquet"))  # kept by the cache's entry
     assert len(parts) == 1 and not (tmp_path / "e.parquet").exists()  # the finished unit kept, nothing merged
     monkeypatch.setattr(StandIn.LLM, "step", step)
     assert cli.main(args) == 0

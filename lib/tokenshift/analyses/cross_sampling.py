@@ -39,9 +39,9 @@ import torch
 
 from ..core import parallel, seeding
 from ..core.behaviour import Version
-from ..core.cache import ArtifactCache, execution, model_fingerprint, spec
-from ..models import responses
-from ..models.loading import check_pair_fits, check_same_vocabulary, load_model, pad_id, runtime
+from ..core.cache import ArtifactCache, added, execution, model_fingerprint, spec
+from ..models import engine, responses
+from ..models.loading import Placement, check_same_vocabulary, pad_id, runtime
 from ..models.draft_verify import DRAFT_VERIFY, draft_verify
 from ..models.engine_cross import ENGINE_CROSS, engine_cross_sample
 from ..models.sampling import DECODING, Samples, response_numbers, stop_set, uniforms
@@ -277,10 +277,18 @@ class SweepConfig:
     # "draft": draft and verify; "lockstep": the same decoder a token at a time (the same tokens up to rounding);
     # "engine": both models in inference engines (top-p JS only; other draws than the suite's)
     method: str = "draft"
+    # who drafts the primary's chunks with method "draft": "suite" (the primary itself) or "vllm" (an inference
+    # engine, its tokens drawn with its own numerics; both models' distributions and every handover stay the suite's)
+    drafter: str = added("suite")
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown cross-sampling method {self.method!r}: choose one of {METHODS}")
+        if self.drafter not in engine.ENGINES:
+            raise ValueError(f"unknown drafter {self.drafter!r}: choose one of {engine.ENGINES}")
+        if self.drafter != "suite" and self.method != "draft":
+            raise ValueError(f"an engine drafts for method 'draft' only, not {self.method!r}: the lockstep decodes "
+                             "with the models themselves, and method 'engine' has both models in engines")
         for rule in self.rules:
             cap_of(rule)
         if not self.rules or len(set(self.rules)) != len(self.rules):
@@ -348,45 +356,53 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
 SWEEP_THREADS = 1
 
 
-def engine_pair(primary_dir, intervention_dir, problems: ProblemSet, max_new_tokens: int, dtype: str | None = None,
-                gpus: int | None = None, memory: float | None = None) -> tuple:
+def engine_pair(primary_dir, intervention_dir, problems: ProblemSet, max_new_tokens: int,
+                placement: Placement = Placement()) -> tuple:
     """The two models of a cross-sampling run as inference engines, each with its context sized for these
-    problems; on a GPU each takes ``memory`` (default 0.45) of every GPU it uses, so both fit beside each other."""
-    from ..models.engine import VllmEngine, context_length
-
-    context = context_length(problems.prompts, max_new_tokens)
-    share = memory or (0.45 if runtime()["device"] != "cpu" else None)
-    return tuple(VllmEngine(source, dtype=dtype or runtime()["dtype"], gpus=gpus, max_model_len=context, memory=share)
-                 for source in (primary_dir, intervention_dir))
+    problems; on a GPU each takes the placement's share (default 0.45) of every GPU it uses, so both fit beside
+    each other."""
+    context = engine.context_length(problems.prompts, max_new_tokens)
+    share = placement.engine_memory or (0.45 if runtime()["device"] != "cpu" else None)
+    return tuple(engine.VllmEngine(source, dtype=placement.dtype or runtime()["dtype"], gpus=placement.gpus_per_rank,
+                                   max_model_len=context, memory=share) for source in (primary_dir, intervention_dir))
 
 
 def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConfig, cache: ArtifactCache | None = None,
-          show_progress: bool = True) -> pl.DataFrame:
+          placement: Placement = Placement(), show_progress: bool = True) -> pl.DataFrame:
     """``run_sweep`` on two model directories (or hub ids), cached as Parquet, with each row judged (``correct``).
     Under a launcher every rank takes its share of the work units."""
     cache = cache or ArtifactCache()
     code = {"draft": (CROSS_SAMPLING, DRAFT_VERIFY), "engine": (CROSS_SAMPLING, ENGINE_CROSS)}.get(config.method,
                                                                                                   CROSS_SAMPLING)
-    numerics = runtime()
+    numerics = placement.runtime()
     threads = SWEEP_THREADS if numerics["device"] == "cpu" else None
-    entry = spec("cross_sampling", code, config, {
-        "primary": model_fingerprint(primary_dir), "intervention": model_fingerprint(intervention_dir),
-        "problems": problems.prompt_key(),
-        "runtime": numerics if threads is None else {**numerics, "threads": threads}})
+    inputs = {"primary": model_fingerprint(primary_dir), "intervention": model_fingerprint(intervention_dir),
+              "problems": problems.prompt_key(),
+              "runtime": numerics if threads is None else {**numerics, "threads": threads}}
+    if config.drafter != "suite":  # the engine's draws are its version's
+        inputs["drafter"] = f"{config.drafter} {engine.require_vllm().__version__}"
+    entry = spec("cross_sampling", code, config, inputs)
 
     def build(out: Path):
+        drafter = None
         if config.method == "engine":
-            primary, intervention = engine_pair(primary_dir, intervention_dir, problems, config.max_new_tokens)
+            primary, intervention = engine_pair(primary_dir, intervention_dir, problems, config.max_new_tokens,
+                                                placement)
         else:
+            if config.drafter == "vllm":  # first, so that it takes its share of each GPU before the pair loads
+                drafter = engine.VllmEngine(
+                    primary_dir, dtype=placement.dtype, gpus=placement.gpus_per_rank,
+                    max_model_len=engine.context_length(problems.prompts, config.max_new_tokens),
+                    memory=placement.engine_memory or (0.3 if numerics["device"] != "cpu" else None))
             # the suite's caches hold each row's prompt and twice its new tokens (draft and verify's dropped slots)
-            check_pair_fits([primary_dir, intervention_dir], rows=config.batch_size,
-                            context=max(map(len, problems.prompts)) + 2 * config.max_new_tokens)
-            primary, tok = load_model(primary_dir)
-            intervention, other_tok = load_model(intervention_dir)
+            placement.check_fits([primary_dir, intervention_dir], rows=config.batch_size,
+                                 context=max(map(len, problems.prompts)) + 2 * config.max_new_tokens)
+            primary, tok = placement.load(primary_dir)
+            intervention, other_tok = placement.load(intervention_dir)
             check_same_vocabulary(tok, other_tok)
         with parallel.threads(threads):
             run_sweep(primary, intervention, problems, config, out / "sweep.parquet", cache.parts(entry),
-                      show_progress)
+                      show_progress, drafter=drafter)
 
     path = cache.get_or_build(entry, build, collective=True)
     return judged(path, "sweep.parquet", problems, cache)

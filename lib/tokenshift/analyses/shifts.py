@@ -24,7 +24,7 @@ from ..core.behaviour import Version
 from ..core.cache import ArtifactCache, added, execution, model_fingerprint, spec
 from ..models import engine, scoring
 from ..models import responses as schema
-from ..models.loading import check_pair_fits, check_same_vocabulary, load_model, pad_id, runtime
+from ..models.loading import Placement, check_same_vocabulary, pad_id
 from ..models.sampling import DECODING, sample
 from ..problems.problem_sets import ProblemSet
 from ..problems.verdicts import judged
@@ -122,48 +122,70 @@ def score_responses(base, tuned, tokenizer, refs: pl.DataFrame, config: ScoringC
 
 
 def _responses_entry(model_dir, problems: ProblemSet, config: SamplingConfig, cache: ArtifactCache,
-                     show_progress: bool) -> Path:
-    inputs = {"model": model_fingerprint(model_dir), "problems": problems.prompt_key(), "runtime": runtime()}
+                     placement: Placement, show_progress: bool) -> Path:
+    inputs = {"model": model_fingerprint(model_dir), "problems": problems.prompt_key(), "runtime": placement.runtime()}
     if config.engine != "suite":  # the engine's numerics are its version's
         inputs["engine"] = f"{config.engine} {engine.require_vllm().__version__}"
     entry = spec("responses", REFERENCE_SAMPLING, config, inputs)
 
     def build(out: Path):
-        model = (engine.VllmEngine(model_dir, max_model_len=engine.context_length(problems.prompts,
-                                                                                   config.max_new_tokens))
-                 if config.engine == "vllm" else load_model(model_dir)[0])
+        if config.engine == "vllm":
+            model = engine.VllmEngine(model_dir, dtype=placement.dtype, gpus=placement.gpus_per_rank,
+                                      max_model_len=engine.context_length(problems.prompts, config.max_new_tokens),
+                                      memory=placement.engine_memory)
+        else:
+            placement.check_fits([model_dir])
+            model = placement.load(model_dir)[0]
         sample_responses(model, problems, config, out / "responses.parquet", cache.parts(entry), show_progress)
 
     return cache.get_or_build(entry, build, collective=True)
 
 
 def responses(model_dir, problems: ProblemSet, config: SamplingConfig, cache: ArtifactCache | None = None,
-              show_progress: bool = True) -> pl.DataFrame:
+              placement: Placement = Placement(), show_progress: bool = True) -> pl.DataFrame:
     """The model's sampled responses to ``problems``, judged (``correct``), cached: one row per response."""
     cache = cache or ArtifactCache()
-    return judged(_responses_entry(model_dir, problems, config, cache, show_progress), "responses.parquet",
+    return judged(_responses_entry(model_dir, problems, config, cache, placement, show_progress), "responses.parquet",
                   problems, cache)
 
 
+def scores(base_dir, tuned_dir, tokenizer, refs: pl.DataFrame, config: ScoringConfig,
+           cache: ArtifactCache | None = None, placement: Placement = Placement(),
+           show_progress: bool = True) -> pl.DataFrame:
+    """``score_responses`` of ``base_dir`` vs ``tuned_dir`` on ``refs`` (checked responses), cached under the
+    responses' content (``responses.digest``), so a notebook's table and the command line's scores of the same
+    responses are one entry. Any ``correct`` of ``refs`` is left for the caller to join."""
+    cache = cache or ArtifactCache()
+    refs = refs.drop("correct", strict=False)
+    entry = spec("shifts", SCORING, config, {
+        "base": model_fingerprint(base_dir), "tuned": model_fingerprint(tuned_dir),
+        "responses": schema.digest(refs), "runtime": placement.runtime()})
+
+    def build(out: Path):
+        placement.check_fits([base_dir, tuned_dir])
+        base, base_tok = placement.load(base_dir)
+        tuned, tuned_tok = placement.load(tuned_dir)
+        check_same_vocabulary(base_tok, tuned_tok)
+        score_responses(base, tuned, tokenizer, refs, config, out / "shifts.parquet", cache.parts(entry),
+                        show_progress)
+
+    return pl.read_parquet(cache.get_or_build(entry, build, collective=True) / "shifts.parquet")
+
+
+def with_verdicts(table: pl.DataFrame, verdicts: pl.DataFrame) -> pl.DataFrame:
+    """A scored table with each response's ``correct`` (from ``verdicts``: response, correct) third."""
+    return (table.join(verdicts.select("response", "correct"), on="response", how="left")
+            .select(*table.columns[:2], "correct", *table.columns[2:]))
+
+
 def shift_table(base_dir, tuned_dir, problems: ProblemSet, sampling: SamplingConfig, scoring_config: ScoringConfig,
-                reference=None, cache: ArtifactCache | None = None, show_progress: bool = True) -> pl.DataFrame:
+                reference=None, cache: ArtifactCache | None = None, placement: Placement = Placement(),
+                show_progress: bool = True) -> pl.DataFrame:
     """Per-position metrics of ``base_dir`` vs ``tuned_dir`` on ``reference``'s responses (default: the tuned
     model's own), one row per (response, position), with each response's ``correct``; cached."""
     cache = cache or ArtifactCache()
     reference = tuned_dir if reference is None else reference
-    refs_entry = _responses_entry(reference, problems, sampling, cache, show_progress)
-    entry = spec("shifts", SCORING, scoring_config, {
-        "base": model_fingerprint(base_dir), "tuned": model_fingerprint(tuned_dir),
-        "responses": cache.digest(refs_entry, "responses.parquet"), "runtime": runtime()})
-
-    def build(out: Path):
-        check_pair_fits([base_dir, tuned_dir])
-        base, base_tok = load_model(base_dir)
-        tuned, tuned_tok = load_model(tuned_dir)
-        check_same_vocabulary(base_tok, tuned_tok)
-        score_responses(base, tuned, problems.tokenizer, pl.read_parquet(refs_entry / "responses.parquet"),
-                        scoring_config, out / "shifts.parquet", cache.parts(entry), show_progress)
-
-    table = pl.read_parquet(cache.get_or_build(entry, build, collective=True) / "shifts.parquet")
-    verdicts = judged(refs_entry, "responses.parquet", problems, cache).select("response", "correct")
-    return table.join(verdicts, on="response", how="left").select(*table.columns[:2], "correct", *table.columns[2:])
+    refs_entry = _responses_entry(reference, problems, sampling, cache, placement, show_progress)
+    table = scores(base_dir, tuned_dir, problems.tokenizer, pl.read_parquet(refs_entry / "responses.parquet"),
+                   scoring_config, cache, placement, show_progress)
+    return with_verdicts(table, judged(refs_entry, "responses.parquet", problems, cache))

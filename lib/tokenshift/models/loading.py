@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -234,6 +235,25 @@ def runtime(dtype: str | None = None) -> dict:
     """The numerics a model loaded by ``load_model`` runs with, for cache keys: device type and dtype."""
     gpu = torch.cuda.is_available()
     return {"device": "cuda" if gpu else "cpu", "dtype": dtype or ("bfloat16" if gpu else "float32")}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run's models live and in what precision. The dtype shapes the numbers (it enters cache keys
+    through ``runtime``); the GPUs each rank owns and an engine's share of memory only shape how the work runs."""
+
+    dtype: str | None = None  # None: bfloat16 on a GPU, float32 on the CPU
+    gpus_per_rank: int | None = None  # None: ``default_placement``'s
+    engine_memory: float | None = None  # an inference engine's share of each GPU (of RAM on a CPU); None: its own
+
+    def load(self, source):
+        return load_model(source, dtype=self.dtype, gpus_per_rank=self.gpus_per_rank)
+
+    def runtime(self) -> dict:
+        return runtime(self.dtype)
+
+    def check_fits(self, sources, rows: int = 0, context: int = 0) -> None:
+        check_pair_fits(sources, self.dtype, self.gpus_per_rank, rows=rows, context=context)
 
 
 def model_name(model) -> str:

@@ -5,6 +5,7 @@ any, last) exactly as sampled, so no text is ever re-tokenised between models.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import polars as pl
@@ -30,6 +31,22 @@ def frame(prompts: list[list[int]], index: list[int], samples: Samples, n: int) 
     problem, response = parallel.response_numbers(index, samples.prompt_index, n)
     return pl.DataFrame({"response": response, "problem": problem, "prompt_ids": [prompts[i] for i in problem],
                          "response_ids": samples.with_stop_tokens(), "stopped": samples.stopped}, schema=COLUMNS)
+
+
+def digest(table: pl.DataFrame) -> str:
+    """sha256 of what scoring reads of a responses table (numbers, ids, and which steps were handed over), the
+    same however the table was stored: a notebook's cached responses and the command line's file of the same
+    responses score into one cache entry."""
+    h = hashlib.sha256()
+    for name in ("response", "problem", "prompt_ids", "response_ids", "intervened"):
+        if name in table.columns:
+            column = table[name]
+            h.update(name.encode())
+            if isinstance(column.dtype, pl.List):
+                h.update(column.list.len().to_numpy().astype("<i8").tobytes())
+                column = column.explode()
+            h.update(column.cast(pl.Int64).fill_null(-1).to_numpy().astype("<i8").tobytes())
+    return h.hexdigest()
 
 
 def check(table: pl.DataFrame, where: str) -> pl.DataFrame:

@@ -35,7 +35,7 @@ def load_registry(path: Path) -> tuple[profiles.ShiftSetup, dict[str, dict]]:
     registry = profiles.read_yaml(path)
     if not isinstance(registry, dict) or not isinstance(registry.get("pairs"), dict) or not registry["pairs"]:
         raise ValueError(f"registry {path} needs a `pairs` mapping of names to pairs sections")
-    setup = profiles.with_overrides(profiles.ShiftSetup(), registry.get("shifts") or {}, where=f"{path}: shifts")
+    setup = profiles.shifts_section(registry.get("shifts") or {}, where=f"{path}: shifts")
     return setup, registry["pairs"]
 
 

@@ -21,8 +21,8 @@ single process's. An interrupted run picks up from the units it finished.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
-import hashlib
 import json
 import math
 import sys
@@ -79,23 +79,38 @@ def _profile_arguments(p: argparse.ArgumentParser, only: str) -> None:
     p.add_argument("--only", nargs="*", help=f"{only} notebooks whose names start with these prefixes")
 
 
-def _sampling_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--samples", type=int, default=32, help=f"samples per problem {DEFAULTS}")
-    p.add_argument("--temperature", type=float, default=1.0, help=DEFAULTS)
-    p.add_argument("--top-p", type=float, default=0.7, help=f"nucleus sampling {DEFAULTS}")
-    p.add_argument("--max-new-tokens", type=int, default=8192, help=DEFAULTS)
-    p.add_argument("--seed", type=int, default=0, help=DEFAULTS)
-    p.add_argument("--prompts-per-unit", type=int, default=4,
-                   help=f"problems per work unit (the unit of splitting, seeding and resuming) {DEFAULTS}")
-    p.add_argument("--batch-size", type=int, default=16,
-                   help="sequences decoded together; it fixes which random numbers each response draws. 16 keeps "
-                        "a 32B model's KV cache at 32 GB for 8k-token responses (256 KB a token); raise it where "
-                        f"memory allows {DEFAULTS}")
+# Each command's settings options, generated from the fields of ``profiles.ShiftSetup`` (the profiles' shifts
+# section): field -> option. Their defaults come from --preset, the presets the profiles name too.
+SAMPLING = {"seed": "--seed", "samples_per_problem": "--samples", "temperature": "--temperature", "top_p": "--top-p",
+            "max_new_tokens": "--max-new-tokens", "prompts_per_unit": "--prompts-per-unit",
+            "sample_batch_size": "--batch-size"}
+SETTINGS = {"sample": {**SAMPLING, "engine": "--engine"},
+            "score": {"js_top_p": "--js-top-p", "score_batch_size": "--batch-size",
+                      "responses_per_unit": "--responses-per-unit"},
+            "cross-sample": {**SAMPLING, "js_top_p": "--js-top-p", "cross_method": "--method",
+                             "cross_drafter": "--engine"}}
+
+
+def _settings_arguments(p: argparse.ArgumentParser, command: str) -> None:
+    import typing
+
+    from ..models.engine import ENGINES
+    from .profiles import CROSS_METHODS, PRESETS, ShiftSetup, preset
+
+    p.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                   help="where the settings below start (profiles.PRESETS, which profiles name too); each option "
+                        f"given overrides it {DEFAULTS}")
+    fields = {f.name: f for f in dataclasses.fields(ShiftSetup)}
+    hints = typing.get_type_hints(ShiftSetup)
+    presets = {name: preset(name) for name in sorted(PRESETS)}
+    choices = {"engine": ENGINES, "cross_drafter": ENGINES, "cross_method": CROSS_METHODS}
+    for name, option in SETTINGS[command].items():
+        defaults = ", ".join(f"{p_}: {getattr(setup, name)}" for p_, setup in presets.items())
+        p.add_argument(option, dest=name, type=hints[name], choices=choices.get(name), default=None,
+                       help=f"{fields[name].metadata['help']} (default by preset: {defaults})")
 
 
 def parser() -> argparse.ArgumentParser:
-    from ..models.engine import ENGINES
-
     top = argparse.ArgumentParser(prog="tokenshift", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -105,13 +120,9 @@ def parser() -> argparse.ArgumentParser:
                                    "one prompt template and stop-token set, and check each answer (math-verify on "
                                    "the last \\boxed{}). One row per response.")
     _pair_arguments(p)
-    _sampling_arguments(p)
+    _settings_arguments(p, "sample")
     p.add_argument("--from", dest="sample_from", choices=["tuned", "base"], default="tuned",
                    help=f"which model samples (the paper scores the RL model's own responses) {DEFAULTS}")
-    p.add_argument("--engine", choices=ENGINES, default="suite",
-                   help="suite: the suite's own decoding loop; vllm: the inference engine, in its own environment "
-                        "(make env-vllm), one process sharded over --gpus-per-rank GPUs: the same distributions, "
-                        f"other draws; tested on vLLM's CPU build, not yet run on a GPU {DEFAULTS}")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
 
     p = sub.add_parser("score", help="per-token divergence of a pair on sampled responses",
@@ -124,9 +135,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", type=float, help="for a cross-sample file: score the responses of this eps")
     p.add_argument("--rule", choices=["divergence", "random"], default="divergence",
                    help=f"for a cross-sample file: which rule's responses {DEFAULTS}")
-    p.add_argument("--js-top-p", type=float, default=0.7, help=f"p of the truncated JS {DEFAULTS}")
-    p.add_argument("--batch-size", type=int, default=4, help=f"sequences per forward pass {DEFAULTS}")
-    p.add_argument("--responses-per-unit", type=int, default=16, help=f"work unit size {DEFAULTS}")
+    _settings_arguments(p, "score")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
 
     p = sub.add_parser("cross-sample", help="decode with one model, hand high-divergence steps to the other",
@@ -135,30 +144,17 @@ def parser() -> argparse.ArgumentParser:
                                    "reverse: primary = tuned); with each eps a random-position control at the same "
                                    "budget. One row per (eps, rule, response).")
     _pair_arguments(p)
-    _sampling_arguments(p)
+    _settings_arguments(p, "cross-sample")
     p.add_argument("--direction", choices=["forward", "reverse"], default="forward",
                    help=f"forward: base decodes, the tuned model intervenes; reverse: the other way {DEFAULTS}")
     p.add_argument("--eps", type=float, nargs="+", default=[math.inf, 0.1, 0.03, 0.01, 0.0],
                    help=f"thresholds to sweep; inf never intervenes {DEFAULTS}")
-    p.add_argument("--js-top-p", type=float,
-                   help="p of the truncated JS that decides a handover; 1: full-vocabulary JS (default: the "
-                        "sampling --top-p, the paper's rule)")
-    p.add_argument("--method", choices=["draft", "lockstep", "engine"], default="draft",
-                   help="draft: the primary drafts chunks that the other verifies in one pass; lockstep: both "
-                        "models one token at a time (the same tokens up to rounding); engine: both models in the "
-                        "inference engine (make env-vllm; one process), each drafting or verifying with top-p JS "
-                        f"from its log-probabilities (docs/engine.md) {DEFAULTS}")
     p.add_argument("--cap", type=int, nargs="*", default=[], metavar="M",
                    help="also run the divergence rule limited to each response's first M handovers, per M")
-    p.add_argument("--engine", choices=ENGINES, default="suite",
-                   help="who drafts the primary's chunks (--method draft): suite: the primary in the suite's own "
-                        "decoder; vllm: the inference engine (make env-vllm; one process), its tokens drawn with its "
-                        "own numerics, while both models' distributions, the JS and every handover stay the suite's "
-                        f"own; tested on vLLM's CPU build, not yet run on a GPU {DEFAULTS}")
     p.add_argument("--engine-memory", type=float, default=None,
-                   help="with --engine vllm: the share of each GPU's memory (on a CPU, of RAM) the engine may take; "
-                        "the rest holds the suite's two models and their caches (default: 0.3 of a GPU; on a CPU, "
-                        "what the engine needs)")
+                   help="with --engine vllm or --method engine: the share of each GPU's memory (on a CPU, of RAM) "
+                        "each engine may take; the rest holds the suite's models and their caches (default: 0.3 of "
+                        "a GPU for a drafting engine, 0.45 each for two; on a CPU, what the engine needs)")
     p.add_argument("--out", required=True, type=Path, help="output .parquet file")
 
     p = sub.add_parser("summarise", help="print the paper's summaries of a scored or cross-sampled file",
@@ -236,12 +232,14 @@ def _check_args(args) -> None:
         value = getattr(args, name, None)
         if value is not None:
             validate.check(name, value, f"--{name.replace('_', '-')}")
-    if getattr(args, "engine", "suite") != "suite" and getattr(args, "method", "draft") == "lockstep":
-        raise ValueError(f"--engine {args.engine} drafts for draft and verify; the lockstep decodes with the models "
-                         "themselves: drop --method lockstep, or --engine")
-    if getattr(args, "method", "draft") == "engine" and (args.js_top_p or args.top_p) >= 1.0:
-        raise ValueError("--method engine decides on top-p JS: --js-top-p (default: --top-p) must be below 1 "
-                         "(full-vocabulary JS runs with --method draft)")
+    for name, option in SETTINGS.get(args.command, {}).items():
+        value = getattr(args, name)
+        if value is not None and name in validate.RULES:
+            validate.check(name, value, option)
+    if getattr(args, "cross_drafter", None) not in (None, "suite") and getattr(args, "cross_method", None) not in (
+            None, "draft"):
+        raise ValueError(f"--engine {args.cross_drafter} drafts for draft and verify; --method {args.cross_method} "
+                         "decodes with the models themselves or in engines of their own: drop one of the two")
     for name, label in (("responses", "--responses"), ("file", "input file")):
         path = getattr(args, name, None)
         if path is not None and not path.is_file():
@@ -251,7 +249,31 @@ def _check_args(args) -> None:
         raise ValueError(f"--out {out} is a directory; give a file name")
 
 
-def _problems(args):
+def _setup(args):
+    """The command's settings: its --preset with each option given over it, checked as a profile's are."""
+    from .profiles import preset, with_overrides
+
+    given = {name: getattr(args, name) for name in SETTINGS[args.command] if getattr(args, name) is not None}
+    setup = with_overrides(preset(args.preset), given, where=f"--preset {args.preset} with the options given")
+    if args.command != "score" and setup.max_new_tokens < 1:
+        raise ValueError(f"--preset {args.preset} leaves the response length to the pair (max_new_tokens 0): give "
+                         "--max-new-tokens N")
+    if args.command == "cross-sample" and setup.cross_method == "engine" and setup.js_top_p >= 1.0:
+        raise ValueError("--method engine decides on top-p JS: --js-top-p must be below 1 (full-vocabulary JS runs "
+                         "with --method draft)")
+    if args.command == "cross-sample" and setup.js_top_p != setup.top_p:
+        print(f"warning: sampling with top-p {setup.top_p} but switching on top-p {setup.js_top_p} JS; the paper "
+              "uses the same p for both", file=sys.stderr)
+    return setup
+
+
+def _placement(args):
+    from ..models.loading import Placement
+
+    return Placement(args.dtype, args.gpus_per_rank, getattr(args, "engine_memory", None))
+
+
+def _problems(args, seed: int):
     from .pairs import math_problems
 
     source = {"dataset": args.data, "files": args.data_files, "revision": args.data_revision} \
@@ -260,13 +282,13 @@ def _problems(args):
                          problem_field=args.problem_field, answer_field=args.answer_field, prompt=args.prompt,
                          system=args.system, answer_format=args.answer_format, grader=args.grader, frozen=args.frozen,
                          where="arguments")
-    return make(args.limit, args.seed, None)
+    return make(args.limit, seed, None)
 
 
 MAX_RESPONSES = 10_000_000  # per run: past this the response list alone outgrows a machine's memory
 
 
-def _check_budget(args, problems) -> None:
+def _check_budget(args, setup, problems) -> None:
     """Refuse, before any model loads, a run whose responses cannot fit: a prompt plus the new tokens past a
     model's positions, or more responses than a machine holds."""
     from ..models.loading import max_positions
@@ -274,12 +296,12 @@ def _check_budget(args, problems) -> None:
     longest = max(map(len, problems.prompts))
     for source in dict.fromkeys((args.base, args.tuned)):
         positions = max_positions(source)
-        if positions is not None and longest + args.max_new_tokens > positions:
-            raise ValueError(f"--max-new-tokens {args.max_new_tokens}: the longest prompt ({longest} tokens) plus the "
-                             f"new tokens pass the {positions} positions of {source}: give at most "
+        if positions is not None and longest + setup.max_new_tokens > positions:
+            raise ValueError(f"--max-new-tokens {setup.max_new_tokens}: the longest prompt ({longest} tokens) plus "
+                             f"the new tokens pass the {positions} positions of {source}: give at most "
                              f"{max(positions - longest, 0)} new tokens, or shorter prompts")
-    if len(problems.prompts) * args.samples > MAX_RESPONSES:
-        raise ValueError(f"--samples {args.samples} x {len(problems.prompts)} problems is more than "
+    if len(problems.prompts) * setup.samples_per_problem > MAX_RESPONSES:
+        raise ValueError(f"--samples {setup.samples_per_problem} x {len(problems.prompts)} problems is more than "
                          f"{MAX_RESPONSES:,} responses in one run: lower --samples or --limit, or split the problems "
                          "over several runs")
 
@@ -287,41 +309,36 @@ def _check_budget(args, problems) -> None:
 OWN_DECODER = "tokenshift (its own decoding loop)"
 
 
-def _write_metadata(out: Path, args, problems, engine: str = OWN_DECODER) -> None:
-    """Beside a run's output, ``<out>.meta.json``: its arguments, the versions it ran with, the engine that
-    sampled, where each model and the problems came from (a hub id at the commit it resolved to, a local file
-    with its digest), the first problem's prompt as
-    the models read it (chat template and special tokens included), the stop set and how answers were judged,
-    so a reader can see what was asked."""
+def _engine_version() -> str:
+    from ..models.engine import require_vllm
+
+    return f"vllm {require_vllm().__version__}"
+
+
+def _write(out: Path, table: pl.DataFrame | None, args, setup, problems=None, engine: str = OWN_DECODER) -> None:
+    """Rank 0 writes ``table`` to ``out`` (complete or not at all) and, beside it, ``<out>.meta.json``: the
+    command, its arguments and settings (so a result is never mistaken for one made with others), the versions it
+    ran with (the suite's and each stage's behaviour version), the engine that sampled, where each model and the
+    problems came from (a hub id at the commit it resolved to, a local file with its digest) and, for sampling
+    commands, the first problem's prompt as the models read it (chat template and special tokens included), the
+    stop set and how answers were judged, so a reader can see what was asked."""
     import tokenshift
-    from ..core.parallel import current
     from ..models.loading import provenance
     from ..problems.data import provenance as data_provenance
 
-    if current().rank == 0:
-        meta = {"command": args.command, "arguments": {k: str(v) for k, v in sorted(vars(args).items())
-                                                       if k not in ("command", "func")},
-                "versions": tokenshift.versions(), "engine": engine,
-                "models": {"base": provenance(args.base), "tuned": provenance(args.tuned)},
-                "data": data_provenance(args.data, args.data_files, args.data_revision), **problems.asked()}
-        with atomic(out.with_name(out.name + ".meta.json")) as tmp:
-            tmp.write_text(json.dumps(meta, indent=1) + "\n")
-
-
-def _parts(out: Path, args) -> Path:
-    """Where a run keeps finished units; named by its arguments, so only the same job resumes from them."""
-    digest = hashlib.sha256(json.dumps(sorted((k, str(v)) for k, v in vars(args).items())).encode()).hexdigest()
-    return out.with_name(f".{out.name}.parts-{digest[:12]}")
-
-
-def _load_pair(args):
-    from ..models.loading import check_pair_fits, check_same_vocabulary, load_model
-
-    check_pair_fits([args.base, args.tuned], args.dtype, args.gpus_per_rank)
-    base, base_tok = load_model(args.base, dtype=args.dtype, gpus_per_rank=args.gpus_per_rank)
-    tuned, tuned_tok = load_model(args.tuned, dtype=args.dtype, gpus_per_rank=args.gpus_per_rank)
-    check_same_vocabulary(base_tok, tuned_tok)
-    return base, tuned, base_tok
+    if not _rank0():
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic(out) as tmp:  # the previous output stays until this one is complete
+        table.write_parquet(tmp)
+    meta = {"command": args.command, "arguments": {k: str(v) for k, v in sorted(vars(args).items())
+                                                   if k not in ("command", "func")},
+            "preset": args.preset, "settings": {name: getattr(setup, name) for name in SETTINGS[args.command]}, "versions": tokenshift.versions(), "engine": engine,
+            "models": {"base": provenance(args.base), "tuned": provenance(args.tuned)}}
+    if problems is not None:
+        meta |= {"data": data_provenance(args.data, args.data_files, args.data_revision), **problems.asked()}
+    with atomic(out.with_name(out.name + ".meta.json")) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def _rank0() -> bool:
@@ -330,49 +347,28 @@ def _rank0() -> bool:
     return current().rank == 0
 
 
-def _judge(out: Path, problems) -> None:
-    """Add each row's ``correct`` to a responses file (rank 0, once every rank has finished)."""
-    from ..core.parallel import current
-
-    if current().rank == 0:
-        table = pl.read_parquet(out)
-        table = table.with_columns(pl.Series("correct", problems.verdicts(table), pl.Boolean))
-        table.write_parquet(out)  # out is the run's temporary name (paths.atomic)
-
-
 def cmd_sample(args) -> None:
-    from ..analyses.shifts import SamplingConfig, sample_responses
-    from ..models.loading import check_pair_fits, load_model
+    from ..analyses import shifts
+    from .study import sampling_config
 
-    problems = _problems(args)
-    _check_budget(args, problems)
+    setup = _setup(args)
+    problems = _problems(args, setup.seed)
+    _check_budget(args, setup, problems)
     source = args.tuned if args.sample_from == "tuned" else args.base
-    if args.engine == "vllm":
-        from ..models.engine import VllmEngine, context_length
-
-        model = VllmEngine(source, dtype=args.dtype, gpus=args.gpus_per_rank,
-                           max_model_len=context_length(problems.prompts, args.max_new_tokens))
-        engine = f"vllm {model.version}"
-    else:
-        check_pair_fits([source], args.dtype, args.gpus_per_rank)
-        model, engine = load_model(source, dtype=args.dtype, gpus_per_rank=args.gpus_per_rank)[0], OWN_DECODER
-    config = SamplingConfig(samples_per_problem=args.samples, temperature=args.temperature, top_p=args.top_p,
-                            max_new_tokens=args.max_new_tokens, seed=args.seed,
-                            prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size, engine=args.engine)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic(args.out, owner=_rank0()) as out:  # the previous output stays until this run is complete
-        sample_responses(model, problems, config, out, _parts(args.out, args))
-        _judge(out, problems)
-    _write_metadata(args.out, args, problems, engine)
+    table = shifts.responses(source, problems, sampling_config(setup, setup.max_new_tokens),
+                             placement=_placement(args), show_progress=_rank0())
+    _write(args.out, table, args, setup, problems, _engine_version() if setup.engine == "vllm" else OWN_DECODER)
     _report(args.out, lambda f: f"{len(f)} responses, accuracy {f['correct'].mean():.4f}")
 
 
 def cmd_score(args) -> None:
-    from ..analyses.shifts import ScoringConfig, score_responses
+    from ..analyses import shifts
     from ..models import responses
     from ..models.loading import load_tokenizer, stop_ids
     from .pairs import check_frozen
+    from .study import scoring_config
 
+    setup = _setup(args)
     if args.frozen:
         check_frozen({"base": args.base, "tuned": args.tuned}, {}, "arguments")
     refs = responses.read(args.responses, "--responses")
@@ -391,62 +387,31 @@ def cmd_score(args) -> None:
     if ran_on:
         print(f"{where}: {ran_on} responses ran on past a stop token (the pair's end of turn or EOS); each is "
               "scored up to it", file=sys.stderr)
-    base, tuned, tok = _load_pair(args)
-    config = ScoringConfig(js_top_p=args.js_top_p, batch_size=args.batch_size,
-                           responses_per_unit=args.responses_per_unit)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic(args.out, owner=_rank0()) as out:
-        score_responses(base, tuned, tok, refs, config, out, _parts(args.out, args))
+    table = shifts.scores(args.base, args.tuned, tokenizers[0], refs, scoring_config(setup),
+                          placement=_placement(args), show_progress=_rank0())
+    _write(args.out, shifts.with_verdicts(table, refs) if "correct" in refs.columns else table, args, setup)
     _report(args.out, lambda f: f"{len(f)} positions of {f['response'].n_unique()} responses")
 
 
 def cmd_cross_sample(args) -> None:
-    from ..analyses.cross_sampling import SweepConfig, capped, run_sweep
+    from ..analyses.cross_sampling import capped, sweep
+    from .study import sweep_config
 
-    if args.js_top_p is None:
-        args.js_top_p = args.top_p
-    elif args.js_top_p != args.top_p:
-        print(f"warning: sampling with top-p {args.top_p} but switching on top-p {args.js_top_p} JS; the paper uses "
-              "the same p for both", file=sys.stderr)
-    problems = _problems(args)
-    _check_budget(args, problems)
-    drafter, engine = None, OWN_DECODER
-    if args.method == "engine":
-        from ..analyses.cross_sampling import engine_pair
-
-        ends = (args.base, args.tuned) if args.direction == "forward" else (args.tuned, args.base)
-        primary, intervention = engine_pair(*ends, problems, args.max_new_tokens, dtype=args.dtype,
-                                            gpus=args.gpus_per_rank, memory=args.engine_memory)
-        engine = f"vllm {primary.version}, both models"
-    elif args.engine == "vllm":  # first, so that it takes its share of each GPU before the pair loads
-        import torch
-
-        from ..models.engine import VllmEngine, context_length
-
-        drafter = VllmEngine(args.base if args.direction == "forward" else args.tuned, dtype=args.dtype,
-                             gpus=args.gpus_per_rank, max_model_len=context_length(problems.prompts,
-                                                                                   args.max_new_tokens),
-                             memory=args.engine_memory or (0.3 if torch.cuda.is_available() else None))
-        engine = f"vllm {drafter.version} drafting, tokenshift verifying"
-    if args.method != "engine":
-        base, tuned, _ = _load_pair(args)
-        primary, intervention = (base, tuned) if args.direction == "forward" else (tuned, base)
-    config = SweepConfig(eps_grid=tuple(args.eps), samples_per_problem=args.samples, temperature=args.temperature,
-                         top_p=args.top_p, js_top_p=args.js_top_p, max_new_tokens=args.max_new_tokens,
-                         seed=args.seed, prompts_per_unit=args.prompts_per_unit, batch_size=args.batch_size,
-                         rules=("divergence", "random", *(capped(m) for m in args.cap)), method=args.method)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic(args.out, owner=_rank0()) as out:
-        run_sweep(primary, intervention, problems, config, out, _parts(args.out, args), drafter=drafter)
-        _judge(out, problems)
-    _write_metadata(args.out, args, problems, engine)
+    setup = _setup(args)
+    problems = _problems(args, setup.seed)
+    _check_budget(args, setup, problems)
+    config = sweep_config(setup, setup.max_new_tokens, args.eps, setup.js_top_p,
+                          rules=("divergence", "random", *(capped(m) for m in args.cap)))
+    ends = (args.base, args.tuned) if args.direction == "forward" else (args.tuned, args.base)
+    table = sweep(*ends, problems, config, placement=_placement(args), show_progress=_rank0())
+    engine = f"{_engine_version()}, both models" if config.method == "engine" else \
+        f"{_engine_version()} drafting, tokenshift verifying" if config.drafter == "vllm" else OWN_DECODER
+    _write(args.out, table, args, setup, problems, engine)
     _report(args.out, lambda f: f"{len(f)} responses over {f['eps'].n_unique()} eps values")
 
 
 def _report(out: Path, what) -> None:
-    from ..core.parallel import current
-
-    if current().rank == 0:
+    if _rank0():
         print(f"wrote {out}: {what(pl.read_parquet(out))}")
 
 

@@ -29,26 +29,41 @@ SECTIONS = ("organism", "pairs", "shifts", "notebooks")
 CROSS_METHODS = ("lockstep", "draft", "engine")  # analyses.cross_sampling.METHODS, named here without loading it
 
 
+def setting(default, help: str):
+    """A settings field with the help its command-line option shows (``suite.cli`` generates the options)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class ShiftSetup:
-    """A profile's ``shifts`` section: the reference responses, how they are scored, and the paper's thresholds."""
+    """A profile's ``shifts`` section: the reference responses, how they are scored, and the paper's thresholds;
+    the command line's ``sample``, ``score`` and ``cross-sample`` take their options from these fields too."""
 
-    seed: int = 0  # seed of the reference responses (and of cross-sampling)
-    n_problems: int = 200  # organism: held-out problems; a benchmark: its first n problems (0: all)
-    benchmark: str = ""  # which of the profile's benchmarks (pairs: data); "": its first
-    samples_per_problem: int = 4  # reference responses per problem
-    temperature: float = 1.0  # sampling temperature (the paper's 1.0)
-    top_p: float = 1.0  # sampling nucleus (the paper's 0.7; the organism's policies are sampled untruncated)
-    max_new_tokens: int = 0  # response length limit; 0: the pair's own (organism: its training length)
-    js_top_p: float = 0.7  # p of the top-p truncated JS (the paper's 0.7)
-    high_js: float = 0.1  # a position is high-divergence above this JS (the paper's threshold)
-    prompts_per_unit: int = 64  # sampling work unit: its seed derives from the run's seed and its index
-    sample_batch_size: int = 256  # sequences decoded together
-    responses_per_unit: int = 64  # scoring work unit
-    score_batch_size: int = 16  # sequences per forward pass when scoring
-    engine: str = "suite"  # who samples the reference responses: "suite" (its own loop) or "vllm" (models.engine)
-    cross_method: str = "draft"  # cross-sampling: "draft" (draft and verify), "lockstep", or "engine" (both in vLLM)
-    cross_batch_size: int = 0  # sequences cross-sampled together by the suite's models (0: sample_batch_size)
+    seed: int = setting(0, "seed of the responses' random streams (response r draws from its own, from the seed and r)")
+    n_problems: int = setting(200, "organism: held-out problems; a benchmark: its first n problems (0: all)")
+    benchmark: str = setting("", "which of the profile's benchmarks (pairs: data); '': its first")
+    samples_per_problem: int = setting(4, "responses per problem")
+    temperature: float = setting(1.0, "sampling temperature (the paper's 1.0)")
+    top_p: float = setting(1.0, "sampling nucleus (the paper's 0.7; the organism's policies are sampled untruncated)")
+    max_new_tokens: int = setting(0, "response length limit (0 in a profile: the pair's own; the organism's is its "
+                                     "training length)")
+    js_top_p: float = setting(0.7, "p of the top-p truncated JS (the paper's 0.7); 1: full-vocabulary JS")
+    high_js: float = setting(0.1, "a position is high-divergence above this JS (the paper's threshold)")
+    prompts_per_unit: int = setting(64, "problems per sampling work unit (the unit of splitting across processes "
+                                        "and of resuming; it changes no response)")
+    sample_batch_size: int = setting(256, "sequences decoded together (it changes no response: each draws from its "
+                                          "own streams)")
+    responses_per_unit: int = setting(64, "responses per scoring work unit")
+    score_batch_size: int = setting(16, "sequences per forward pass when scoring")
+    engine: str = setting("suite", "who samples the responses: suite (its own decoding loop) or vllm (the inference "
+                                   "engine, in its own environment: make env-vllm; the same distributions, other draws)")
+    cross_method: str = setting("draft", "cross-sampling's decoder: draft (the primary drafts chunks that the other "
+                                         "verifies), lockstep (a token at a time; the same tokens up to rounding) or "
+                                         "engine (both models in vLLM, top-p JS from their log-probabilities)")
+    cross_drafter: str = setting("suite", "who drafts the primary's chunks with cross_method draft: suite, or vllm (its "
+                                          "tokens drawn with the engine's numerics; both models' distributions, the JS "
+                                          "and every handover stay the suite's)")
+    cross_batch_size: int = setting(0, "sequences cross-sampled together by the suite's models (0: sample_batch_size)")
     # where 0 means "all" or "the pair's own", unlike the command line's options of the same names
     RULES = {"max_new_tokens": validate.Rule(int, 0, meaning="0: the pair's own"),
              "n_problems": validate.Rule(int, 0, meaning="0: all")}
@@ -61,13 +76,35 @@ class ShiftSetup:
                   "sample_batch_size": self.sample_batch_size >= 1,
                   "responses_per_unit": self.responses_per_unit >= 1, "score_batch_size": self.score_batch_size >= 1,
                   "engine": self.engine in ENGINES, "cross_method": self.cross_method in CROSS_METHODS,
+                  "cross_drafter": self.cross_drafter in ENGINES and (self.cross_drafter == "suite"
+                                                                      or self.cross_method == "draft"),
                   "cross_batch_size": self.cross_batch_size >= 0}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"impossible shift setting(s) {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}: "
                              "counts are positive (n_problems and max_new_tokens may be 0), temperature >= 0, "
                              f"top-p in (0, 1], high_js in (0, ln 2), engine one of {ENGINES}, cross_method one of "
-                             f"{CROSS_METHODS}")
+                             f"{CROSS_METHODS}, cross_drafter one of {ENGINES} (an engine drafts for cross_method "
+                             "draft only)")
+
+
+# Named starting points for a ``shifts`` section (``preset: NAME``) and for the command line (``--preset``): the
+# organism's (ShiftSetup's defaults) and the paper's setting on real checkpoints (Meng et al. 2026: 32 samples a
+# problem at temperature 1 and top-p 0.7, about 8k new tokens, JS on the top-p 0.7 nucleus), with work units and
+# batches sized for a 32B pair on one GPU. A section's own fields override its preset's.
+PRESETS = {
+    "organism": {},
+    "paper": {"n_problems": 0, "samples_per_problem": 32, "temperature": 1.0, "top_p": 0.7, "max_new_tokens": 8192,
+              "js_top_p": 0.7, "prompts_per_unit": 1, "sample_batch_size": 32, "responses_per_unit": 8,
+              "score_batch_size": 2},
+}
+
+
+def preset(name: str, where: str = "preset") -> ShiftSetup:
+    """The ``ShiftSetup`` of preset ``name``."""
+    if name not in PRESETS:
+        raise ValueError(f"{where}: unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return with_overrides(ShiftSetup(), PRESETS[name], where=f"preset {name}")
 
 
 def available() -> list[str]:
@@ -136,7 +173,16 @@ def organism_config(profile: str):
 
 def shift_setup(profile: str) -> ShiftSetup:
     """The profile's ``shifts`` section as a ``ShiftSetup``."""
-    return with_overrides(ShiftSetup(), load(profile).get("shifts") or {}, where=f"{name(profile)}.yaml: shifts")
+    return shifts_section(load(profile).get("shifts") or {}, where=f"{name(profile)}.yaml: shifts")
+
+
+def shifts_section(section, where: str) -> ShiftSetup:
+    """A ``shifts`` section (of a profile or the atlas's registry) as a ``ShiftSetup``: its preset, if it names
+    one, with its own fields over it."""
+    if not isinstance(section, dict) or "preset" not in section:
+        return with_overrides(ShiftSetup(), section, where=where)
+    rest = {k: v for k, v in section.items() if k != "preset"}
+    return with_overrides(preset(section["preset"], f"{where}.preset"), rest, where=where)
 
 
 def notebook_parameters(profile: str) -> dict[str, dict]:

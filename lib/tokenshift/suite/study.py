@@ -46,15 +46,10 @@ class Study:
         return self.setup.max_new_tokens or self.pairs.max_new_tokens
 
     def sampling(self) -> shifts.SamplingConfig:
-        s = self.setup
-        return shifts.SamplingConfig(samples_per_problem=s.samples_per_problem, temperature=s.temperature,
-                                     top_p=s.top_p, max_new_tokens=self.max_new_tokens, seed=s.seed,
-                                     prompts_per_unit=s.prompts_per_unit, batch_size=s.sample_batch_size,
-                                     engine=s.engine)
+        return sampling_config(self.setup, self.max_new_tokens)
 
     def scoring(self) -> shifts.ScoringConfig:
-        return shifts.ScoringConfig(js_top_p=self.setup.js_top_p, batch_size=self.setup.score_batch_size,
-                                    responses_per_unit=self.setup.responses_per_unit)
+        return scoring_config(self.setup)
 
     def table(self, name: str) -> pl.DataFrame:
         """Tuned model ``name`` against the base on its own responses: one row per (response, position)."""
@@ -85,11 +80,7 @@ class Study:
     def sweep_config(self, eps_grid, js_top_p: float, top_p: float | None = None) -> SweepConfig:
         """Cross-sampling with the study's sampling settings (``top_p`` overrides its nucleus), over ``eps_grid``,
         switching on ``js_top_p`` JS."""
-        s = self.sampling()
-        return SweepConfig(eps_grid=tuple(float(e) for e in eps_grid), samples_per_problem=s.samples_per_problem,
-                           temperature=s.temperature, top_p=s.top_p if top_p is None else top_p, js_top_p=js_top_p,
-                           max_new_tokens=s.max_new_tokens, seed=s.seed, prompts_per_unit=s.prompts_per_unit,
-                           batch_size=self.setup.cross_batch_size or s.batch_size, method=self.setup.cross_method)
+        return sweep_config(self.setup, self.max_new_tokens, eps_grid, js_top_p, top_p)
 
     def benchmark_problems(self, benchmark: str = "") -> ProblemSet:
         """The study's problems, or as many of another of the profile's benchmarks ("": the study's own)."""
@@ -213,6 +204,30 @@ def _sweep_job(job: tuple) -> pl.DataFrame:
     one = lambda eps: sweep(primary, intervention, problems, dataclasses.replace(config, eps_grid=(eps,)),  # noqa: E731
                             show_progress=show_progress)
     return cross_sampling_stats.bisect_budget(frame, goal, direction, one, bisection_steps)
+
+
+# A ``ShiftSetup`` as the configs of the work it sets up: one translation for the notebooks (through ``Study``)
+# and the command line, so that the same settings give the same cache entries.
+def sampling_config(setup: ShiftSetup, max_new_tokens: int) -> shifts.SamplingConfig:
+    return shifts.SamplingConfig(samples_per_problem=setup.samples_per_problem, temperature=setup.temperature,
+                                 top_p=setup.top_p, max_new_tokens=max_new_tokens, seed=setup.seed,
+                                 prompts_per_unit=setup.prompts_per_unit, batch_size=setup.sample_batch_size,
+                                 engine=setup.engine)
+
+
+def scoring_config(setup: ShiftSetup) -> shifts.ScoringConfig:
+    return shifts.ScoringConfig(js_top_p=setup.js_top_p, batch_size=setup.score_batch_size,
+                                responses_per_unit=setup.responses_per_unit)
+
+
+def sweep_config(setup: ShiftSetup, max_new_tokens: int, eps_grid, js_top_p: float, top_p: float | None = None,
+                 rules: tuple[str, ...] = SweepConfig.rules) -> SweepConfig:
+    return SweepConfig(eps_grid=tuple(float(e) for e in eps_grid), rules=rules,
+                       samples_per_problem=setup.samples_per_problem, temperature=setup.temperature,
+                       top_p=setup.top_p if top_p is None else top_p, js_top_p=js_top_p,
+                       max_new_tokens=max_new_tokens, seed=setup.seed, prompts_per_unit=setup.prompts_per_unit,
+                       batch_size=setup.cross_batch_size or setup.sample_batch_size, method=setup.cross_method,
+                       drafter=setup.cross_drafter)
 
 
 def for_profile(profile: str, show_progress: bool = True) -> Study:
