@@ -19,7 +19,7 @@ import time
 
 import torch
 from tokenshift.models.loading import load_model
-from tokenshift.organism import build, task
+from tokenshift.organism import build, properties, task
 from tokenshift.organism.problems import OrganismProblems
 from tokenshift.problems import evaluation
 from tokenshift.suite import profiles
@@ -55,7 +55,9 @@ def main():
     base = accuracy["base"].avg
     for name in ("simplerl", "dapo"):
         ratio = accuracy[name].avg / base
-        print(f"premise, {name}: {ratio:.2f}x the base ({'kept' if ratio >= 2 else 'NOT kept'}: needs >= 2x)")
+        kept = ratio >= properties.RL_GAIN
+        print(f"premise, {name}: {ratio:.2f}x the base ({'kept' if kept else 'NOT kept'}: needs >= "
+              f"{properties.RL_GAIN:g}x)")
 
 
 if __name__ == "__main__":

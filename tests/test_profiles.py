@@ -140,3 +140,25 @@ def test_a_full_run_rewrites_the_findings_and_a_partial_run_merges(monkeypatch, 
     assert runner.main(["--profile", "smoke", "--only", "01"]) == 0
     assert "recorded.elsewhere" in findings.load("smoke")
     assert "[smoke] 01_sparsity done" in capsys.readouterr().out
+
+
+def test_notebooks_are_thin_and_the_package_exports_what_a_user_needs():
+    """Notebooks tell the story over ``tokenshift.sections``: their code together stays under 450 non-blank,
+    non-comment lines; the top-level package names the calls a user needs without loading model code."""
+    import subprocess
+    import sys
+
+    import tokenshift
+    from tokenshift.analyses import shifts
+
+    lines = [line for path in NOTEBOOK_DIR.glob("*.ipynb") for cell in json.loads(path.read_text())["cells"]
+             if cell["cell_type"] == "code" for line in "".join(cell["source"]).splitlines()
+             if line.strip() and not line.strip().startswith("#")]
+    assert 0 < len(lines) < 450
+    assert tokenshift.shift_table is shifts.shift_table
+    assert all(callable(getattr(tokenshift, name)) for name in tokenshift.EXPORTS)
+    with pytest.raises(AttributeError, match="no attribute 'shifttable'"):
+        tokenshift.shifttable
+    loaded = subprocess.run([sys.executable, "-c", "import sys, tokenshift; print('torch' in sys.modules)"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "False"

@@ -6,10 +6,34 @@ Sub-packages, each using only those listed before it:
 - ``problems``: problem sets, benchmark data, answer checking, verdicts, avg@k;
 - ``organism``: the CPU model organism (task, tokenizer, network, SFT and RL trainers, its construction);
 - ``analyses``: shift tables, their summaries, cross-sampling sweeps, the token viewer;
-- ``suite``: profiles, pairs and studies, the notebook runner, findings, plotting, the command line.
+- ``suite``: profiles, pairs and studies, the notebook runner, findings, plotting, the command line;
+- ``sections``: the paper's findings as the notebooks tell them (tables, verdicts, figures per notebook).
+
+The calls a user needs are here, imported on first use (``import tokenshift`` loads no model code)::
+
+    import tokenshift as ts
+    study = ts.for_profile("default")                 # a profile's pairs, problems and settings
+    table = ts.shift_table(base, tuned, problems, ts.SamplingConfig(), ts.ScoringConfig())
+    sweep = ts.sweep(base, tuned, problems, ts.SweepConfig(eps_grid=(float("inf"), 0.1)))
 """
 
 __version__ = "0.1.0"
+
+# name -> the module that defines it
+EXPORTS = {"load_model": "models.loading", "Placement": "models.loading", "sample": "models.sampling",
+           "math_problems": "suite.pairs", "for_profile": "suite.study", "preset": "suite.profiles",
+           "SamplingConfig": "analyses.shifts", "ScoringConfig": "analyses.shifts", "responses": "analyses.shifts",
+           "scores": "analyses.shifts", "shift_table": "analyses.shifts", "SweepConfig": "analyses.cross_sampling",
+           "sweep": "analyses.cross_sampling"}
+__all__ = ["versions", *EXPORTS]
+
+
+def __getattr__(name: str):
+    if name not in EXPORTS:
+        raise AttributeError(f"module 'tokenshift' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{EXPORTS[name]}", __name__), name)
 
 
 def versions() -> dict[str, str]:

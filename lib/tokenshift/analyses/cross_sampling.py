@@ -41,7 +41,7 @@ from ..core import parallel, seeding
 from ..core.behaviour import Version
 from ..core.cache import ArtifactCache, added, execution, model_fingerprint, spec
 from ..models import engine, responses
-from ..models.loading import Placement, check_same_vocabulary, pad_id, runtime
+from ..models.loading import DEFAULT_PLACEMENT, Placement, check_same_vocabulary, pad_id, runtime
 from ..models.draft_verify import DRAFT_VERIFY, draft_verify
 from ..models.engine_cross import ENGINE_CROSS, engine_cross_sample
 from ..models.sampling import DECODING, Samples, response_numbers, stop_set, uniforms
@@ -357,7 +357,7 @@ SWEEP_THREADS = 1
 
 
 def engine_pair(primary_dir, intervention_dir, problems: ProblemSet, max_new_tokens: int,
-                placement: Placement = Placement()) -> tuple:
+                placement: Placement = DEFAULT_PLACEMENT) -> tuple:
     """The two models of a cross-sampling run as inference engines, each with its context sized for these
     problems; on a GPU each takes the placement's share (default 0.45) of every GPU it uses, so both fit beside
     each other."""
@@ -368,7 +368,7 @@ def engine_pair(primary_dir, intervention_dir, problems: ProblemSet, max_new_tok
 
 
 def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConfig, cache: ArtifactCache | None = None,
-          placement: Placement = Placement(), show_progress: bool = True) -> pl.DataFrame:
+          placement: Placement = DEFAULT_PLACEMENT, show_progress: bool = True) -> pl.DataFrame:
     """``run_sweep`` on two model directories (or hub ids), cached as Parquet, with each row judged (``correct``).
     Under a launcher every rank takes its share of the work units."""
     cache = cache or ArtifactCache()

@@ -24,7 +24,7 @@ from ..core.behaviour import Version
 from ..core.cache import ArtifactCache, added, execution, model_fingerprint, spec
 from ..models import engine, scoring
 from ..models import responses as schema
-from ..models.loading import Placement, check_same_vocabulary, pad_id
+from ..models.loading import DEFAULT_PLACEMENT, Placement, check_same_vocabulary, pad_id
 from ..models.sampling import DECODING, sample
 from ..problems.problem_sets import ProblemSet
 from ..problems.verdicts import judged
@@ -142,7 +142,7 @@ def _responses_entry(model_dir, problems: ProblemSet, config: SamplingConfig, ca
 
 
 def responses(model_dir, problems: ProblemSet, config: SamplingConfig, cache: ArtifactCache | None = None,
-              placement: Placement = Placement(), show_progress: bool = True) -> pl.DataFrame:
+              placement: Placement = DEFAULT_PLACEMENT, show_progress: bool = True) -> pl.DataFrame:
     """The model's sampled responses to ``problems``, judged (``correct``), cached: one row per response."""
     cache = cache or ArtifactCache()
     return judged(_responses_entry(model_dir, problems, config, cache, placement, show_progress), "responses.parquet",
@@ -150,7 +150,7 @@ def responses(model_dir, problems: ProblemSet, config: SamplingConfig, cache: Ar
 
 
 def scores(base_dir, tuned_dir, tokenizer, refs: pl.DataFrame, config: ScoringConfig,
-           cache: ArtifactCache | None = None, placement: Placement = Placement(),
+           cache: ArtifactCache | None = None, placement: Placement = DEFAULT_PLACEMENT,
            show_progress: bool = True) -> pl.DataFrame:
     """``score_responses`` of ``base_dir`` vs ``tuned_dir`` on ``refs`` (checked responses), cached under the
     responses' content (``responses.digest``), so a notebook's table and the command line's scores of the same
@@ -179,7 +179,7 @@ def with_verdicts(table: pl.DataFrame, verdicts: pl.DataFrame) -> pl.DataFrame:
 
 
 def shift_table(base_dir, tuned_dir, problems: ProblemSet, sampling: SamplingConfig, scoring_config: ScoringConfig,
-                reference=None, cache: ArtifactCache | None = None, placement: Placement = Placement(),
+                reference=None, cache: ArtifactCache | None = None, placement: Placement = DEFAULT_PLACEMENT,
                 show_progress: bool = True) -> pl.DataFrame:
     """Per-position metrics of ``base_dir`` vs ``tuned_dir`` on ``reference``'s responses (default: the tuned
     model's own), one row per (response, position), with each response's ``correct``; cached."""

@@ -256,6 +256,9 @@ class Placement:
         check_pair_fits(sources, self.dtype, self.gpus_per_rank, rows=rows, context=context)
 
 
+DEFAULT_PLACEMENT = Placement()  # the device's own dtype, every GPU for a process (one under a launcher)
+
+
 def model_name(model) -> str:
     return getattr(model.config, "_name_or_path", "") or type(model).__name__
 

@@ -45,3 +45,22 @@ def response_lengths(table: pl.DataFrame) -> dict[str, float]:
     lengths = table.group_by("response").agg(pl.col("length").first())["length"].to_numpy()
     return {"mean": float(lengths.mean()), "q10": float(np.quantile(lengths, 0.1)),
             "q90": float(np.quantile(lengths, 0.9)), "max": float(lengths.max())}
+
+
+RL_GAIN = 2.0  # the premise: each RL run's pass@1 at least this many times the base's
+
+
+def acceptance(accuracy: dict, base: dict[str, float], k: int, rl_names) -> dict[str, bool]:
+    """The organism's acceptance checks, fixed before it was built: a base that solves some but not most problems
+    (and most at k samples), RL runs that at least double it with intervals above its, and base responses long
+    and uncertain enough to leave room for a shift. ``accuracy``: model -> ``evaluation.Accuracy`` (avg@k);
+    ``base``: the base's ``response_lengths`` (as ``length_*``) and ``uncertainty``."""
+    base_acc = accuracy["base"]
+    return {
+        "base pass@1 in [0.10, 0.35]": 0.10 <= base_acc.avg <= 0.35,
+        f"base pass@{k} >= 0.6": base_acc.pass_at(k) >= 0.6,
+        **{f"{n} pass@1 >= 2x base and its interval above the base's": accuracy[n].avg >= RL_GAIN * base_acc.avg
+           and accuracy[n].ci95[0] > base_acc.ci95[1] for n in rl_names},
+        "base responses of 120 tokens or more on average": base["length_mean"] >= 120,
+        "base above 0.3 nats at 10% or more of its positions": base["entropy_gt_0.3"] >= 0.10,
+    }

@@ -333,7 +333,8 @@ def _write(out: Path, table: pl.DataFrame | None, args, setup, problems=None, en
         table.write_parquet(tmp)
     meta = {"command": args.command, "arguments": {k: str(v) for k, v in sorted(vars(args).items())
                                                    if k not in ("command", "func")},
-            "preset": args.preset, "settings": {name: getattr(setup, name) for name in SETTINGS[args.command]}, "versions": tokenshift.versions(), "engine": engine,
+            "preset": args.preset, "settings": {name: getattr(setup, name) for name in SETTINGS[args.command]},
+            "versions": tokenshift.versions(), "engine": engine,
             "models": {"base": provenance(args.base), "tuned": provenance(args.tuned)}}
     if problems is not None:
         meta |= {"data": data_provenance(args.data, args.data_files, args.data_revision), **problems.asked()}
