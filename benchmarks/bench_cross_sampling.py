@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 import torch
-from tokenshift.analyses.cross_sampling import cross_sample
+from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
 from tokenshift.models.divergence import js_divergence, log_probs
 from transformers import Qwen2Config, Qwen2ForCausalLM
 

@@ -22,7 +22,7 @@ import math
 import time
 
 import torch
-from tokenshift.analyses.cross_sampling import cross_sample
+from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
 from tokenshift.models.sampling import sample
 
 RATES = (0.0, 0.02, 0.10, 0.50)

@@ -34,15 +34,16 @@ def per_token(primary, intervention, prompts, *, n, eps, seed, stops, vocab, top
     the intervention's token where the top-p JS between them exceeds eps. Returns the handed-over share."""
     from tokenshift.core import seeding
     from tokenshift.models.engine_cross import LISTED, js, nucleus
+    from tokenshift.models.sampling import Decoding
 
     jobs = [i for i in range(len(prompts)) for _ in range(n)]
     kept, handed, steps = [[] for _ in jobs], 0, 0
     live = list(range(len(jobs)))
-    sampling = dict(stop_ids=stops, vocab_size=vocab, temperature=1.0, top_p=top_p, logprobs=LISTED)
+    decoding = Decoding(1, stops, 0, vocab, top_p=top_p)
     while live:
         prefixes = [prompts[jobs[r]] + kept[r] for r in live]
         seeds = [seeding.derive(seed, "per token", r, len(kept[r])) for r in live]
-        ours, theirs = (e.next_token(prefixes, seeds, **sampling) for e in (primary, intervention))
+        ours, theirs = (e.next_token(prefixes, seeds, decoding, logprobs=LISTED) for e in (primary, intervention))
         for r, (a, lp_a), (b, lp_b) in zip(live, ours, theirs):
             sets = nucleus(lp_a, js_top_p, vocab), nucleus(lp_b, js_top_p, vocab)
             hand = None not in sets and js(*sets) > eps  # an uncovered nucleus counts as agreement here
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     import qwen_like
     from bench_draft_verify import fastest  # each timing the fastest of three runs taken in turn
-    from tokenshift.analyses.cross_sampling import cross_sample
+    from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
     from tokenshift.models import engine
     from tokenshift.problems import problem_sets
     from transformers import AutoTokenizer

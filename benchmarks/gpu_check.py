@@ -139,7 +139,7 @@ def pair_and_prompts(device, layers):
 
 def both_decoders(device, **sampling):
     """Lockstep and draft-and-verify cross-sampling of a 4-layer Qwen-shaped pair at the JS's 90th percentile."""
-    from tokenshift.analyses.cross_sampling import cross_sample
+    from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
 
     a, b, prompts = pair_and_prompts(device, layers=4)
     kw = dict(max_new_tokens=32, eos_token_id=-1, pad_token_id=0, seed=0, **sampling)
@@ -170,7 +170,7 @@ def sampled_check(device, tmp):
 
 @check("throughput at ~2% handovers (Qwen2.5-0.5B shape)")
 def throughput_check(device, tmp):
-    from tokenshift.analyses.cross_sampling import cross_sample
+    from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
     from tokenshift.models.sampling import sample
 
     layers = 24 if device != "cpu" else 2
@@ -256,7 +256,7 @@ def drafting_check(device, tmp):
         import vllm  # noqa: F401
     except ImportError:
         return "skipped", "vLLM is not in this environment (make env-vllm)"
-    from tokenshift.analyses.cross_sampling import cross_sample
+    from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
     from tokenshift.models.engine import VllmEngine
     from tokenshift.models.loading import load_model
     from tokenshift.models.metrics import pair_metrics

@@ -19,6 +19,7 @@ import time
 
 import torch
 from tokenshift.models.loading import load_model
+from tokenshift.models.sampling import Decoding
 from tokenshift.organism import build, properties, task
 from tokenshift.organism.problems import OrganismProblems
 from tokenshift.problems import evaluation
@@ -49,8 +50,8 @@ def main():
     problems = OrganismProblems(task.sample_problems(200, "held_out", seed=args.seed), tok)
     accuracy = {}
     for name, path in {"base": org.base, **org.tuned}.items():
-        accuracy[name] = evaluation.evaluate(load_model(path)[0], problems, k=8, seed=args.seed,
-                                             max_new_tokens=config.max_new_tokens)
+        accuracy[name] = evaluation.evaluate(load_model(path)[0], problems, 8,
+                                             Decoding.for_problems(problems, config.max_new_tokens, seed=args.seed))
         print(f"{name}: {accuracy[name].summary()}, pass@8 {accuracy[name].pass_at(8):.3f}", flush=True)
     base = accuracy["base"].avg
     for name in ("simplerl", "dapo"):

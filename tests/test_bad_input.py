@@ -81,7 +81,7 @@ def test_impossible_sampling_settings_are_refused_by_name(tokenizer, tiny_model,
 
 
 def test_the_same_checks_guard_cross_sampling(tokenizer, tiny_model):
-    from tokenshift.analyses.cross_sampling import cross_sample
+    from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
 
     with pytest.raises(ValueError, match="max_new_tokens must be an integer of at least 1, got 0"):
         cross_sample(tiny_model, tiny_model, [[1, 5]], max_new_tokens=0, eos_token_id=tokenizer.eos_token_id,

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 from conftest import TINY_SHAPE
-from tokenshift.analyses.cross_sampling import SUITE_METHODS, cross_sample
+from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
+from tokenshift.analyses.cross_sampling import SUITE_METHODS
 from tokenshift.models.metrics import pair_metrics
 from tokenshift.models.sampling import sample
 from tokenshift.organism import architecture

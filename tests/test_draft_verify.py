@@ -13,10 +13,10 @@ from reference_lockstep import lockstep as reference
 from scipy.stats import chi2_contingency
 from transformers import Qwen2Config, Qwen2ForCausalLM
 from tokenshift.analyses import cross_sampling as cs
-from tokenshift.analyses.cross_sampling import cross_sample
+from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
 from tokenshift.models import draft_verify
 from tokenshift.models.metrics import pair_metrics
-from tokenshift.models.sampling import sample
+from tokenshift.models.sampling import Decoding, sample
 from tokenshift.organism import architecture
 
 
@@ -143,7 +143,7 @@ def test_bad_settings_are_refused(pair, prompts, tokenizer):
     with pytest.raises(ValueError, match="unknown cross-sampling method 'fast'"):
         cross_sample(*pair, prompts, method="fast", **kw(tokenizer))
     with pytest.raises(ValueError, match="max_chunk must be an integer of at least 1"):
-        draft_verify.draft_verify(*pair, prompts, None, max_new_tokens=4, stop_ids={2}, pad_id=0, max_chunk=0)
+        draft_verify.draft_verify(*pair, prompts, None, Decoding(4, {2}, 0), max_chunk=0)
 
 
 class Drafter:
@@ -154,11 +154,11 @@ class Drafter:
     def __init__(self, model, stale: bool = False):
         self.model, self.stale, self.asked = model, stale, []
 
-    def draft(self, prefixes, lengths, seeds, *, stop_ids, vocab_size, temperature, top_p):
+    def draft(self, prefixes, lengths, seeds, decoding):
         self.asked.append(lengths)
         out = sample(self.model, [p[:-1] if self.stale else p for p in prefixes], max_new_tokens=max(lengths),
-                     seed=seeds[0], eos_token_id=stop_ids, pad_token_id=0, vocab_size=vocab_size,
-                     temperature=temperature, top_p=top_p)
+                     seed=seeds[0], eos_token_id=decoding.stop_ids, pad_token_id=0, vocab_size=decoding.vocab_size,
+                     temperature=decoding.temperature, top_p=decoding.top_p)
         return [(ids + [stop] * (stop is not None))[:m] for ids, stop, m in zip(out.response_ids, out.stop_token,
                                                                                 lengths)]
 
@@ -229,7 +229,7 @@ def test_an_engine_drafting_samples_the_lockstep_s_distribution():
 
 def test_a_draft_that_breaks_the_contract_is_refused(pair, prompts, tokenizer):
     class Short(Drafter):
-        def draft(self, prefixes, lengths, seeds, **kw):
+        def draft(self, prefixes, lengths, seeds, decoding):
             return [[4] * (m - 1) for m in lengths]
 
     with pytest.raises(RuntimeError, match=r"a draft must have that many ids in the vocabulary, fewer only when it "

@@ -5,6 +5,7 @@ back into the responses schema, the refusal when vLLM is missing, and `tokenshif
 `tokenshift cross-sample --engine vllm` end to end against a stand-in engine that decodes with the suite's own
 sampler, including a run interrupted and resumed."""
 
+import dataclasses
 import json
 import sys
 import types
@@ -15,30 +16,35 @@ import qwen_like
 from tokenshift.analyses.shifts import SamplingConfig
 from tokenshift.models import engine
 from tokenshift.models.loading import load_model
-from tokenshift.models.sampling import sample
+from tokenshift.models.sampling import Decoding, sample
 from tokenshift.suite import cli
 from transformers import AutoTokenizer
 
-SETTINGS = dict(max_new_tokens=40, stop_ids={7, 3}, vocab_size=10, rows=12, temperature=0.6, top_p=0.7)
+DECODING = Decoding(40, {7, 3}, 0, vocab_size=10, temperature=0.6, top_p=0.7)
+
+
+def decoding(vocab_size: int) -> Decoding:
+    return Decoding(40, {7, 3}, 0, vocab_size=vocab_size, temperature=0.6, top_p=0.7)
 
 
 def test_every_setting_is_explicit_and_padding_rows_are_biased_away():
-    made = engine.settings(seed=5, **SETTINGS)
+    made = engine.settings(DECODING, 12, seed=5)
     assert made["max_tokens"] == 40 and made["stop_token_ids"] == [3, 7] and made["seed"] == 5
     assert (made["temperature"], made["top_p"], made["top_k"], made["min_p"]) == (0.6, 0.7, 0, 0.0)
     assert made["repetition_penalty"] == 1.0 and made["presence_penalty"] == made["frequency_penalty"] == 0.0
     assert made["ignore_eos"] and not made["detokenize"] and made["n"] == 1  # the pair's stop set only; ids only
     assert made["logit_bias"] == {10: -100.0, 11: -100.0} and "allowed_token_ids" not in made
-    assert engine.settings(seed=5, **(SETTINGS | {"rows": 10}))["logit_bias"] is None
+    assert engine.settings(DECODING, 10, seed=5)["logit_bias"] is None
+    assert engine.settings(DECODING, 12, seed=5, max_new_tokens=3)["max_tokens"] == 3  # a request's own limit
 
 
 @pytest.mark.parametrize("rows", [151_936, 152_064])  # Qwen2.5's two padded output layers
 def test_qwen_requests_carry_no_id_list_and_at_most_1024_biased_ids(rows):
     # vLLM's GPU model runner refuses a request with more than 1,024 allowed or biased ids in the engine core
-    made = engine.settings(seed=0, **(SETTINGS | {"vocab_size": 151_665, "rows": rows}))
+    made = engine.settings(decoding(151_665), rows, seed=0)
     assert "allowed_token_ids" not in made and len(made["logit_bias"]) == rows - 151_665 <= engine.MAX_BIASED_IDS
     assert min(made["logit_bias"]) == 151_665 and max(made["logit_bias"]) == rows - 1
-    wide = engine.settings(seed=0, **(SETTINGS | {"vocab_size": 1000, "rows": 1000 + engine.MAX_BIASED_IDS + 1}))
+    wide = engine.settings(decoding(1000), 1000 + engine.MAX_BIASED_IDS + 1, seed=0)
     assert wide["logit_bias"] is None  # past the cap no bias; a drawn padding row is refused after
     with pytest.raises(RuntimeError, match=r"drew id 1000 for response 2, an output-layer row past the 1000-token"):
         engine.token_ids(done([5, 1000], "length"), {3}, 2, vocab_size=1000)
@@ -87,11 +93,13 @@ def test_an_engine_that_cannot_hold_the_model_and_one_context_is_refused_with_it
 
 def test_one_request_per_response_with_its_own_seed():
     prompts = [[1, 2, 3], [4]]
-    inputs, params = engine.requests(prompts, 3, seed=11, **SETTINGS)
+    inputs, params = engine.requests(prompts, 3, dataclasses.replace(DECODING, seed=11), 12)
     assert [x["prompt_token_ids"] for x in inputs] == [[1, 2, 3]] * 3 + [[4]] * 3  # prompt-major, verbatim
     seeds = [p["seed"] for p in params]
-    assert len(set(seeds)) == 6 and seeds == [p["seed"] for p in engine.requests(prompts, 3, 11, **SETTINGS)[1]]
-    assert not set(seeds) & {p["seed"] for p in engine.requests(prompts, 3, 12, **SETTINGS)[1]}
+    again = engine.requests(prompts, 3, dataclasses.replace(DECODING, seed=11), 12)[1]
+    assert len(set(seeds)) == 6 and seeds == [p["seed"] for p in again]
+    assert not set(seeds) & {p["seed"] for p in engine.requests(prompts, 3, dataclasses.replace(DECODING, seed=12),
+                                                                12)[1]}
 
 
 def done(ids, reason, stop_reason=None):
@@ -248,8 +256,7 @@ def test_the_engine_drafts_each_prefix_with_its_own_request(pair, stand_in):
     assert llm["tensor_parallel_size"] == 1
     stops = set(tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"]))
     prefixes = [tok("What is 2+3?")["input_ids"], tok("1/2 + 1/4 =")["input_ids"]]
-    drafted = drafter.draft(prefixes, [3, 5], [11, 12], stop_ids=stops, vocab_size=len(tok), temperature=0.0,
-                            top_p=1.0)
+    drafted = drafter.draft(prefixes, [3, 5], [11, 12], Decoding(8, stops, 0, len(tok), temperature=0.0))
     params = StandIn.seen["params"]
     assert [p.max_tokens for p in params] == [3, 5] and [p.seed for p in params] == [11, 12]
     assert all(p.stop_token_ids == sorted(stops) and set(p.logit_bias) == set(range(len(tok), drafter.rows))

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import qwen_like
 import torch
-from tokenshift.analyses.cross_sampling import cross_sample
+from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
 from tokenshift.models import engine
 from tokenshift.models.divergence import log_probs, top_p_js
 from tokenshift.models.loading import load_model

@@ -55,7 +55,7 @@ def test_the_draw_follows_the_distribution():
 def test_rows_that_stop_leave_the_batch_without_changing_any_token(tokenizer, tiny_model, monkeypatch):
     """Stopped rows are dropped from the batch (and its KV cache) as they accumulate; a row's tokens, and in
     cross-sampling which model drew them and the divergence, are the same whenever rows leave."""
-    from tokenshift.analyses.cross_sampling import cross_sample
+    from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
     from tokenshift.models import sampling
     from tokenshift.organism import architecture
 

@@ -14,7 +14,7 @@ from conftest import TINY_SHAPE
 from reference_lockstep import lockstep as reference
 from transformers import Qwen2Config
 from tokenshift.analyses import cross_sampling, shifts
-from tokenshift.analyses.cross_sampling import cross_sample
+from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
 from tokenshift.core.cache import plain
 from tokenshift.models.sampling import sample
 from tokenshift.organism import architecture

@@ -13,7 +13,7 @@ import qwen_like
 import torch
 from tokenshift.models import engine
 from tokenshift.models.loading import load_model
-from tokenshift.models.sampling import sample
+from tokenshift.models.sampling import Decoding, sample
 from tokenshift.suite import cli
 
 if os.environ.get("TOKENSHIFT_REQUIRE_VLLM"):
@@ -84,7 +84,8 @@ def test_units_stream_as_they_finish_with_the_same_draws_as_alone(base, llm, mon
     kw = dict(n=3, max_new_tokens=10, eos_token_id=tok.eos_token_id, vocab_size=len(tok), temperature=1.0)
     units = [(u, [prompts[u], prompts[u + 1]], list(range(6 * u, 6 * u + 6))) for u in range(3)]
     monkeypatch.setattr(llm, "window", 6)  # one unit (2 prompts x 3 responses) ahead at a time
-    streamed = dict(llm.sample_units(units, seed=100, **kw))
+    decoding, rest = Decoding.split({**kw, "seed": 100})
+    streamed = dict(llm.sample_units(units, decoding, **rest))
     assert sorted(streamed) == [0, 1, 2]
     for key, unit_prompts, numbers in units:
         alone = llm.sample(unit_prompts, seed=100, responses=numbers, **kw)  # each response's own seed: the same

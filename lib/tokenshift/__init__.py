@@ -15,12 +15,15 @@ The calls a user needs are here, imported on first use (``import tokenshift`` lo
     study = ts.for_profile("default")                 # a profile's pairs, problems and settings
     table = ts.shift_table(base, tuned, problems, ts.SamplingConfig(), ts.ScoringConfig())
     sweep = ts.sweep(base, tuned, problems, ts.SweepConfig(eps_grid=(float("inf"), 0.1)))
+    mixed = ts.cross_sample(base_model, tuned_model, problems.prompts, ts.Decoding.for_problems(problems, 256),
+                            eps=0.1)                     # one cross-sampled response per prompt, uncached
 """
 
 __version__ = "0.1.0"
 
 # name -> the module that defines it
-EXPORTS = {"load_model": "models.loading", "Placement": "models.loading", "sample": "models.sampling",
+EXPORTS = {"load_model": "models.loading", "Placement": "models.loading", "Decoding": "models.sampling",
+           "decode": "models.sampling", "sample": "models.sampling", "cross_sample": "analyses.cross_sampling",
            "math_problems": "suite.pairs", "for_profile": "suite.study", "preset": "suite.profiles",
            "SamplingConfig": "analyses.shifts", "ScoringConfig": "analyses.shifts", "responses": "analyses.shifts",
            "scores": "analyses.shifts", "shift_table": "analyses.shifts", "SweepConfig": "analyses.cross_sampling",

@@ -39,7 +39,7 @@ from ..core import progress, seeding
 from ..core.behaviour import Version
 from ..core.cache import ArtifactCache, execution, model_fingerprint, spec
 from ..models.loading import load_model, pad_id
-from ..models.sampling import DECODING, decode, draw, left_pad, positions, uniforms
+from ..models.sampling import DECODING, Decoding, decode, draw, left_pad, positions, uniforms
 from ..organism import labels as labelling
 from ..problems.problem_sets import ProblemSet
 from . import claims
@@ -241,9 +241,9 @@ def _continue(model, problems, spots, prefixes, tokens, rows, seed, config, max_
             todo.append(i)
     if todo:
         budget = max(max_new_tokens - spots[i // k][2] - 1 for i in todo)
-        samples = decode(model, [prefixes[i // k] + [tokens[i]] for i in todo], max_new_tokens=budget,
-                         stop_ids=stops, pad_id=pad, vocab_size=vocab, temperature=config.temperature,
-                         top_p=config.top_p, seed=seed, batch_size=config.batch_size, responses=todo)
+        decoding = Decoding(budget, stops, pad, vocab, config.temperature, config.top_p, seed)
+        samples = decode(model, [prefixes[i // k] + [tokens[i]] for i in todo], decoding,
+                         batch_size=config.batch_size, responses=todo)
         for i, more, stopped in zip(todo, samples.response_ids, samples.stopped):
             _, p, t = spots[i // k]
             room = max_new_tokens - t - 1  # steps left after the token: the response keeps to the length limit

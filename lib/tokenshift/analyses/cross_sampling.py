@@ -41,10 +41,10 @@ from ..core import parallel, seeding
 from ..core.behaviour import Version
 from ..core.cache import ArtifactCache, added, execution, model_fingerprint, spec
 from ..models import engine, responses
-from ..models.loading import DEFAULT_PLACEMENT, Placement, check_same_vocabulary, pad_id, runtime
+from ..models.loading import DEFAULT_PLACEMENT, Placement, check_same_vocabulary, runtime
 from ..models.draft_verify import DRAFT_VERIFY, draft_verify
 from ..models.engine_cross import ENGINE_CROSS, engine_cross_sample
-from ..models.sampling import DECODING, Samples, response_numbers, stop_set, uniforms
+from ..models.sampling import DECODING, Decoding, Samples, response_numbers, uniforms
 from ..problems.problem_sets import ProblemSet
 from ..problems.verdicts import judged
 
@@ -197,36 +197,16 @@ def control(rule: str, by_divergence: CrossSamples, seed: int, numbers: Sequence
 
 
 @CROSS_SAMPLING.code
-def cross_sample(
-    primary,
-    intervention,
-    prompts: list[list[int]],
-    *,
-    eps: float = math.inf,
-    random_fraction: list[float] | None = None,
-    cap: int | None = None,
-    method: str = "draft",
-    n: int = 1,
-    max_new_tokens: int,
-    eos_token_id: int | Sequence[int],
-    pad_token_id: int,
-    vocab_size: int | None = None,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    js_top_p: float = 1.0,
-    seed: int = 0,
-    batch_size: int = 256,
-    drafter=None,
-    responses: Sequence[int] | None = None,
-    rule=None,
-) -> CrossSamples:
-    """Sample ``n`` responses per prompt, switching to ``intervention`` where JS > ``eps``.
+def cross_sample(primary, intervention, prompts: list[list[int]], decoding: Decoding, *, eps: float = math.inf,
+                 random_fraction: list[float] | None = None, cap: int | None = None, method: str = "draft",
+                 n: int = 1, batch_size: int = 256, drafter=None, responses: Sequence[int] | None = None,
+                 rule=None) -> CrossSamples:
+    """Sample ``n`` responses per prompt as ``decoding`` says, switching to ``intervention`` where JS > ``eps``
+    (its ``js_top_p`` < 1: JS on top-p truncated distributions, as the divergence library measures it).
 
     ``random_fraction`` (one value per response, in prompt-major order) replaces the divergence rule by the
     random-position control; ``cap`` limits the divergence rule to each response's first ``cap`` handovers.
-    ``js_top_p`` < 1 measures the divergence on top-p truncated distributions, as the divergence library does;
-    ``vocab_size`` slices output layers padded past the tokenizer. Temperature and ``top_p`` shape the sampling
-    as usual. ``method``: "draft" (draft and verify, ``models.draft_verify``: the lockstep's tokens up to rounding,
+    ``method``: "draft" (draft and verify, ``models.draft_verify``: the lockstep's tokens up to rounding,
     at about one model's cost on a GPU when handovers are sparse), "lockstep" (the same decoder, one token at a
     time) or "engine" (both models are inference engines, ``models.engine.VllmEngine``: ``models.engine_cross``,
     top-p JS only). ``drafter``: an inference engine that drafts the primary's chunks for draft and verify.
@@ -248,14 +228,21 @@ def cross_sample(
     numbers = response_numbers(responses, n_responses)
     if rule is None:
         rule = DivergenceRule(eps, cap, n_responses) if random_fraction is None else \
-            RandomRule(random_fraction, seed, numbers, max_new_tokens)
-    common = dict(n=n, max_new_tokens=max_new_tokens, stop_ids=stop_set(eos_token_id), vocab_size=vocab_size,
-                  temperature=temperature, top_p=top_p, seed=seed, js_top_p=js_top_p, responses=numbers)
+            RandomRule(random_fraction, decoding.seed, numbers, decoding.max_new_tokens)
     if method == "engine":
-        return CrossSamples(**vars(engine_cross_sample(primary, intervention, prompts, rule, **common)))
-    return CrossSamples(**vars(draft_verify(primary, intervention, prompts, rule, drafter=drafter, pad_id=pad_token_id,
+        return CrossSamples(**vars(engine_cross_sample(primary, intervention, prompts, rule, decoding, n=n,
+                                                       responses=numbers)))
+    return CrossSamples(**vars(draft_verify(primary, intervention, prompts, rule, decoding, n=n, drafter=drafter,
                                             batch_size=batch_size, max_chunk=1 if method == "lockstep" else 32,
-                                            **common)))
+                                            responses=numbers)))
+
+
+def cross_sample_by_names(primary, intervention, prompts: list[list[int]], **kw) -> CrossSamples:
+    """``cross_sample`` with its decoding given by transformers' ``generate`` names (``max_new_tokens``,
+    ``eos_token_id``, ``pad_token_id``, ...; ``Decoding.split``), as ``sampling.sample`` takes them: for scripts,
+    and for checks against references that take those names."""
+    decoding, rest = Decoding.split(kw)
+    return cross_sample(primary, intervention, prompts, decoding, **rest)
 
 
 @dataclass(frozen=True)
@@ -307,11 +294,9 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
     response's realised fraction as its target, capped divergence rules. One row per (eps, rule, response) into
     ``out_file``, in the responses schema plus ``responses.CROSS_COLUMNS``; correctness is judged separately.
     ``drafter``: an inference engine that drafts the primary's chunks (``cross_sample``)."""
-    common = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens, eos_token_id=problems.stop_ids,
-                  method=config.method, drafter=drafter,
-                  pad_token_id=pad_id(problems.tokenizer), vocab_size=len(problems.tokenizer),
-                  temperature=config.temperature,
-                  top_p=config.top_p, js_top_p=config.js_top_p, batch_size=config.batch_size)
+    decoding = Decoding.for_problems(problems, config.max_new_tokens, temperature=config.temperature,
+                                     top_p=config.top_p, seed=config.seed, js_top_p=config.js_top_p)
+    common = dict(n=config.samples_per_problem, method=config.method, drafter=drafter, batch_size=config.batch_size)
 
     def work(unit: int, index: list[int]) -> pl.DataFrame:
         prompts = [problems.prompts[i] for i in index]
@@ -326,11 +311,11 @@ def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, 
                     # reused
                     by_divergence = runs["divergence"]
                     runs[rule] = by_divergence if not any(by_divergence.intervened_count()) else cross_sample(
-                        primary, intervention, prompts, seed=config.seed, responses=numbers,
+                        primary, intervention, prompts, decoding, responses=numbers,
                         rule=control(rule, by_divergence, config.seed, numbers, config.max_new_tokens), **common)
                 else:
-                    runs[rule] = cross_sample(primary, intervention, prompts, eps=eps, cap=cap_of(rule),
-                                              seed=config.seed, responses=numbers, **common)
+                    runs[rule] = cross_sample(primary, intervention, prompts, decoding, eps=eps, cap=cap_of(rule),
+                                              responses=numbers, **common)
             for rule, out in runs.items():
                 rows = responses.frame(problems.prompts, index, out, config.samples_per_problem)
                 frames.append(rows.with_columns(

@@ -24,8 +24,8 @@ from ..core.behaviour import Version
 from ..core.cache import ArtifactCache, added, execution, model_fingerprint, spec
 from ..models import engine, scoring
 from ..models import responses as schema
-from ..models.loading import DEFAULT_PLACEMENT, Placement, check_same_vocabulary, pad_id
-from ..models.sampling import DECODING, sample
+from ..models.loading import DEFAULT_PLACEMENT, Placement, check_same_vocabulary
+from ..models.sampling import DECODING, Decoding, decode
 from ..problems.problem_sets import ProblemSet
 from ..problems.verdicts import judged
 
@@ -69,21 +69,19 @@ def sample_responses(model, problems: ProblemSet, config: SamplingConfig, out_fi
     """Sample ``config.samples_per_problem`` responses per problem into ``out_file``: one row per response, in
     problem-major order, in the responses schema (``responses.COLUMNS``). ``model``: a model, or an engine
     (``models.engine.VllmEngine``)."""
-    settings = dict(n=config.samples_per_problem, max_new_tokens=config.max_new_tokens,
-                    eos_token_id=problems.stop_ids, pad_token_id=pad_id(problems.tokenizer),
-                    vocab_size=len(problems.tokenizer), temperature=config.temperature, top_p=config.top_p,
-                    batch_size=config.batch_size)
+    decoding = Decoding.for_problems(problems, config.max_new_tokens, temperature=config.temperature,
+                                     top_p=config.top_p, seed=config.seed)
     frame = lambda index, out: schema.frame(problems.prompts, index, out, config.samples_per_problem)  # noqa: E731
 
     def work(unit: int, index: list[int]) -> pl.DataFrame:
-        out = sample(model, [problems.prompts[i] for i in index], seed=config.seed,
-                     responses=parallel.responses_of(index, config.samples_per_problem), **settings)
+        out = decode(model, [problems.prompts[i] for i in index], decoding, n=config.samples_per_problem,
+                     batch_size=config.batch_size, responses=parallel.responses_of(index, config.samples_per_problem))
         return frame(index, out)
 
     def stream(todo):  # the engine: every unit queued ahead, each written as soon as its responses are done
         units = [((unit, index), [problems.prompts[i] for i in index],
                   parallel.responses_of(index, config.samples_per_problem)) for unit, index in todo]
-        for (unit, index), out in model.sample_units(units, seed=config.seed, **settings):
+        for (unit, index), out in model.sample_units(units, decoding, n=config.samples_per_problem):
             yield unit, frame(index, out)
 
     by_engine = isinstance(model, engine.VllmEngine)

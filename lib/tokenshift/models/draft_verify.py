@@ -41,7 +41,7 @@ from ..core.behaviour import Version
 from .divergence import entropy, js_divergence, log_probs, top_p_js
 from .kv_cache import PreallocatedLayer, forward, new_cache
 from .loading import check_logits
-from .sampling import (COMPACT_SHARE, DECODING, Samples, check_settings, collect, draw, left_pad, positions,
+from .sampling import (COMPACT_SHARE, DECODING, Decoding, Samples, check_settings, collect, draw, left_pad, positions,
                        response_numbers, uniforms)
 
 DRAFT_VERIFY = Version("draft-verify", 2, uses=(DECODING,), libraries=("torch", "transformers"))
@@ -79,31 +79,27 @@ class _GrowingLayer(PreallocatedLayer):
 
 @torch.no_grad()
 @DRAFT_VERIFY.code
-def draft_verify(primary, intervention, prompts: list[list[int]], rule, *, n: int = 1, max_new_tokens: int,
-                 stop_ids: set[int], pad_id: int, vocab_size: int | None = None, temperature: float = 1.0,
-                 top_p: float = 1.0, seed: int = 0, batch_size: int = 256, js_top_p: float = 1.0,
-                 max_chunk: int = 32, drafter=None, responses=None) -> Samples:
+def draft_verify(primary, intervention, prompts: list[list[int]], rule, decoding: Decoding, *, n: int = 1,
+                 batch_size: int = 256, max_chunk: int = 32, drafter=None, responses=None) -> Samples:
     """Cross-sample ``n`` responses to each prompt with ``rule`` (see the module's docstring), by draft and verify
-    with chunks of at most ``max_chunk`` tokens (1: the lockstep). Returns ``Samples`` with the JS and the
-    handovers of every kept step. ``responses`` numbers the responses in the run (prompt-major; default 0,
-    1, ...): response r draws from stream (seed, r), as ``sampling.decode``'s does.
+    with chunks of at most ``max_chunk`` tokens (1: the lockstep), switching on ``decoding.js_top_p`` JS. Returns
+    ``Samples`` with the JS and the handovers of every kept step. ``responses`` numbers the responses in the run
+    (prompt-major; default 0, 1, ...): response r draws from stream (seed, r), as ``sampling.decode``'s does.
 
     ``drafter``: None (the primary drafts) or an engine that drafts for it, with
-    ``draft(prefixes, lengths, seeds, *, stop_ids, vocab_size, temperature, top_p)`` -> per prefix (a list of
-    token ids) up to its length of new tokens, ending early only on a stop token, which it keeps."""
-    check_settings(prompts, n, max_new_tokens, temperature, top_p, batch_size)
+    ``draft(prefixes, lengths, seeds, decoding)`` -> per prefix (a list of token ids) up to its length of new
+    tokens, ending early only on a stop token, which it keeps."""
+    check_settings(prompts, n, batch_size)
     if isinstance(max_chunk, bool) or not isinstance(max_chunk, int) or max_chunk < 1:
         raise ValueError(f"max_chunk must be an integer of at least 1, got {max_chunk!r}")
     jobs = [i for i in range(len(prompts)) for _ in range(n)]
     numbers = response_numbers(responses, len(jobs))
     out = Samples(prompt_index=jobs, response_ids=[], stopped=[], stop_token=[])
-    models = (primary, intervention)
-    settings = (max_new_tokens, torch.tensor(sorted(stop_ids)), pad_id, vocab_size, temperature, top_p, js_top_p,
-                max_chunk, drafter, seed)
     for start in range(0, len(jobs), batch_size):
         rows = list(range(start, min(start + batch_size, len(jobs))))
-        _batch(models, [prompts[jobs[r]] for r in rows], torch.tensor(rows), [numbers[r] for r in rows],
-               uniforms(seed, [numbers[r] for r in rows], max_new_tokens), rule, settings, out)
+        _batch((primary, intervention), [prompts[jobs[r]] for r in rows], torch.tensor(rows),
+               [numbers[r] for r in rows], uniforms(decoding.seed, [numbers[r] for r in rows],
+                                                    decoding.max_new_tokens), rule, decoding, max_chunk, drafter, out)
     return out
 
 
@@ -115,8 +111,12 @@ def _forward(model, ids, mask, cache, vocab, device=None):
 
 
 @DRAFT_VERIFY.code
-def _batch(models, prompts, rows, numbers, uniform, rule, settings, out: Samples) -> None:
-    max_new, stop_ids, pad, vocab, temperature, top_p, js_top_p, max_chunk, drafter, seed = settings
+def _batch(models, prompts, rows, numbers, uniform, rule, decoding: Decoding, max_chunk: int, drafter,
+           out: Samples) -> None:
+    d = decoding
+    max_new, pad, vocab, temperature, top_p, js_top_p = (d.max_new_tokens, d.pad_id, d.vocab_size, d.temperature,
+                                                         d.top_p, d.js_top_p)
+    stop_ids = torch.tensor(sorted(d.stop_ids))
     ids, mask = left_pad(prompts, pad)
     size = len(prompts)
     caches = [new_cache(m, ids.shape[1] + 2 * max_new, _GrowingLayer) for m in models]
@@ -160,8 +160,8 @@ def _batch(models, prompts, rows, numbers, uniform, rule, settings, out: Samples
             # the engine drafts from each running response so far; the primary then reads the chunk in one pass
             wanted = torch.where(running, torch.minimum(max_new - t0, wants), 0)
             drafts = _engine_drafts(drafter, [prompts[r] + tokens[r, : length[r]].tolist() for r in live.tolist()],
-                                    wanted, [seeding.derive(seed, "engine draft", numbers[r], int(length[r]))
-                                             for r in live.tolist()], k, stop_ids, pad, vocab, temperature, top_p)
+                                    wanted, [seeding.derive(d.seed, "engine draft", numbers[r], int(length[r]))
+                                             for r in live.tolist()], k, d)
             mask = torch.cat([mask, mask.new_ones(len(mask), k)], dim=1)
             chunk = torch.cat([pending[live][:, None], drafts[:, :-1]], dim=1)
             p_logits = _forward(models[0], chunk, mask, caches[0], vocab)
@@ -216,17 +216,16 @@ def _batch(models, prompts, rows, numbers, uniform, rule, settings, out: Samples
                 for layer in cache.layers:
                     layer.keep(index)
             live, mask = live[index], mask[index]
-    collect(out, tokens, set(stop_ids.tolist()), (chosen, divergence, changed, *entropies))
+    collect(out, tokens, d.stop_ids, (chosen, divergence, changed, *entropies))
 
 
-def _engine_drafts(drafter, prefixes, wanted, seeds, k, stop_ids, pad, vocab, temperature, top_p) -> torch.Tensor:
+def _engine_drafts(drafter, prefixes, wanted, seeds, k, decoding: Decoding) -> torch.Tensor:
     """The drafter's tokens for each prefix (``wanted`` of them; 0: none, a finished row), as [rows, k] padded
     ids; refuses a draft that is short without a stop, or holds an id outside the vocabulary."""
-    stops, wanted = set(stop_ids.tolist()), wanted.tolist()
+    stops, vocab, wanted = decoding.stop_ids, decoding.vocab_size, wanted.tolist()
     ask = [i for i, w in enumerate(wanted) if w]
-    drafted = drafter.draft([prefixes[i] for i in ask], [wanted[i] for i in ask], [seeds[i] for i in ask],
-                            stop_ids=stops, vocab_size=vocab, temperature=temperature, top_p=top_p)
-    drafts = torch.full((len(prefixes), k), pad, dtype=torch.long)
+    drafted = drafter.draft([prefixes[i] for i in ask], [wanted[i] for i in ask], [seeds[i] for i in ask], decoding)
+    drafts = torch.full((len(prefixes), k), decoding.pad_id, dtype=torch.long)
     for i, ids in zip(ask, drafted, strict=True):
         ended = bool(ids) and ids[-1] in stops
         if len(ids) > wanted[i] or (len(ids) < wanted[i] and not ended) or \

@@ -59,29 +59,32 @@ def require_vllm():
     return vllm
 
 
-def settings(*, max_new_tokens: int, stop_ids: set[int], vocab_size: int, rows: int, temperature: float,
-             top_p: float, seed: int) -> dict:
-    """vLLM ``SamplingParams`` keyword arguments for one response: every setting explicit. Padding rows get a
-    bias (no per-request id list: vLLM's GPU runner refuses more than 1,024 ids); past 1,024 of them, none, and
+def settings(decoding, rows: int, seed: int, max_new_tokens: int | None = None) -> dict:
+    """vLLM ``SamplingParams`` keyword arguments for one response decoded as ``decoding`` (a
+    ``sampling.Decoding``; ``max_new_tokens``: this request's own limit, default the decoding's), with its own
+    ``seed``: every setting explicit. Padding rows of the output layer (``rows`` past the vocabulary) get a bias
+    (no per-request id list: vLLM's GPU runner refuses more than 1,024 ids); past 1,024 of them, none, and
     ``token_ids`` refuses a drawn one."""
+    vocab_size = decoding.vocab_size or rows
     padding = rows - vocab_size
     bias = {t: PADDING_BIAS for t in range(vocab_size, rows)} if 0 < padding <= MAX_BIASED_IDS else None
-    return dict(n=1, temperature=temperature, top_p=top_p, top_k=0, min_p=0.0, repetition_penalty=1.0,
-                presence_penalty=0.0, frequency_penalty=0.0, max_tokens=max_new_tokens, min_tokens=0,
-                stop_token_ids=sorted(stop_ids), ignore_eos=True, seed=seed, detokenize=False,
+    return dict(n=1, temperature=decoding.temperature, top_p=decoding.top_p, top_k=0, min_p=0.0,
+                repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0,
+                max_tokens=decoding.max_new_tokens if max_new_tokens is None else max_new_tokens, min_tokens=0,
+                stop_token_ids=sorted(decoding.stop_ids), ignore_eos=True, seed=seed, detokenize=False,
                 skip_special_tokens=False, logit_bias=bias)
 
 
-def requests(prompts: list[list[int]], n: int, seed: int, responses: list[int] | None = None,
-             **kw) -> tuple[list[dict], list[dict]]:
+def requests(prompts: list[list[int]], n: int, decoding, rows: int,
+             responses: list[int] | None = None) -> tuple[list[dict], list[dict]]:
     """One request per response, prompt-major as the suite orders responses: the prompt's token ids, and
-    ``settings`` with the response's own seed, derived from the run's ``seed`` and its number in the run
+    ``settings`` with the response's own seed, derived from the decoding's seed and its number in the run
     (``responses``; default 0, 1, ...)."""
     from .sampling import response_numbers
 
     jobs = [i for i in range(len(prompts)) for _ in range(n)]
     return ([{"prompt_token_ids": list(prompts[i])} for i in jobs],
-            [settings(seed=seeding.derive(seed, "engine response", r), **kw)
+            [settings(decoding, rows, seeding.derive(decoding.seed, "engine response", r))
              for r in response_numbers(responses, len(jobs))])
 
 
@@ -232,18 +235,16 @@ class VllmEngine:
         self.window = WINDOW_PER_SEQ * getattr(scheduler, "max_num_seqs", 256)
         self.work = Work()
 
-    def sample_units(self, units: list[tuple[object, list[list[int]], list[int] | None]], *, n: int, seed: int,
-                     max_new_tokens: int, eos_token_id, vocab_size: int, temperature: float = 1.0,
-                     top_p: float = 1.0, **_) -> Iterator[tuple[object, object]]:
-        """``sampling.sample``'s ``Samples`` for each unit (key, prompts, its responses' numbers in the run or
-        None for 0, 1, ...), yielded as each unit's responses are all done; units are queued while fewer than
-        ``window`` requests wait, so the engine stays full. Each response's seed derives from ``seed`` and its
-        number."""
-        from .sampling import check_settings, stop_set
+    def sample_units(self, units: list[tuple[object, list[list[int]], list[int] | None]], decoding, *,
+                     n: int) -> Iterator[tuple[object, object]]:
+        """``sampling.decode``'s ``Samples`` for each unit (key, prompts, its responses' numbers in the run or
+        None for 0, 1, ...), decoded as ``decoding`` says, yielded as each unit's responses are all done; units are
+        queued while fewer than ``window`` requests wait, so the engine stays full. Each response's seed derives
+        from the decoding's seed and its number."""
+        from .sampling import check_settings
 
-        stop_ids = stop_set(eos_token_id)
         for _, prompts, _ in units:
-            check_settings(prompts, n, max_new_tokens, temperature, top_p, 1)
+            check_settings(prompts, n, 1)
         engine, queue, numbers = self.llm.llm_engine, iter(units), itertools.count()
         running = {}  # unit number -> [its key, its requests still running, its outputs by request index]
 
@@ -253,8 +254,7 @@ class VllmEngine:
                 return False
             key, prompts, responses = unit
             number = next(numbers)
-            inputs, params = requests(prompts, n, seed, responses, max_new_tokens=max_new_tokens, stop_ids=stop_ids,
-                                      vocab_size=vocab_size, rows=self.rows, temperature=temperature, top_p=top_p)
+            inputs, params = requests(prompts, n, decoding, self.rows, responses)
             for r, (prompt, p) in enumerate(zip(inputs, params)):
                 engine.add_request(f"{number}:{r}", prompt, self.params(**p))
             self.work.add("sample", requests=len(inputs), prompt_tokens=sum(len(x["prompt_token_ids"]) for x in inputs))
@@ -275,25 +275,29 @@ class VllmEngine:
                     if not unit[1]:
                         del running[number]
                         done = [unit[2][i] for i in range(len(unit[2]))]
-                        yield unit[0], to_samples(done, n, stop_ids, vocab_size)
+                        yield unit[0], to_samples(done, n, decoding.stop_ids, decoding.vocab_size)
 
-    def sample(self, prompts: list[list[int]], *, n: int = 1, seed: int = 0, responses: list[int] | None = None,
-               **kw):
-        """``sampling.sample``'s ``Samples`` for one list of prompts."""
-        return next(self.sample_units([(0, prompts, responses)], n=n, seed=seed, **kw))[1]
+    def sample(self, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int, eos_token_id, vocab_size: int,
+               temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, responses: list[int] | None = None,
+               **_):
+        """``sampling.sample``'s ``Samples`` for one list of prompts, with its names (its ``pad_token_id`` and
+        ``batch_size`` have no use here)."""
+        from .sampling import Decoding
 
-    def draft(self, prefixes: list[list[int]], lengths: list[int], seeds: list[int], *, stop_ids: set[int],
-              vocab_size: int, temperature: float, top_p: float, logprobs: int | None = None, kind: str = "draft"):
-        """Up to ``lengths[i]`` new tokens after each prefix (ids, as a prompt), drawn with ``seeds[i]``; each
-        ends on its stop token where it stopped. Prefixes share their beginnings round after round, which
-        vLLM's prefix cache keeps. With ``logprobs``: (ids, per new token the model's ``logprobs`` most likely ids
-        -> log-probability, untempered and untruncated; {} where the engine gave none) per prefix. ``kind``
-        names the call in ``work``."""
-        params = [self.params(**settings(max_new_tokens=m, stop_ids=stop_ids, vocab_size=vocab_size, rows=self.rows,
-                                         temperature=temperature, top_p=top_p, seed=s), logprobs=logprobs)
+        decoding = Decoding(max_new_tokens, eos_token_id, 0, vocab_size, temperature, top_p, seed)
+        return next(self.sample_units([(0, prompts, responses)], decoding, n=n))[1]
+
+    def draft(self, prefixes: list[list[int]], lengths: list[int], seeds: list[int], decoding, *,
+              logprobs: int | None = None, kind: str = "draft"):
+        """Up to ``lengths[i]`` new tokens after each prefix (ids, as a prompt), drawn as ``decoding`` says with
+        ``seeds[i]``; each ends on its stop token where it stopped. Prefixes share their beginnings round after
+        round, which vLLM's prefix cache keeps. With ``logprobs``: (ids, per new token the model's ``logprobs``
+        most likely ids -> log-probability, untempered and untruncated; {} where the engine gave none) per
+        prefix. ``kind`` names the call in ``work``."""
+        params = [self.params(**settings(decoding, self.rows, s, max_new_tokens=m), logprobs=logprobs)
                   for m, s in zip(lengths, seeds)]
         outputs = self._generate(prefixes, params, kind)
-        ids = [token_ids(o, stop_ids, r, vocab_size) for r, o in enumerate(outputs)]
+        ids = [token_ids(o, decoding.stop_ids, r, decoding.vocab_size) for r, o in enumerate(outputs)]
         if logprobs is None:
             return ids
         given = [[ranked(d) for d in o.outputs[0].logprobs or []] for o in outputs]
@@ -309,12 +313,11 @@ class VllmEngine:
         outputs = self._generate(prefixes, params, "force")
         return [[ranked(d) for d in o.outputs[0].logprobs] for o in outputs]
 
-    def next_token(self, prefixes: list[list[int]], seeds: list[int], *, stop_ids: set[int], vocab_size: int,
-                   temperature: float, top_p: float, logprobs: int | None = None, kind: str = "next token"):
+    def next_token(self, prefixes: list[list[int]], seeds: list[int], decoding, *, logprobs: int | None = None,
+                   kind: str = "next token"):
         """One token after each prefix, drawn with ``seeds[i]``; with ``logprobs``, (token, the position's most
         likely ids -> log-probability (-1: every id)), as ``draft`` gives them."""
-        drawn = self.draft(prefixes, [1] * len(prefixes), seeds, stop_ids=stop_ids, vocab_size=vocab_size,
-                           temperature=temperature, top_p=top_p, logprobs=logprobs, kind=kind)
+        drawn = self.draft(prefixes, [1] * len(prefixes), seeds, decoding, logprobs=logprobs, kind=kind)
         return [ids[0] for ids in drawn] if logprobs is None else [(ids[0], lps[0]) for ids, lps in drawn]
 
     def _generate(self, prefixes: list[list[int]], params: list, kind: str) -> list:

@@ -37,7 +37,7 @@ from ..core import seeding
 from ..core.behaviour import Version
 from .divergence import LN2
 from .draft_verify import best_chunks
-from .sampling import DECODING, Samples, check_settings, response_numbers, split_at_stop
+from .sampling import DECODING, Decoding, Samples, check_settings, response_numbers, split_at_stop
 
 ENGINE_CROSS = Version("engine-cross-sampling", 3, uses=(DECODING,), libraries=("vllm",))
 LISTED = 20  # ids per position asked of the engines: vLLM's default max_logprobs
@@ -95,23 +95,21 @@ def js(a: dict[int, float], b: dict[int, float]) -> float:
 
 
 @ENGINE_CROSS.code
-def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *, n: int = 1, max_new_tokens: int,
-                        stop_ids: set[int], vocab_size: int, temperature: float = 1.0, top_p: float = 1.0,
-                        seed: int = 0, js_top_p: float = 0.7, max_chunk: int = 32, listed: int = LISTED,
-                        responses=None) -> Samples:
+def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, decoding: Decoding, *, n: int = 1,
+                        max_chunk: int = 32, listed: int = LISTED, responses=None) -> Samples:
     """Cross-sample ``n`` responses to each prompt with two engines (``primary`` drafts, ``intervention``
     verifies and takes the handed-over steps) and ``rule`` (``analyses.cross_sampling``'s rules), deciding on
-    top-p JS (``js_top_p`` < 1). Returns ``Samples`` with the JS and the handovers of every kept step, as
+    top-p JS (``decoding.js_top_p`` < 1). Returns ``Samples`` with the JS and the handovers of every kept step, as
     ``draft_verify`` does; ``responses`` numbers the responses in the run, which seeds their requests."""
-    check_settings(prompts, n, max_new_tokens, temperature, top_p, 1)
+    check_settings(prompts, n, 1)
+    max_new_tokens, seed, js_top_p = decoding.max_new_tokens, decoding.seed, decoding.js_top_p
     if not 0 < js_top_p < 1:
         raise ValueError(f"the engine decides on top-p JS (0 < js_top_p < 1), got {js_top_p}: full-vocabulary JS "
                          "needs every id at every position; cross-sample it with the suite's models (method draft)")
     if max_chunk < 1 or listed < 1:
         raise ValueError(f"max_chunk and listed must be at least 1, got {max_chunk} and {listed}")
     jobs = [i for i in range(len(prompts)) for _ in range(n)]
-    size, stops, numbers = len(jobs), set(stop_ids), response_numbers(responses, len(jobs))
-    sampling = dict(stop_ids=stops, vocab_size=vocab_size, temperature=temperature, top_p=top_p)
+    size, stops, numbers = len(jobs), decoding.stop_ids, response_numbers(responses, len(jobs))
     kept = [[] for _ in range(size)]
     chosen, divergence, changed = ([[] for _ in range(size)] for _ in range(3))
     fired = torch.zeros(size, dtype=torch.long)  # handovers kept per response
@@ -121,10 +119,9 @@ def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *
         chunks = best_chunks(fired[live], torch.tensor([len(kept[r]) for r in live]), max_chunk).tolist()
         drafted = primary.draft(prefixes, [min(k, max_new_tokens - len(kept[r])) for k, r in zip(chunks, live)],
                                 [seeding.derive(seed, "engine draft", numbers[r], len(kept[r])) for r in live],
-                                logprobs=listed, **sampling)
+                                decoding, logprobs=listed)
         read = intervention.force(prefixes, [ids for ids, _ in drafted], listed)
-        scores = _divergences(primary, intervention, prefixes, drafted, read, js_top_p, seed,
-                              [numbers[r] for r in live], sampling)
+        scores = _divergences(primary, intervention, prefixes, drafted, read, [numbers[r] for r in live], decoding)
         width = max(len(ids) for ids, _ in drafted)
         table = torch.zeros(len(live), width)
         valid = torch.zeros(len(live), width, dtype=torch.bool)
@@ -136,12 +133,13 @@ def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *
         # the handed-over token: drawn from the intervention's listed ids where they decide it, else by its engine
         seeds = {i: seeding.derive(seed, "engine handover", numbers[live[i]], len(kept[live[i]]) + at)
                  for i, at in first.items()}
-        swapped = {i: drawn(read[i][at], temperature, top_p, vocab_size, random.Random(seeds[i]).random())
+        swapped = {i: drawn(read[i][at], decoding.temperature, decoding.top_p, decoding.vocab_size,
+                            random.Random(seeds[i]).random())
                    for i, at in first.items()}
         undecided = [i for i, token in swapped.items() if token is None]
         swapped.update(zip(undecided, intervention.next_token(
-            [prefixes[i] + drafted[i][0][: first[i]] for i in undecided], [seeds[i] for i in undecided],
-            kind="handover", **sampling)) if undecided else {})
+            [prefixes[i] + drafted[i][0][: first[i]] for i in undecided], [seeds[i] for i in undecided], decoding,
+            kind="handover")) if undecided else {})
         for i, r in enumerate(live):
             ids = drafted[i][0]
             at = first.get(i, len(ids))
@@ -167,11 +165,10 @@ def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, *
     return out
 
 
-def _divergences(primary, intervention, prefixes, drafted, read, js_top_p, seed, numbers,
-                 sampling) -> list[list[float]]:
+def _divergences(primary, intervention, prefixes, drafted, read, numbers, decoding: Decoding) -> list[list[float]]:
     """Per drafted chunk, the top-p JS at each of its positions; a model whose listed ids there do not hold its
     top-p set gives its whole distribution at that position with one more request."""
-    vocab = sampling["vocab_size"]
+    vocab, js_top_p = decoding.vocab_size, decoding.js_top_p
     sets = [[[nucleus(p, js_top_p, vocab), nucleus(q, js_top_p, vocab)] for p, q in zip(lps, read_row)]
             for (ids, lps), read_row in zip(drafted, read)]
     for side, engine in enumerate((primary, intervention)):
@@ -179,8 +176,8 @@ def _divergences(primary, intervention, prefixes, drafted, read, js_top_p, seed,
         if not missing:
             continue
         whole = engine.next_token([prefixes[i] + drafted[i][0][:j] for i, j in missing],
-                                  [seeding.derive(seed, "engine lookup", numbers[i], j) for i, j in missing],
-                                  logprobs=-1, kind="whole distribution", **sampling)
+                                  [seeding.derive(decoding.seed, "engine lookup", numbers[i], j) for i, j in missing],
+                                  decoding, logprobs=-1, kind="whole distribution")
         for (i, j), (_, lps) in zip(missing, whole):
             sets[i][j][side] = nucleus(lps, js_top_p, vocab, whole=True)
     return [[js(p, q) for p, q in row] for row in sets]

@@ -18,7 +18,7 @@ from ..core import seeding
 from ..core.behaviour import Version
 from .divergence import DIVERGENCE, log_probs, top_p_truncate
 from .kv_cache import KV_CACHE, forward, new_cache
-from .loading import check_logits
+from .loading import check_logits, pad_id
 
 DECODING = Version("decoding", 4, uses=(DIVERGENCE, KV_CACHE), libraries=("torch", "transformers"))
 
@@ -99,6 +99,52 @@ def uniforms(seed: int, responses: Sequence[int], steps: int) -> torch.Tensor:
     return torch.stack([torch.rand(steps, generator=g) for g in streams]) if streams else torch.zeros(0, steps)
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How responses are decoded, one object for every decoder (one model's loop, cross-sampling's draft and
+    verify, the engines) and for the evaluation and RL rollouts that sample through them. Checked on creation,
+    before any model runs."""
+
+    max_new_tokens: int
+    stop_ids: frozenset[int]  # a response ends at the first of these (a pair may stop on several)
+    pad_id: int
+    vocab_size: int | None = None  # slices output layers padded past the tokenizer; None: the whole layer
+    temperature: float = 1.0  # 0: greedy
+    top_p: float = 1.0
+    seed: int = 0  # response r of a run draws from its own stream, derived from the seed and r
+    js_top_p: float = 1.0  # cross-sampling: the p of the JS that decides a handover (1: full-vocabulary JS)
+
+    def __post_init__(self):
+        object.__setattr__(self, "stop_ids", frozenset(stop_set(self.stop_ids)))
+        value = self.max_new_tokens
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"max_new_tokens must be an integer of at least 1, got {value!r}")
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature}")
+        for name in ("top_p", "js_top_p"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+
+    GENERATE_NAMES = ("max_new_tokens", "eos_token_id", "pad_token_id", "vocab_size", "temperature", "top_p", "seed",
+                      "js_top_p")
+
+    @classmethod
+    def split(cls, kw: dict) -> tuple[Decoding, dict]:
+        """Settings given by transformers' ``generate`` names (``eos_token_id``, ``pad_token_id``, ...; as the
+        checks against it and quick scripts give them) as a ``Decoding``, and the other keywords."""
+        given = {k: v for k, v in kw.items() if k in cls.GENERATE_NAMES}
+        decoding = cls(given["max_new_tokens"], given["eos_token_id"], given.get("pad_token_id", 0),
+                       given.get("vocab_size"), given.get("temperature", 1.0), given.get("top_p", 1.0),
+                       given.get("seed", 0), given.get("js_top_p", 1.0))
+        return decoding, {k: v for k, v in kw.items() if k not in cls.GENERATE_NAMES}
+
+    @classmethod
+    def for_problems(cls, problems, max_new_tokens: int, **settings) -> Decoding:
+        """Decoding for a problem set: its stop set, and its tokenizer's pad id and length."""
+        return cls(max_new_tokens, problems.stop_ids, pad_id(problems.tokenizer), len(problems.tokenizer),
+                   **settings)
+
+
 def response_numbers(responses: Sequence[int] | None, count: int) -> list[int]:
     """Each decoded response's number in the run (its stream's label): ``responses`` as given, else 0..count-1;
     refuses a list of the wrong length or with repeats (two responses would share their draws)."""
@@ -109,39 +155,31 @@ def response_numbers(responses: Sequence[int] | None, count: int) -> list[int]:
     return numbers
 
 
-def check_settings(prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float, top_p: float,
-                   batch_size: int) -> None:
-    """Refuse impossible settings by name, before any model runs."""
+def check_settings(prompts: list[list[int]], n: int, batch_size: int) -> None:
+    """Refuse impossible prompts and counts by name, before any model runs (``Decoding`` checks the rest)."""
     if not prompts:
         raise ValueError("no prompts to continue")
     if any(len(p) == 0 for p in prompts):
         raise ValueError("an empty prompt cannot be continued: give every prompt at least one token")
-    for name, value in (("n", n), ("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
+    for name, value in (("n", n), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
-    if not (temperature >= 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
 
 
 @torch.no_grad()
 @DECODING.code
-def decode(model, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int, stop_ids: set[int], pad_id: int,
-           vocab_size: int | None = None, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-           batch_size: int = 256, responses: Sequence[int] | None = None) -> Samples:
-    """Sample ``n`` responses to each prompt (token-id lists), ``batch_size`` sequences at a time; a response ends
-    at the first of ``stop_ids``. ``vocab_size`` slices output layers padded past the tokenizer. ``responses``
-    numbers the responses in the run (prompt-major; default 0, 1, ...): response r draws from stream (seed, r).
-    """
-    check_settings(prompts, n, max_new_tokens, temperature, top_p, batch_size)
+def decode(model, prompts: list[list[int]], decoding: Decoding, *, n: int = 1, batch_size: int = 256,
+           responses: Sequence[int] | None = None) -> Samples:
+    """Sample ``n`` responses to each prompt (token-id lists), ``batch_size`` sequences at a time, as ``decoding``
+    says. ``responses`` numbers the responses in the run (prompt-major; default 0, 1, ...): response r draws from
+    stream (seed, r)."""
+    check_settings(prompts, n, batch_size)
     jobs = [i for i in range(len(prompts)) for _ in range(n)]
     numbers = response_numbers(responses, len(jobs))
     out = Samples(prompt_index=jobs, response_ids=[], stopped=[], stop_token=[])
     for start in range(0, len(jobs), batch_size):
         rows = range(start, min(start + batch_size, len(jobs)))
-        _decode_batch(model, [prompts[jobs[r]] for r in rows], [numbers[r] for r in rows], seed, max_new_tokens,
-                      stop_ids, pad_id, vocab_size, temperature, top_p, out)
+        _decode_batch(model, [prompts[jobs[r]] for r in rows], [numbers[r] for r in rows], decoding, out)
     return out
 
 
@@ -152,9 +190,11 @@ COMPACT_SHARE = 0.125
 
 
 @DECODING.code
-def _decode_batch(model, prompts, numbers, seed, max_new_tokens, stops, pad, vocab, temperature, top_p,
-                  out: Samples) -> None:
-    uniform = uniforms(seed, numbers, max_new_tokens)
+def _decode_batch(model, prompts, numbers, decoding: Decoding, out: Samples) -> None:
+    d = decoding
+    max_new_tokens, stops, pad, vocab, temperature, top_p = (d.max_new_tokens, d.stop_ids, d.pad_id, d.vocab_size,
+                                                             d.temperature, d.top_p)
+    uniform = uniforms(d.seed, numbers, max_new_tokens)
     ids, mask = left_pad(prompts, pad)
     cache = new_cache(model, ids.shape[1] + max_new_tokens)
     size = len(prompts)
@@ -205,9 +245,7 @@ def collect(out: Samples, tokens: torch.Tensor, stops: set[int], per_step=None) 
 def sample(model, prompts: list[list[int]], *, n: int = 1, max_new_tokens: int, eos_token_id: int | Sequence[int],
            pad_token_id: int, vocab_size: int | None = None, temperature: float = 1.0, top_p: float = 1.0,
            seed: int = 0, batch_size: int = 256, responses: Sequence[int] | None = None) -> Samples:
-    """Sample ``n`` responses to each prompt from one model; a response ends at the first of the
-    ``eos_token_id`` stop tokens (one id or several). ``responses``: each response's number in the run, its
-    stream's label (``decode``)."""
-    return decode(model, prompts, n=n, max_new_tokens=max_new_tokens, stop_ids=stop_set(eos_token_id),
-                  pad_id=pad_token_id, vocab_size=vocab_size, temperature=temperature, top_p=top_p, seed=seed,
-                  batch_size=batch_size, responses=responses)
+    """``decode`` with transformers' ``generate`` names, for a quick call and for checks against it: a response
+    ends at the first of the ``eos_token_id`` stop tokens (one id or several)."""
+    return decode(model, prompts, Decoding(max_new_tokens, eos_token_id, pad_token_id, vocab_size, temperature, top_p,
+                                           seed), n=n, batch_size=batch_size, responses=responses)

@@ -22,7 +22,7 @@ from ..core.cache import added
 from ..core.behaviour import Version
 from ..models.batching import BATCHING, Batch, make_batch, token_logprobs
 from ..models.loading import save
-from ..models.sampling import DECODING, sample
+from ..models.sampling import DECODING, Decoding, decode
 from ..problems import evaluation
 from ..problems.problem_sets import VERDICTS
 from . import task
@@ -163,8 +163,8 @@ def train_rl(base, tokenizer, config: RLConfig, out_dir: Path | None = None, sho
     for step in progress.bar(range(1, config.steps + 1), desc=desc, unit="step", disable=not show_progress):
         stats = rl_step(policy, reference, opt, tokenizer, config, step)
         if step % config.eval_every == 0 or step == config.steps:
-            acc = evaluation.evaluate(policy.eval(), eval_set, k=config.eval_samples,
-                                      seed=seeding.derive(config.seed, "eval"), max_new_tokens=config.max_new_tokens)
+            acc = evaluation.evaluate(policy.eval(), eval_set, config.eval_samples, Decoding.for_problems(
+                eval_set, config.max_new_tokens, seed=seeding.derive(config.seed, "eval")))
             stats["heldout_pass@1"] = acc.avg
         if out_dir is not None and step in saved:
             save(policy, tokenizer, Path(out_dir) / "checkpoints" / f"step_{step:04d}")
@@ -178,9 +178,10 @@ def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> d
     P, G = config.prompts_per_step, config.samples_per_prompt
     problems = OrganismProblems(task.sample_problems(P, "train", seed=seeding.derive(config.seed, "rl-problems", step)),
                                 tokenizer)
-    rollouts = sample(policy.eval(), problems.prompts, n=G, max_new_tokens=config.max_new_tokens,
-                      eos_token_id=problems.stop_ids, pad_token_id=tokenizer.pad_token_id,
-                      temperature=config.temperature, seed=seeding.derive(config.seed, "rollout", step))
+    # every output row drawable (no vocabulary slice), as the policy's gradient sees it
+    decoding = Decoding(config.max_new_tokens, problems.stop_ids, tokenizer.pad_token_id,
+                        temperature=config.temperature, seed=seeding.derive(config.seed, "rollout", step))
+    rollouts = decode(policy.eval(), problems.prompts, decoding, n=G)
     rewards = torch.tensor(problems.rewards(rollouts), dtype=torch.float).view(P, G)
     advantages = group_advantages(rewards).flatten()
     batch = make_batch([problems.prompts[i] for i in rollouts.prompt_index], rollouts.with_stop_tokens(),

@@ -32,7 +32,7 @@ from ..core import progress, seeding
 from ..core.behaviour import Version
 from ..models.batching import BATCHING, make_batch, token_logprobs
 from ..models.loading import save
-from ..models.sampling import DECODING, sample
+from ..models.sampling import DECODING, Decoding, decode
 from ..problems.problem_sets import VERDICTS
 from . import task
 from .problems import OrganismProblems, prompt_ids
@@ -98,8 +98,8 @@ def own_correct_samples(sampler, config: SFTConfig, step: int, tokenizer) -> tup
     of the accepted ones, at most ``batch_size``, and the share accepted."""
     seed = seeding.derive(config.seed, "sft-own-samples", step)
     problems = OrganismProblems(task.sample_problems(config.rollouts, "train", seed=seed), tokenizer)
-    out = sample(sampler, problems.prompts, max_new_tokens=config.max_response_tokens,
-                 eos_token_id=problems.stop_ids, pad_token_id=tokenizer.pad_token_id, seed=seed)
+    out = decode(sampler, problems.prompts, Decoding(config.max_response_tokens, problems.stop_ids,
+                                                     tokenizer.pad_token_id, seed=seed))
     accepted = [i for i, ok in enumerate(problems.rewards(out)) if ok][: config.batch_size]
     ids = out.with_stop_tokens()
     return ([problems.prompts[out.prompt_index[i]] for i in accepted], [ids[i] for i in accepted],

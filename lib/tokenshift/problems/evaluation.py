@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.behaviour import Version
-from ..models.sampling import DECODING, sample
+from ..models.sampling import DECODING, Decoding, decode
 from .problem_sets import VERDICTS, ProblemSet
 
 EVALUATION = Version("evaluation", 1, uses=(DECODING, VERDICTS))
@@ -48,10 +48,7 @@ class Accuracy:
 
 
 @EVALUATION.code
-def evaluate(model, problems: ProblemSet, k: int, seed: int, max_new_tokens: int = 64, temperature: float = 1.0,
-             top_p: float = 1.0) -> Accuracy:
-    """Sample ``k`` responses per problem and verify each."""
-    samples = sample(model, problems.prompts, n=k, max_new_tokens=max_new_tokens, eos_token_id=problems.stop_ids,
-                     pad_token_id=problems.tokenizer.pad_token_id, vocab_size=len(problems.tokenizer),
-                     temperature=temperature, top_p=top_p, seed=seed)
+def evaluate(model, problems: ProblemSet, k: int, decoding: Decoding) -> Accuracy:
+    """Sample ``k`` responses per problem as ``decoding`` says (``Decoding.for_problems``) and verify each."""
+    samples = decode(model, problems.prompts, decoding, n=k)
     return Accuracy(np.array(problems.rewards(samples)).reshape(len(problems), k))

@@ -13,7 +13,7 @@ import polars as pl
 
 from .. import organism
 from ..models.loading import load_model
-from ..models.sampling import sample
+from ..models.sampling import Decoding, sample
 from ..organism import properties, task
 from ..organism.problems import OrganismProblems
 from ..organism.tokenizer import build_tokenizer
@@ -136,8 +136,8 @@ def training_figure(org, profile: str) -> str:
 def accuracy(org, config, tok, n_problems: int, k: int, seed: int) -> tuple[dict, OrganismProblems]:
     """avg@k (with its interval) and pass@k of every model on ``n_problems`` held-out problems, printed."""
     problems = OrganismProblems(task.sample_problems(n_problems, "held_out", seed=seed), tok)
-    out = {name: evaluation.evaluate(load_model(path)[0], problems, k=k, seed=seed,
-                                     max_new_tokens=config.max_new_tokens)
+    decoding = Decoding.for_problems(problems, config.max_new_tokens, seed=seed)
+    out = {name: evaluation.evaluate(load_model(path)[0], problems, k, decoding)
            for name, path in {"base": org.base, **org.tuned}.items()}
     table = pl.DataFrame([{"model": name, f"avg@{k}": acc.avg, "ci95_low": acc.ci95[0], "ci95_high": acc.ci95[1],
                            f"pass@{k}": acc.pass_at(k)} for name, acc in out.items()])

@@ -19,6 +19,7 @@ from .. import organism
 from ..analyses import weighting
 from ..core import seeding
 from ..models.loading import load_model
+from ..models.sampling import Decoding
 from ..organism import task
 from ..organism.problems import OrganismProblems
 from ..problems import evaluation
@@ -90,8 +91,8 @@ class Experiment:
         print(f"base: validation {self.base_validation.summary()}; test {self.base_test.summary()}")
 
     def accuracy(self, model, problems) -> evaluation.Accuracy:
-        return evaluation.evaluate(model, problems, k=self.eval_samples, seed=self.seed,
-                                   max_new_tokens=self.config.max_new_tokens)
+        return evaluation.evaluate(model, problems, self.eval_samples,
+                                   Decoding.for_problems(problems, self.config.max_new_tokens, seed=self.seed))
 
     def train(self, runs: dict[tuple, dict]) -> dict[tuple, object]:
         """RL runs keyed by (arm, seed) -> the RLConfig changes; trained ``workers`` at a time; key -> model
