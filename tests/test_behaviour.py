@@ -49,3 +49,32 @@ def test_a_version_closes_over_what_it_uses():
     top = Version("test-top", 1, uses=(leaf,))
     assert top.closure() == {"test-leaf": 3, "test-top": 1}
     assert set(behaviour.combine(top)["libraries"]) == {"numpy"}
+
+
+def test_a_refresh_needs_the_smoke_profile_to_come_out_the_same(tmp_path, monkeypatch, capsys):
+    """Two runs compare by their cache entries and every output byte; ``--refresh`` over code changed under an
+    unbumped version writes the snapshot only when that comparison (``neutral``) finds nothing."""
+    from tokenshift.core import behaviour
+
+    for run, figure in (("a", b"png"), ("b", b"png!")):
+        (tmp_path / run / "cache" / "responses" / "k1").mkdir(parents=True)
+        (tmp_path / run / "figures" / "smoke").mkdir(parents=True)
+        (tmp_path / run / "figures" / "smoke" / "01.png").write_bytes(figure)
+        (tmp_path / run / "figures" / "smoke" / "findings.json").write_text("{}")
+    (tmp_path / "b" / "cache" / "shifts" / "k2").mkdir(parents=True)
+    assert behaviour.compare_runs(tmp_path / "a", tmp_path / "b", "smoke") == [
+        "cache entry shifts/k2 only in the second run", "01.png differs"]
+    assert behaviour.compare_runs(tmp_path / "a", tmp_path / "a", "smoke") == []
+
+    snapshot_file = tmp_path / "code_versions.json"
+    stale = behaviour.snapshot()
+    name = next(n for n, v in stale.items() if v["code"])
+    first = next(iter(stale[name]["code"]))
+    stale[name]["code"][first] = "0" * 16  # that definition "changed" under an unbumped version
+    snapshot_file.write_text(json.dumps(stale))
+    monkeypatch.setattr(behaviour, "SNAPSHOT", snapshot_file)
+    monkeypatch.setattr(behaviour, "neutral", lambda against: ["01.png differs"])
+    assert behaviour.main(["--refresh"]) == 1 and json.loads(snapshot_file.read_text()) == stale
+    assert "not refreshed: the smoke profile's results moved" in capsys.readouterr().out
+    monkeypatch.setattr(behaviour, "neutral", lambda against: [])
+    assert behaviour.main(["--refresh"]) == 0 and json.loads(snapshot_file.read_text()) == behaviour.snapshot()

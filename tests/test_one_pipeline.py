@@ -73,3 +73,24 @@ def test_a_preset_is_the_starting_point_of_profiles_and_the_command_line(tmp_pat
                                                                                        "max_new_tokens": 5}, "t")
     assert cli.main(["sample", "--base", "b", "--tuned", "t", "--data", "d", "--out", str(tmp_path / "o"),
                      "--preset", "organism"]) == 2  # the organism leaves the length to the pair
+
+
+def test_a_result_made_by_other_behaviour_is_recognised(pair, tmp_path, monkeypatch, capsys):
+    """A CLI output records the behaviour versions it was made with; reading one made with others (an older
+    decoding, here) warns that it would come out otherwise now, naming the versions."""
+    base, rl, problems = pair
+    monkeypatch.setenv("TOKENSHIFT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "r.parquet"
+    assert cli.main([str(a) for a in ["sample", "--base", base, "--tuned", rl, "--data", problems, "--preset",
+                                      "organism", *options("sample"), "--out", out]]) == 0
+    meta = json.loads((tmp_path / "r.parquet.meta.json").read_text())
+    assert meta["behaviour"] == cli.behaviour("sample") and meta["behaviour"]["decoding"] >= 1
+    capsys.readouterr()
+    cli.check_made_with(out, "r.parquet")
+    assert capsys.readouterr().err == ""  # made now: nothing to say
+    meta["behaviour"]["decoding"] -= 1
+    (tmp_path / "r.parquet.meta.json").write_text(json.dumps(meta))
+    cli.check_made_with(out, "r.parquet")
+    err = capsys.readouterr().err
+    assert "r.parquet was made by `tokenshift sample` with other behaviour versions" in err
+    assert f"decoding {meta['behaviour']['decoding']} -> {cli.behaviour('sample')['decoding']}" in err

@@ -10,20 +10,28 @@ nothing, and a bumped version rebuilds exactly the entries that depend on it.
 A guard test keeps the numbers honest: it hashes every marked definition, with docstrings and comments
 stripped, against ``tests/code_versions.json``; a definition that changed while its version did not fails
 with "bump X, or refresh the snapshot if the change is behaviour-neutral"
-(``python -m tokenshift.core.behaviour --refresh``).
+(``python -m tokenshift.core.behaviour --refresh``). A refresh is not taken on trust: where code changed
+under an unbumped version, it first runs the smoke profile from scratch with the code at the last commit and
+with the working tree, side by side (``neutral``), and refreshes only if both give the same cache entries,
+figures and findings, byte for byte.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import filecmp
 import hashlib
 import inspect
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 
 from .paths import REPO
 
@@ -145,16 +153,75 @@ def differences(committed: dict, current: dict) -> list[str]:
 SNAPSHOT = REPO / "tests" / "code_versions.json"
 
 
+def compare_runs(first: Path, second: Path, profile: str) -> list[str]:
+    """What differs between two runs of ``profile`` (each a folder with ``cache/`` and ``figures/``): the cache
+    entries they built (kind and key) and every file of their figures folders, byte for byte."""
+    def entries(root: Path) -> set[str]:
+        return {f"{kind.name}/{entry.name}" for kind in (root / "cache").iterdir() if kind.is_dir()
+                for entry in kind.iterdir() if not entry.name.startswith(".")}
+
+    problems = [f"cache entry {e} only in the {which} run" for which, a, b in (("first", first, second),
+                                                                              ("second", second, first))
+                for e in sorted(entries(a) - entries(b))]
+    out = [first / "figures" / profile, second / "figures" / profile]
+    names = sorted({p.name for folder in out for p in folder.iterdir()})
+    for name in names:
+        a, b = (folder / name for folder in out)
+        if not (a.is_file() and b.is_file()):
+            problems.append(f"{name} was written by one run only")
+        elif not filecmp.cmp(a, b, shallow=False):
+            problems.append(f"{name} differs")
+    return problems
+
+
+def neutral(against: str = "HEAD", profile: str = "smoke") -> list[str]:
+    """Run ``profile`` from scratch with the code at git ref ``against`` (a temporary worktree) and with the
+    working tree, side by side, each with a cache and outputs of its own, and list what differs
+    (``compare_runs``); empty when the change between them is behaviour-neutral on that profile."""
+    with tempfile.TemporaryDirectory(prefix="tokenshift-neutral-") as tmp:
+        tmp = Path(tmp)
+        base = tmp / "code"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(base), against],
+                       check=True)
+        try:
+            runs = {}
+            for name, root in (("before", base), ("after", REPO)):
+                out = tmp / name
+                env = {**os.environ, "PYTHONPATH": str(root / "lib"), "TOKENSHIFT_CACHE": str(out / "cache"),
+                       "TOKENSHIFT_FIGURES": str(out / "figures"), "TOKENSHIFT_RUNS": str(out / "runs")}
+                runs[name] = subprocess.Popen([sys.executable, "-m", "tokenshift.suite.runner", "--profile", profile],
+                                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                              text=True)
+            failed = [f"the {name} run failed: {run.communicate()[1][-2000:]}" for name, run in runs.items()
+                      if run.wait() != 0]
+            return failed or compare_runs(tmp / "before", tmp / "after", profile)
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], check=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check or refresh the snapshot of behaviour versions.")
-    parser.add_argument("--refresh", action="store_true", help=f"rewrite {SNAPSHOT} from the code as it is")
+    parser.add_argument("--refresh", action="store_true",
+                        help=f"rewrite {SNAPSHOT} from the code as it is; where code changed under an unbumped version, "
+                             "only once the smoke profile run from scratch gives the same results before and after")
+    parser.add_argument("--against", default="HEAD", help="the git ref whose code the check runs as 'before' "
+                                                          "(default: %(default)s)")
     args = parser.parse_args(argv)
     current = snapshot()
+    problems = differences(json.loads(SNAPSHOT.read_text()), current)
     if args.refresh:
+        if any("changed: bump" in p for p in problems):
+            print(f"checking that the change is behaviour-neutral: the smoke profile from scratch at {args.against} "
+                  "and now, side by side (minutes)", flush=True)
+            moved = neutral(args.against)
+            if moved:
+                print("not refreshed: the smoke profile's results moved, so bump the versions instead:\n"
+                      + "\n".join(moved))
+                return 1
+            print(f"behaviour-neutral: the same cache entries, figures and findings at {args.against} and now")
         SNAPSHOT.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
         print(f"wrote {SNAPSHOT}")
         return 0
-    problems = differences(json.loads(SNAPSHOT.read_text()), current)
     print("\n".join(problems) or "every behaviour version matches its snapshot")
     return 1 if problems else 0
 

@@ -334,12 +334,41 @@ def _write(out: Path, table: pl.DataFrame | None, args, setup, problems=None, en
     meta = {"command": args.command, "arguments": {k: str(v) for k, v in sorted(vars(args).items())
                                                    if k not in ("command", "func")},
             "preset": args.preset, "settings": {name: getattr(setup, name) for name in SETTINGS[args.command]},
-            "versions": tokenshift.versions(), "engine": engine,
+            "versions": tokenshift.versions(), "behaviour": behaviour(args.command), "engine": engine,
             "models": {"base": provenance(args.base), "tuned": provenance(args.tuned)}}
     if problems is not None:
         meta |= {"data": data_provenance(args.data, args.data_files, args.data_revision), **problems.asked()}
     with atomic(out.with_name(out.name + ".meta.json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def behaviour(command: str) -> dict[str, int]:
+    """The behaviour versions of the code a command's output comes from (``core.behaviour``): a result made
+    before a change that redraws or rescores it names older numbers."""
+    from ..analyses import cross_sampling, shifts
+
+    return {"sample": shifts.REFERENCE_SAMPLING, "score": shifts.SCORING,
+            "cross-sample": cross_sampling.CROSS_SAMPLING}[command].closure()
+
+
+def check_made_with(path: Path, where: str) -> None:
+    """Warn when the file at ``path`` was written (its ``.meta.json`` says) by code whose behaviour versions
+    differ from this suite's: its responses or scores would come out otherwise now, so mixing it with new ones
+    mixes two behaviours."""
+    meta = path.with_name(path.name + ".meta.json")
+    if not meta.is_file():
+        return
+    made = json.loads(meta.read_text())
+    recorded, command = made.get("behaviour"), made.get("command")
+    if recorded is None or command not in ("sample", "score", "cross-sample"):
+        return
+    now = behaviour(command)
+    moved = {name: (recorded.get(name), number) for name, number in now.items() if recorded.get(name) != number}
+    if moved:
+        print(f"warning: {where} was made by `tokenshift {command}` with other behaviour versions than this suite's ("
+              + ", ".join(f"{name} {old} -> {new}" for name, (old, new) in sorted(moved.items()))
+              + "): made again now it would come out otherwise; do not mix it with results made now",
+              file=sys.stderr)
 
 
 def _rank0() -> bool:
@@ -374,6 +403,7 @@ def cmd_score(args) -> None:
         check_frozen({"base": args.base, "tuned": args.tuned}, {}, "arguments")
     refs = responses.read(args.responses, "--responses")
     where = f"--responses {args.responses}"
+    check_made_with(args.responses, where)
     if "eps" in refs.columns:  # a cross-sample file: one eps and rule of it
         if args.eps is None:
             raise ValueError(f"--responses {args.responses} is a cross-sample file: choose its responses with --eps "
@@ -422,6 +452,7 @@ def _checkpoint(arg: str):
     step, sep, file = arg.partition("=")
     if not sep or not step.strip().isdigit():
         raise ValueError(f"--checkpoints takes STEP=FILE (e.g. 50=step50.parquet), got {arg!r}")
+    check_made_with(Path(file), f"checkpoint file {file}")
     return int(step), responses.read(Path(file), f"checkpoint file {file}")
 
 
@@ -434,6 +465,7 @@ def cmd_summarise(args) -> None:
     from ..models import responses
 
     frame = responses.read(args.file, "input file")
+    check_made_with(args.file, str(args.file))
     with pl.Config(float_precision=4, tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160):
         if "eps" in frame.columns:
             if "correct" not in frame.columns:
