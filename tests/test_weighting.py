@@ -96,3 +96,40 @@ def test_top_decile_tokens_counts_and_category_lift():
     assert rows[0] == {"token": "<eos>", "share_of_top_decile": 0.8, "share_of_its_uses": 0.5}
     assert lift["stop or special"] == pytest.approx(0.8 / (8 / 48)) and list(lift)[0] == "stop or special"
     assert weighting.top_decile_tokens([[{}]], names.get) == ([], {})
+
+
+def test_the_experiment_protocol_compares_the_arms_it_fixed_in_advance(capsys):
+    """Notebook 05's protocol (``sections.weighting``): the arms' settings, and each comparison paired by seed and
+    judged by its rule, the paper's weights compared too, and the power rule's reason making all not testable."""
+    import polars as pl
+    from tokenshift.sections import weighting as protocol
+
+    arms = protocol.arms(1e-4, 0.5, 1.0, paper_weights=True)
+    assert list(arms) == [protocol.BASELINE, "high-divergence boost", "low-divergence boost",
+                          "high boost, weights shuffled", "high boost, paper's weights"]
+    assert (arms["high-divergence boost"]["weight_alpha"], arms["low-divergence boost"]["weight_alpha"]) == (0.5, -0.5)
+    assert arms["high boost, weights shuffled"]["weight_shuffle"] and all(a["lr"] == 1e-4 for a in arms.values())
+    assert "weight_normalise" not in arms["high boost, paper's weights"]  # the paper's w_t as published
+    assert "high boost, paper's weights" not in protocol.arms(1e-4, 0.5, 1.0, paper_weights=False)
+
+    e = protocol.Experiment(profile="smoke", seed=0, pilot_seeds=[], pilot_lrs=[], seeds=list(range(6)),
+                            size_seeds=False, max_seeds=6, steps=1, prompts_per_step=1, updates_per_batch=1,
+                            weight_scale=1.0, paper_weights=True, top_decile_share=0.8, n_validation_problems=1,
+                            n_test_problems=1, eval_samples=1, workers=1)
+    base = np.array([0.40, 0.42, 0.38, 0.41, 0.43, 0.39])
+    shift = {"high-divergence boost": 0.03, "low-divergence boost": -0.03}
+    e.arms, e.collapsed, e.untestable = arms, dict.fromkeys(arms, 0), ""
+    e.per_seed = pl.DataFrame({"seed": range(6), **{arm: base + shift.get(arm, 0.0) for arm in arms}})
+    e.lr, e.alpha, e.kl_q90, e.mde, e.stable, e.effect, e.needed = 1e-4, 0.5, 0.01, 0.02, True, 0.026, 6
+    verdicts, values = e.verdicts()
+    status = {(v.claim, v.statistic): v.status for v in verdicts}
+    assert status == {
+        ("weighting.high_boost_helps", "weighting.high_divergence_boost_minus_dapo_like_baseline"): claims.AGREES,
+        ("weighting.low_boost_helps", "weighting.low_divergence_boost_minus_dapo_like_baseline"): claims.DISAGREES,
+        ("weighting.targeting_matters", "weighting.high_divergence_boost_minus_high_boost_weights_shuffled"):
+            claims.AGREES,
+        ("weighting.high_boost_helps", "weighting.high_boost_papers_weights_minus_dapo_like_baseline"):
+            claims.INCONCLUSIVE}
+    assert math.isclose(values["weighting.high_divergence_boost.test_accuracy_mean"], base.mean() + 0.03)
+    e.untestable = weighting.power_rule(0.04, 0.026, 0, 6)  # underpowered: nothing may be claimed either way
+    assert {v.status for v in e.verdicts()[0]} == {claims.NOT_TESTABLE}
