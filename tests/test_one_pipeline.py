@@ -59,7 +59,7 @@ def test_the_command_line_and_the_notebooks_give_identical_tables(pair, tmp_path
     assert meta["versions"]["tokenshift"]
 
 
-def test_a_preset_is_the_starting_point_of_profiles_and_the_command_line(tmp_path):
+def test_a_preset_is_the_starting_point_of_profiles_and_the_command_line(tmp_path, capsys):
     paper = profiles.preset("paper")
     assert (paper.samples_per_problem, paper.top_p, paper.max_new_tokens) == (32, 0.7, 8192)
     assert profiles.shift_setup("paper") == profiles.shifts_section({"preset": "paper", "n_problems": 0,
@@ -73,6 +73,9 @@ def test_a_preset_is_the_starting_point_of_profiles_and_the_command_line(tmp_pat
                                                                                        "max_new_tokens": 5}, "t")
     assert cli.main(["sample", "--base", "b", "--tuned", "t", "--data", "d", "--out", str(tmp_path / "o"),
                      "--preset", "organism"]) == 2  # the organism leaves the length to the pair
+    assert cli.main(["sample", "--base", "b", "--tuned", "t", "--data", "d", "--out", str(tmp_path / "o"),
+                     "--samples", "0"]) == 2
+    assert "--samples must be an integer >= 1, got 0" in capsys.readouterr().err  # by the option's own name
 
 
 def test_a_result_made_by_other_behaviour_is_recognised(pair, tmp_path, monkeypatch, capsys):

@@ -346,10 +346,9 @@ def engine_pair(primary_dir, intervention_dir, problems: ProblemSet, max_new_tok
     """The two models of a cross-sampling run as inference engines, each with its context sized for these
     problems; on a GPU each takes the placement's share (default 0.45) of every GPU it uses, so both fit beside
     each other."""
-    context = engine.context_length(problems.prompts, max_new_tokens)
-    share = placement.engine_memory or (0.45 if runtime()["device"] != "cpu" else None)
-    return tuple(engine.VllmEngine(source, dtype=placement.dtype or runtime()["dtype"], gpus=placement.gpus_per_rank,
-                                   max_model_len=context, memory=share) for source in (primary_dir, intervention_dir))
+    share = 0.45 if runtime()["device"] != "cpu" else None
+    return tuple(placement.engine(source, problems.prompts, max_new_tokens, share)
+                 for source in (primary_dir, intervention_dir))
 
 
 def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConfig, cache: ArtifactCache | None = None,
@@ -375,10 +374,8 @@ def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConf
                                                 placement)
         else:
             if config.drafter == "vllm":  # first, so that it takes its share of each GPU before the pair loads
-                drafter = engine.VllmEngine(
-                    primary_dir, dtype=placement.dtype, gpus=placement.gpus_per_rank,
-                    max_model_len=engine.context_length(problems.prompts, config.max_new_tokens),
-                    memory=placement.engine_memory or (0.3 if numerics["device"] != "cpu" else None))
+                drafter = placement.engine(primary_dir, problems.prompts, config.max_new_tokens,
+                                           0.3 if numerics["device"] != "cpu" else None)
             # the suite's caches hold each row's prompt and twice its new tokens (draft and verify's dropped slots)
             placement.check_fits([primary_dir, intervention_dir], rows=config.batch_size,
                                  context=max(map(len, problems.prompts)) + 2 * config.max_new_tokens)

@@ -128,9 +128,7 @@ def _responses_entry(model_dir, problems: ProblemSet, config: SamplingConfig, ca
 
     def build(out: Path):
         if config.engine == "vllm":
-            model = engine.VllmEngine(model_dir, dtype=placement.dtype, gpus=placement.gpus_per_rank,
-                                      max_model_len=engine.context_length(problems.prompts, config.max_new_tokens),
-                                      memory=placement.engine_memory)
+            model = placement.engine(model_dir, problems.prompts, config.max_new_tokens)
         else:
             placement.check_fits([model_dir])
             model = placement.load(model_dir)[0]

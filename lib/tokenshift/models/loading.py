@@ -252,6 +252,15 @@ class Placement:
     def runtime(self) -> dict:
         return runtime(self.dtype)
 
+    def engine(self, source, prompts: list[list[int]], max_new_tokens: int, share: float | None = None):
+        """``source`` as an inference engine (``models.engine.VllmEngine``) in the dtype the cache keys say
+        (``runtime``), its context sized for ``prompts`` plus ``max_new_tokens``, taking the placement's memory
+        share, else ``share`` (None: the engine's own choice)."""
+        from .engine import VllmEngine, context_length
+
+        return VllmEngine(source, dtype=self.runtime()["dtype"], gpus=self.gpus_per_rank,
+                          max_model_len=context_length(prompts, max_new_tokens), memory=self.engine_memory or share)
+
     def check_fits(self, sources, rows: int = 0, context: int = 0) -> None:
         check_pair_fits(sources, self.dtype, self.gpus_per_rank, rows=rows, context=context)
 

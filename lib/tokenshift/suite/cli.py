@@ -228,12 +228,9 @@ def _check_args(args) -> None:
     """Refuse bad values by name before anything is loaded."""
     from ..core import validate
 
-    for name in validate.RULES:
+    options = {name: f"--{name.replace('_', '-')}" for name in validate.RULES} | SETTINGS.get(args.command, {})
+    for name, option in options.items():
         value = getattr(args, name, None)
-        if value is not None:
-            validate.check(name, value, f"--{name.replace('_', '-')}")
-    for name, option in SETTINGS.get(args.command, {}).items():
-        value = getattr(args, name)
         if value is not None and name in validate.RULES:
             validate.check(name, value, option)
     if getattr(args, "cross_drafter", None) not in (None, "suite") and getattr(args, "cross_method", None) not in (
@@ -315,7 +312,7 @@ def _engine_version() -> str:
     return f"vllm {require_vllm().__version__}"
 
 
-def _write(out: Path, table: pl.DataFrame | None, args, setup, problems=None, engine: str = OWN_DECODER) -> None:
+def _write(out: Path, table: pl.DataFrame, args, setup, problems=None, engine: str = OWN_DECODER) -> None:
     """Rank 0 writes ``table`` to ``out`` (complete or not at all) and, beside it, ``<out>.meta.json``: the
     command, its arguments and settings (so a result is never mistaken for one made with others), the versions it
     ran with (the suite's and each stage's behaviour version), the engine that sampled, where each model and the
