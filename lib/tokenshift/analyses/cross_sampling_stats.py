@@ -288,11 +288,11 @@ def control_table(sweeps: dict[tuple[str, str], pl.DataFrame], at: dict[tuple[st
             diff, diff_draws = claims.bootstrap_draws(
                 x, lambda x: recovered(x, 0, sign) - recovered(x, i, sign), bootstraps,  # noqa: B023
                 seeding.derive(seed, where, "recovered minus", rule)) if i else (math.nan, np.array([math.nan]))
+            (low, high), (minus_low, minus_high) = _interval(draws), _interval(diff_draws)
             rows.append({"model": key[0], "direction": key[1], "eps": eps, "rule": rule, "name": control_name(rule),
                          "pct_intervened": s["pct_intervened"], "pct_changed": s["pct_changed"],
-                         "accuracy": s["accuracy"], "recovered": r, "low": _interval(draws)[0],
-                         "high": _interval(draws)[1], "divergence_minus": diff,
-                         "minus_low": _interval(diff_draws)[0], "minus_high": _interval(diff_draws)[1]})
+                         "accuracy": s["accuracy"], "recovered": r, "low": low, "high": high,
+                         "divergence_minus": diff, "minus_low": minus_low, "minus_high": minus_high})
     return pl.DataFrame(rows, schema_overrides={k: pl.Float64 for k in ("pct_changed", "recovered", "low", "high",
                                                                          "divergence_minus", "minus_low",
                                                                          "minus_high")})

@@ -202,13 +202,12 @@ def sft_controls_figure(this, controls: dict, profile: str) -> list[str]:
     return [plotting.save(fig, profile, "01_controls")]
 
 
-def values(this, tables: dict[str, pl.DataFrame], summary: pl.DataFrame, evolution: dict, controls: dict) -> dict:
+def values(summary: pl.DataFrame, evolution: dict, controls: dict) -> dict:
     """The notebook's findings by name."""
     out = {}
-    for name in tables:
-        for key, v in shift_stats.sparsity_summary(tables[name], js="js_top_p", high=this.setup.high_js).items():
-            if key != "positions":
-                out[f"sparsity.{name}.{key}"] = v
+    for name in dict.fromkeys(summary["model"]):  # the summary's top-p row, and the full-JS near-zero share beside it
+        out.update({f"sparsity.{name}.{key}": v for key, v in _by(summary, name, "top-p JS").items()
+                    if key not in ("model", "metric")})
         out[f"sparsity.{name}.full_js.frac_js_lt_0.01"] = _by(summary, name, "full JS")["frac_js_lt_0.01"]
     for name, e in evolution["top_p"].items():
         out[f"evolution.{name}.jaccard_first_checkpoint"] = e["jaccard_with_final"][1]
