@@ -9,7 +9,7 @@ in the results.
 import sys
 from pathlib import Path
 
-from tokenshift.analyses import cross_sampling, shifts
+from tokenshift.analyses import cross_sampling, reference_responses, shift_scores, shifts
 from tokenshift.core import parallel
 from tokenshift.core.cache import ArtifactCache
 from tokenshift.models.loading import load_tokenizer
@@ -19,9 +19,9 @@ from tokenshift.organism.problems import OrganismProblems
 pair, cache_dir, out = map(Path, sys.argv[1:4])
 per_unit, batch = map(int, sys.argv[4:6])
 problems = OrganismProblems(task.sample_problems(5, "held_out", seed=0), load_tokenizer(pair / "base"))
-sampling = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=8, prompts_per_unit=per_unit,
-                                 batch_size=batch)
-scoring = shifts.ScoringConfig(responses_per_unit=3)
+sampling = reference_responses.SamplingConfig(samples_per_problem=2, max_new_tokens=8, prompts_per_unit=per_unit,
+                                               batch_size=batch)
+scoring = shift_scores.ScoringConfig(responses_per_unit=3)
 sweep = cross_sampling.SweepConfig(eps_grid=(float("inf"), 0.05), samples_per_problem=2, max_new_tokens=8,
                                    prompts_per_unit=per_unit, batch_size=batch)
 cache = ArtifactCache(cache_dir)

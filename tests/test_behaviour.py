@@ -1,9 +1,11 @@
-"""The guard of the cache's identities: behaviour code changes only with its version."""
+"""The guard of the cache's identities: each module's behaviour version, what it depends on read from its
+imports, and code that changes only with its version."""
 
 import json
 
-from tokenshift.core import behaviour
-from tokenshift.core.behaviour import SNAPSHOT, Version, differences, snapshot, source_hash
+from tokenshift.core import behaviour, seeding
+from tokenshift.core.behaviour import SNAPSHOT, Version, combine, dependencies, differences, imports, snapshot, \
+    source_hash
 
 
 def test_every_behaviour_version_matches_its_snapshot():
@@ -11,44 +13,58 @@ def test_every_behaviour_version_matches_its_snapshot():
     assert not problems, "\n".join(problems) + "\n(python -m tokenshift.core.behaviour --refresh rewrites the snapshot)"
 
 
-def documented(x):
-    """A docstring."""
-    # a comment
-    return x + 1  # another
+def test_every_module_a_versioned_module_runs_is_versioned():
+    assert behaviour.holes() == []
 
 
-def bare(x):
-    return x + 1
+def test_a_module_without_a_version_is_a_hole(monkeypatch):
+    real = behaviour.version_of
+    monkeypatch.setattr(behaviour, "version_of", lambda m: None if m == "tokenshift.core.seeding" else real(m))
+    found = behaviour.holes()
+    assert any(h.startswith("tokenshift.core.seeding is imported by") and "models.sampling" in h for h in found)
 
 
-def changed(x):
-    return x + 2
+def test_imports_are_read_from_the_source_wherever_they_sit():
+    # relative imports, a submodule named in ``from package import``, an import inside a function
+    assert {"tokenshift.analyses.reference_responses", "tokenshift.analyses.shift_scores"} <= imports(
+        "tokenshift.analyses.shifts")
+    assert "tokenshift.core.paths" in imports("tokenshift.core.behaviour")  # inside ``neutral``
+    # an import for type checking only is not code the module runs
+    assert "tokenshift.problems.problem_sets" not in imports("tokenshift.analyses.cross_sampling")
+    # a builder reaches what it runs, and only that: sampling's key holds no scoring and no grader
+    sampling = dependencies("tokenshift.analyses.reference_responses")
+    assert "tokenshift.models.sampling" in sampling and "tokenshift.models.divergence" in sampling
+    assert not {"tokenshift.models.scoring", "tokenshift.problems.math_answers"} & set(sampling)
+
+
+def test_a_key_holds_the_versions_of_everything_the_builder_imports(monkeypatch):
+    before = combine("tokenshift.models.sampling")
+    assert before["versions"]["core.seeding"] == seeding.BEHAVIOUR.number  # imported by sampling
+    assert set(before["libraries"]) == {"torch", "transformers"}
+    monkeypatch.setattr(seeding, "BEHAVIOUR", Version(seeding.BEHAVIOUR.number + 1, libraries=("numpy",)))
+    after = combine("tokenshift.models.sampling")
+    assert after["versions"]["core.seeding"] == before["versions"]["core.seeding"] + 1
+    assert set(after["libraries"]) == {"numpy", "torch", "transformers"}
+    assert "core.seeding" not in combine("tokenshift.models.batching")["versions"]  # which does not import it
 
 
 def test_docstrings_comments_and_layout_do_not_count_but_code_does():
-    assert source_hash(documented) == source_hash(bare)
-    assert source_hash(changed) != source_hash(bare)
+    bare = "def f(x):\n    return x + 1\n"
+    assert source_hash('"""A module."""\n' + bare.replace("return", "# why\n    return")) == source_hash(bare)
+    assert source_hash('def f(x):\n    """A docstring."""\n    return   x+1') == source_hash(bare)
+    assert source_hash(bare.replace("1", "2")) != source_hash(bare)
 
 
 def test_the_guard_asks_for_a_bump_or_a_refresh():
-    old = {"metrics": {"number": 1, "code": {"m.f": "aaa", "m.g": "bbb"}}}
-    same = {"metrics": {"number": 1, "code": {"m.f": "aaa", "m.g": "bbb"}}}
-    assert differences(old, same) == []
-    edited = {"metrics": {"number": 1, "code": {"m.f": "aaa", "m.g": "ccc"}}}
-    assert differences(old, edited) == ["m.g changed: bump metrics (now 1), or refresh the snapshot if the change is "
-                                        "behaviour-neutral"]
-    bumped = {"metrics": {"number": 2, "code": {"m.f": "aaa", "m.g": "ccc"}}}
-    assert differences(old, bumped) == ["metrics was bumped to 2: refresh the snapshot"]
-    assert differences(old, {}) == ["version 'metrics' is gone: refresh the snapshot"]
-    moved = {"metrics": {"number": 1, "code": {"pkg.m.f": "aaa", "pkg.m.g": "bbb"}}}
-    assert differences(old, moved) == []  # the same code under new names
-
-
-def test_a_version_closes_over_what_it_uses():
-    leaf = Version("test-leaf", 3, libraries=("numpy",))
-    top = Version("test-top", 1, uses=(leaf,))
-    assert top.closure() == {"test-leaf": 3, "test-top": 1}
-    assert set(behaviour.combine(top)["libraries"]) == {"numpy"}
+    old = {"models.metrics": {"number": 1, "code": "aaa"}}
+    assert differences(old, {"models.metrics": {"number": 1, "code": "aaa"}}) == []
+    assert differences(old, {"models.metrics": {"number": 1, "code": "bbb"}}) == [
+        "models.metrics changed: bump its BEHAVIOUR (now 1), or refresh the snapshot if the change is "
+        "behaviour-neutral"]
+    assert differences(old, {"models.metrics": {"number": 2, "code": "bbb"}}) == [
+        "models.metrics was bumped to 2: refresh the snapshot"]
+    assert differences(old, {}) == ["module models.metrics is gone or unversioned: refresh the snapshot"]
+    assert differences({}, old) == ["module models.metrics is newly versioned: refresh the snapshot"]
 
 
 def test_a_refresh_needs_the_smoke_profile_to_come_out_the_same(tmp_path, monkeypatch, capsys):
@@ -68,9 +84,7 @@ def test_a_refresh_needs_the_smoke_profile_to_come_out_the_same(tmp_path, monkey
 
     snapshot_file = tmp_path / "code_versions.json"
     stale = behaviour.snapshot()
-    name = next(n for n, v in stale.items() if v["code"])
-    first = next(iter(stale[name]["code"]))
-    stale[name]["code"][first] = "0" * 16  # that definition "changed" under an unbumped version
+    stale["models.metrics"]["code"] = "0" * 16  # the module "changed" under an unbumped version
     snapshot_file.write_text(json.dumps(stale))
     monkeypatch.setattr(behaviour, "SNAPSHOT", snapshot_file)
     monkeypatch.setattr(behaviour, "neutral", lambda against: ["01.png differs"])

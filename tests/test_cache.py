@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import pytest
 from tokenshift.core import cache as cache_mod
+from tokenshift.core import seeding
 from tokenshift.core.behaviour import Version
 from tokenshift.core.cache import ArtifactCache, added, execution, spec
 
-CODE = Version("test-cache-code", 1)
+CODE = "tokenshift.core.seeding"  # a small module (it imports core.behaviour, which imports core.paths)
 
 
 def writer(calls):
@@ -35,7 +36,8 @@ def test_miss_then_hit(tmp_path):
     assert set(manifest["files"]) == {"sub/weights.bin", "log.json"}
     assert manifest["files"]["log.json"] == {"sha256": cache_mod.sha256(first / "log.json"), "size": 2,
                                              "mtime_ns": (first / "log.json").stat().st_mtime_ns}
-    assert manifest["identity"]["versions"] == {"test-cache-code": 1}
+    assert manifest["identity"]["versions"] == {"core.behaviour": 1, "core.paths": 1,
+                                                "core.seeding": seeding.BEHAVIOUR.number}
     assert {"commit", "dirty", "modules"} <= set(manifest["provenance"])  # provenance, not identity
     assert "tokenshift/core/cache.py" in manifest["provenance"]["modules"]
     assert c.digest(first, "log.json") == cache_mod.sha256(first / "log.json")
@@ -52,16 +54,17 @@ class GrownConfig(Config):
     shuffle: bool = added(False)
 
 
-def test_identity_is_the_config_the_versions_and_the_inputs():
+def test_identity_is_the_config_the_versions_and_the_inputs(monkeypatch):
     assert thing().key == thing().key
     assert thing(a=2).key != thing().key
     assert thing(model="abc").key != thing().key
     assert spec("other", CODE, {"a": 1}).key != thing().key
-    bumped = Version("test-cache-code-bumped", 1)
-    assert spec("thing", (CODE, bumped), {"a": 1}).key != thing().key
-    # a version used by another enters the key of everything that uses it
-    user = Version("test-cache-user", 1, uses=(CODE,))
-    assert spec("thing", user, {}).identity["versions"] == {"test-cache-code": 1, "test-cache-user": 1}
+    assert spec("thing", (CODE, "tokenshift.models.divergence"), {"a": 1}).key != thing().key
+    # a module's version enters the key of everything that imports it, directly or not
+    engine = spec("thing", "tokenshift.models.engine", {}).key  # the engine imports core.seeding
+    monkeypatch.setattr(seeding, "BEHAVIOUR", Version(seeding.BEHAVIOUR.number + 1))
+    assert spec("thing", "tokenshift.models.engine", {}).key != engine
+    monkeypatch.undo()
     # execution settings do not change what is computed, so they are not part of the key
     assert spec("run", CODE, Config(batch_size=64)).key == spec("run", CODE, Config()).key
     assert spec("run", CODE, Config(lr=0.2)).key != spec("run", CODE, Config()).key
@@ -71,11 +74,11 @@ def test_identity_is_the_config_the_versions_and_the_inputs():
 
 
 def test_library_versions_enter_the_key(monkeypatch):
-    lib = Version("test-cache-lib", 1, libraries=("numpy",))
-    before = spec("thing", lib, {}).key
-    assert spec("thing", lib, {}).identity["libraries"]["numpy"].count(".") == 1  # major.minor
+    monkeypatch.setattr(seeding, "BEHAVIOUR", Version(1, libraries=("numpy",)))
+    before = spec("thing", CODE, {}).key
+    assert spec("thing", CODE, {}).identity["libraries"]["numpy"].count(".") == 1  # major.minor
     monkeypatch.setattr(cache_mod, "combine", lambda *v: {"versions": {}, "libraries": {"numpy": "99.0"}})
-    assert spec("thing", lib, {}).key != before
+    assert spec("thing", CODE, {}).key != before
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete", "manifest", "same_size"])

@@ -13,7 +13,7 @@ import types
 import polars as pl
 import pytest
 import qwen_like
-from tokenshift.analyses.shifts import SamplingConfig
+from tokenshift.analyses.reference_responses import SamplingConfig
 from tokenshift.models import engine
 from tokenshift.models.loading import load_model
 from tokenshift.models.sampling import Decoding, sample

@@ -87,13 +87,14 @@ def test_a_result_made_by_other_behaviour_is_recognised(pair, tmp_path, monkeypa
     assert cli.main([str(a) for a in ["sample", "--base", base, "--tuned", rl, "--data", problems, "--preset",
                                       "organism", *options("sample"), "--out", out]]) == 0
     meta = json.loads((tmp_path / "r.parquet.meta.json").read_text())
-    assert meta["behaviour"] == cli.behaviour("sample") and meta["behaviour"]["decoding"] >= 1
+    assert meta["behaviour"] == cli.behaviour("sample") and meta["behaviour"]["models.sampling"] >= 1
     capsys.readouterr()
     cli.check_made_with(out, "r.parquet")
     assert capsys.readouterr().err == ""  # made now: nothing to say
-    meta["behaviour"]["decoding"] -= 1
+    meta["behaviour"]["models.sampling"] -= 1
     (tmp_path / "r.parquet.meta.json").write_text(json.dumps(meta))
     cli.check_made_with(out, "r.parquet")
     err = capsys.readouterr().err
     assert "r.parquet was made by `tokenshift sample` with other behaviour versions" in err
-    assert f"decoding {meta['behaviour']['decoding']} -> {cli.behaviour('sample')['decoding']}" in err
+    recorded, now = meta["behaviour"]["models.sampling"], cli.behaviour("sample")["models.sampling"]
+    assert f"models.sampling {recorded} -> {now}" in err

@@ -3,6 +3,7 @@ import dataclasses
 import torch
 from conftest import TINY_ORGANISM
 from tokenshift import organism
+from tokenshift.core.behaviour import Version
 from tokenshift.core.cache import ArtifactCache
 from tokenshift.models.loading import load_model
 from tokenshift.organism import rl, sft
@@ -52,13 +53,13 @@ def test_a_version_bump_rebuilds_exactly_what_depends_on_it(tmp_path, monkeypatc
     cache = ArtifactCache(tmp_path)
     first = organism.build(TINY_ORGANISM, cache, show_progress=False, workers=1)
     trained = count_training(monkeypatch)
-    monkeypatch.setattr(rl.RL, "number", rl.RL.number + 1)  # as if the trainer's behaviour had changed
+    monkeypatch.setattr(rl, "BEHAVIOUR", Version(rl.BEHAVIOUR.number + 1))  # as if the trainer had changed
     second = organism.build(TINY_ORGANISM, cache, show_progress=False, workers=1)
     assert trained == ["train_rl", "train_rl"]  # both RL runs; not the base, not the SFT controls
     assert second.base == first.base and second.sft == first.sft and second.rl != first.rl
     monkeypatch.undo()
     trained = count_training(monkeypatch)
-    monkeypatch.setattr(sft.SFT, "number", sft.SFT.number + 1)
+    monkeypatch.setattr(sft, "BEHAVIOUR", Version(sft.BEHAVIOUR.number + 1))
     third = organism.build(TINY_ORGANISM, cache, show_progress=False, workers=1)
     # the base and the SFT controls are retrained; the base comes out bit for bit the same, so the RL runs,
     # keyed by the base's content, are reused

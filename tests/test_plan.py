@@ -6,7 +6,7 @@ import math
 import pytest
 import qwen_like
 import yaml
-from tokenshift.analyses import cross_sampling, shifts
+from tokenshift.analyses import cross_sampling, reference_responses
 from tokenshift.models import loading
 from tokenshift.suite import cli, plan, profiles, runner, study
 
@@ -57,7 +57,7 @@ def test_plans_counts_are_what_prepare_runs(tmp_path, monkeypatch):
             return out
         return wrapped
 
-    monkeypatch.setattr(shifts, "decode", counting("sample", shifts.decode))
+    monkeypatch.setattr(reference_responses, "decode", counting("sample", reference_responses.decode))
     monkeypatch.setattr(cross_sampling, "cross_sample", counting("cross-sample", cross_sampling.cross_sample))
     notebooks = {n: runner.parameters(n, p) for n, p in profiles.notebook_parameters(str(profile)).items()}
     study.for_profile(str(profile), show_progress=False).prepare(notebooks)

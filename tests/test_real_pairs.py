@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 import qwen_like
 import yaml
-from tokenshift.analyses import shifts
+from tokenshift.analyses import reference_responses, shifts
 from tokenshift.core.paths import figure_root
 from tokenshift.models import loading, scoring
 from tokenshift.problems import data
@@ -471,8 +471,9 @@ def test_a_tokenizer_without_a_pad_token_pads_with_its_eos(pair, tmp_path):
     made = pairs.math_problems(str(base), {"tuned": str(rl)}, {"p": str(problems)})(None, 0, None)
     made.tokenizer = tok
     model, _ = loading.load_model(rl)
-    config = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=8)
-    shifts.sample_responses(model, made, config, tmp_path / "r.parquet", tmp_path / "parts", show_progress=False)
+    config = reference_responses.SamplingConfig(samples_per_problem=2, max_new_tokens=8)
+    reference_responses.sample_responses(model, made, config, tmp_path / "r.parquet", tmp_path / "parts",
+                                         show_progress=False)
     refs = pl.read_parquet(tmp_path / "r.parquet")
     table = scoring.score_pair(model, model, tok, refs["prompt_ids"].to_list(), refs["response_ids"].to_list(),
                                show_progress=False)

@@ -1,7 +1,10 @@
+import importlib
+
 import polars as pl
 import pytest
 from conftest import TINY_SHAPE
-from tokenshift.analyses import cross_sampling, shifts
+from tokenshift.analyses import cross_sampling, reference_responses, shift_scores, shifts
+from tokenshift.core.behaviour import Version
 from tokenshift.core.cache import ArtifactCache, model_fingerprint
 from tokenshift.models import loading
 from tokenshift.organism import architecture, task
@@ -25,11 +28,11 @@ def test_shift_table_is_cached_and_scores_the_reference_responses(tmp_path, toke
     base_dir, tuned_dir = pair_dirs
     problems = OrganismProblems(task.sample_problems(3, "held_out", seed=0), tokenizer)
     # units of 2 prompts and 4 responses: the unit boundaries fall inside the problem set
-    sampling = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=8, prompts_per_unit=2)
-    scoring = shifts.ScoringConfig(responses_per_unit=4)
+    sampling = reference_responses.SamplingConfig(samples_per_problem=2, max_new_tokens=8, prompts_per_unit=2)
+    scoring = shift_scores.ScoringConfig(responses_per_unit=4)
     cache = ArtifactCache(tmp_path / "cache")
     table = shifts.shift_table(base_dir, tuned_dir, problems, sampling, scoring, cache=cache, show_progress=False)
-    refs = shifts.responses(tuned_dir, problems, sampling, cache)
+    refs = reference_responses.responses(tuned_dir, problems, sampling, cache)
     assert refs["response"].to_list() == list(range(6)) and refs["problem"].to_list() == [0, 0, 1, 1, 2, 2]
     assert refs["correct"].dtype == pl.Boolean
     assert len(table) == sum(len(r) for r in refs["response_ids"])
@@ -42,9 +45,9 @@ def test_shift_table_is_cached_and_scores_the_reference_responses(tmp_path, toke
     again = shifts.shift_table(base_dir, tuned_dir, problems, sampling, scoring, cache=cache, show_progress=False)
     assert again.equals(table)
     # re-scoring (another js_top_p) reuses the responses; batch sizes are not part of any key
-    shifts.shift_table(base_dir, tuned_dir, problems, sampling, shifts.ScoringConfig(js_top_p=0.9, batch_size=3),
+    shifts.shift_table(base_dir, tuned_dir, problems, sampling, shift_scores.ScoringConfig(js_top_p=0.9, batch_size=3),
                        cache=cache, show_progress=False)
-    shifts.shift_table(base_dir, tuned_dir, problems, sampling, shifts.ScoringConfig(batch_size=3),
+    shifts.shift_table(base_dir, tuned_dir, problems, sampling, shift_scores.ScoringConfig(batch_size=3),
                        cache=cache, show_progress=False)
     assert kinds(tmp_path / "cache") == {"responses": 1, "verdicts": 1, "shifts": 2}
     # on the base's responses instead: new responses and scores, the same columns
@@ -58,9 +61,9 @@ def test_the_sweeps_never_intervening_rows_are_the_reference_responses(tmp_path,
     same unit seeds, so it reproduces the shift tables' reference responses exactly."""
     base_dir, tuned_dir = pair_dirs
     problems = OrganismProblems(task.sample_problems(3, "held_out", seed=0), tokenizer)
-    sampling = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=8, prompts_per_unit=2, seed=4)
+    sampling = reference_responses.SamplingConfig(samples_per_problem=2, max_new_tokens=8, prompts_per_unit=2, seed=4)
     cache = ArtifactCache(tmp_path / "cache")
-    refs = shifts.responses(tuned_dir, problems, sampling, cache)
+    refs = reference_responses.responses(tuned_dir, problems, sampling, cache)
     config = cross_sampling.SweepConfig(eps_grid=(float("inf"),), samples_per_problem=2, max_new_tokens=8,
                                         prompts_per_unit=2, seed=4)
     reverse = cross_sampling.sweep(tuned_dir, base_dir, problems, config, cache, show_progress=False)
@@ -72,22 +75,23 @@ def test_a_responses_file_is_judged_apart_from_sampling(tmp_path, tokenizer, pai
     """A new verifier re-judges without re-sampling."""
     _, tuned_dir = pair_dirs
     problems = OrganismProblems(task.sample_problems(2, "held_out", seed=0), tokenizer)
-    sampling = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=6)
+    sampling = reference_responses.SamplingConfig(samples_per_problem=2, max_new_tokens=6)
     cache = ArtifactCache(tmp_path / "cache")
-    first = shifts.responses(tuned_dir, problems, sampling, cache)
+    first = reference_responses.responses(tuned_dir, problems, sampling, cache)
     assert not first["correct"].any()  # an untrained model
     monkeypatch.setattr(OrganismProblems, "verify", lambda self, i, text, stopped: True)
-    monkeypatch.setattr(problems.verifier, "number", problems.verifier.number + 1)
-    second = shifts.responses(tuned_dir, problems, sampling, cache)
+    verifier = importlib.import_module(problems.verifier)
+    monkeypatch.setattr(verifier, "BEHAVIOUR", Version(verifier.BEHAVIOUR.number + 1))
+    second = reference_responses.responses(tuned_dir, problems, sampling, cache)
     assert second["correct"].all() and second.drop("correct").equals(first.drop("correct"))
     assert kinds(tmp_path / "cache") == {"responses": 1, "verdicts": 2}
 
 
 def test_an_interrupted_sampling_run_resumes_from_its_finished_units(tmp_path, tokenizer, tiny_model):
     problems = OrganismProblems(task.sample_problems(5, "held_out", seed=0), tokenizer)
-    config = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=6, prompts_per_unit=2)
+    config = reference_responses.SamplingConfig(samples_per_problem=2, max_new_tokens=6, prompts_per_unit=2)
     whole = tmp_path / "whole.parquet"
-    shifts.sample_responses(tiny_model, problems, config, whole, tmp_path / "parts-a", show_progress=False)
+    reference_responses.sample_responses(tiny_model, problems, config, whole, tmp_path / "parts-a", show_progress=False)
     # a run that stopped after its first unit left that unit behind; a marker frame shows it is reused as is
     parts = tmp_path / "parts-b"
     parts.mkdir()
@@ -95,7 +99,7 @@ def test_an_interrupted_sampling_run_resumes_from_its_finished_units(tmp_path, t
     marked = pl.read_parquet(whole).head(4).with_columns(pl.lit(True).alias("stopped"))
     marked.write_parquet(parts / "unit-000000.parquet")
     resumed = tmp_path / "resumed.parquet"
-    shifts.sample_responses(tiny_model, problems, config, resumed, parts, show_progress=False)
+    reference_responses.sample_responses(tiny_model, problems, config, resumed, parts, show_progress=False)
     a, b = pl.read_parquet(whole), pl.read_parquet(resumed)
     assert b["stopped"].head(4).all() and a.tail(6).equals(b.tail(6))
     assert not parts.exists()
@@ -104,7 +108,7 @@ def test_an_interrupted_sampling_run_resumes_from_its_finished_units(tmp_path, t
     (parts / "plan.json").write_text('{"n_items": 5, "per_unit": 3}')
     marked = pl.read_parquet(whole).head(4).with_columns(pl.lit(True).alias("stopped"))
     marked.write_parquet(parts / "unit-000000.parquet")
-    shifts.sample_responses(tiny_model, problems, config, resumed, parts, show_progress=False)
+    reference_responses.sample_responses(tiny_model, problems, config, resumed, parts, show_progress=False)
     assert pl.read_parquet(resumed).equals(a)
 
 

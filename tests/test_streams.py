@@ -13,7 +13,7 @@ import torch
 from conftest import TINY_SHAPE
 from reference_lockstep import lockstep as reference
 from transformers import Qwen2Config
-from tokenshift.analyses import cross_sampling, shifts
+from tokenshift.analyses import cross_sampling, reference_responses
 from tokenshift.analyses.cross_sampling import cross_sample_by_names as cross_sample
 from tokenshift.core.cache import plain
 from tokenshift.models.sampling import sample
@@ -108,16 +108,16 @@ class Problems(SimpleNamespace):
 
 def run_cut(root, pair, problems, per_unit: int, batch: int) -> list[pl.DataFrame]:
     """Reference sampling and a cross-sampling sweep, in units of ``per_unit`` prompts, ``batch`` at a time."""
-    config = shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=16, prompts_per_unit=per_unit,
-                                   batch_size=batch)
-    shifts.sample_responses(pair[0], problems, config, root / "responses.parquet", root / "parts",
-                            show_progress=False)
+    config = reference_responses.SamplingConfig(samples_per_problem=2, max_new_tokens=16, prompts_per_unit=per_unit,
+                                                batch_size=batch)
+    reference_responses.sample_responses(pair[0], problems, config, root / "responses.parquet", root / "parts",
+                                         show_progress=False)
     sweep = cross_sampling.SweepConfig(eps_grid=(float("inf"), 0.2), samples_per_problem=2, max_new_tokens=16,
                                        prompts_per_unit=per_unit, batch_size=batch)
     cross_sampling.run_sweep(*pair, problems, sweep, root / "sweep.parquet", root / "sweep-parts",
                              show_progress=False)
     # the cache identity of both settings ignores how the work is cut
-    assert plain(config) == plain(shifts.SamplingConfig(samples_per_problem=2, max_new_tokens=16))
+    assert plain(config) == plain(reference_responses.SamplingConfig(samples_per_problem=2, max_new_tokens=16))
     assert plain(sweep) == plain(cross_sampling.SweepConfig(eps_grid=(float("inf"), 0.2), samples_per_problem=2,
                                                             max_new_tokens=16))
     return [pl.read_parquet(root / name) for name in ("responses.parquet", "sweep.parquet")]

@@ -25,8 +25,9 @@ __version__ = "0.1.0"
 EXPORTS = {"load_model": "models.loading", "Placement": "models.loading", "Decoding": "models.sampling",
            "decode": "models.sampling", "sample": "models.sampling", "cross_sample": "analyses.cross_sampling",
            "math_problems": "suite.pairs", "for_profile": "suite.study", "preset": "suite.profiles",
-           "SamplingConfig": "analyses.shifts", "ScoringConfig": "analyses.shifts", "responses": "analyses.shifts",
-           "scores": "analyses.shifts", "shift_table": "analyses.shifts", "SweepConfig": "analyses.cross_sampling",
+           "SamplingConfig": "analyses.reference_responses", "ScoringConfig": "analyses.shift_scores",
+           "responses": "analyses.reference_responses", "scores": "analyses.shift_scores",
+           "shift_table": "analyses.shifts", "SweepConfig": "analyses.cross_sampling",
            "sweep": "analyses.cross_sampling"}
 __all__ = ["versions", *EXPORTS]
 

@@ -23,6 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ..core.behaviour import Version
+
+BEHAVIOUR = Version(1)
+
 AGREES, DISAGREES, INCONCLUSIVE, NOT_TESTABLE = "agrees", "disagrees", "inconclusive", "not testable"
 STATUSES = (AGREES, DISAGREES, INCONCLUSIVE, NOT_TESTABLE)
 

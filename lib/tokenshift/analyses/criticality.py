@@ -39,13 +39,13 @@ from ..core import progress, seeding
 from ..core.behaviour import Version
 from ..core.cache import ArtifactCache, execution, model_fingerprint, spec
 from ..models.loading import load_model, pad_id
-from ..models.sampling import DECODING, Decoding, decode, draw, left_pad, positions, uniforms
+from ..models.sampling import Decoding, decode, draw, left_pad, positions, uniforms
 from ..organism import labels as labelling
 from ..problems.problem_sets import ProblemSet
 from . import claims
 from .shift_stats import auroc
 
-CRITICALITY = Version("criticality", 1, uses=(DECODING,), libraries=("torch", "transformers"))
+BEHAVIOUR = Version(1, libraries=("torch", "transformers"))
 CRITICAL = 0.2  # fixed before any rollout: noise-corrected |c| of at least this makes a position "critical"
 DECIDES = "decision"  # every label starting so is a reward-relevant decision
 
@@ -71,7 +71,6 @@ def group(label: str) -> str:
     return DECIDES if label.startswith(DECIDES) else label
 
 
-@CRITICALITY.code
 def label_table(table: pl.DataFrame, problems: ProblemSet) -> pl.DataFrame:
     """A shift (or responses) table's positions with their labels (``organism.labels``): ``label`` (by decision
     kind) and ``group``. Reads each response's ids from its ``token_id`` column, in position order; a last token
@@ -182,7 +181,6 @@ def responses_so_far(table: pl.DataFrame, sampled: pl.DataFrame) -> list[list[in
 
 
 @torch.no_grad()
-@CRITICALITY.code
 def rollouts(base, tuned, problems: ProblemSet, table: pl.DataFrame, sampled: pl.DataFrame,
              config: CriticalityConfig, max_new_tokens: int, show_progress: bool = True) -> pl.DataFrame:
     """For each sampled position (``spot``, in ``sampled``'s order) and rollout k: both arms' tokens and whether
@@ -252,7 +250,6 @@ def _continue(model, problems, spots, prefixes, tokens, rows, seed, config, max_
     return [verdict[i] for i in rows]
 
 
-@CRITICALITY.code
 def measured(base_dir, tuned_dir, problems: ProblemSet, table: pl.DataFrame, config: CriticalityConfig,
              max_new_tokens: int, cache: ArtifactCache | None = None, show_progress: bool = True) -> pl.DataFrame:
     """Each sampled position of ``table`` (``tuned_dir``'s responses scored against ``base_dir``) with its measured
@@ -264,7 +261,7 @@ def measured(base_dir, tuned_dir, problems: ProblemSet, table: pl.DataFrame, con
         return summarise(sampled, pl.DataFrame(schema={"spot": pl.Int64, "k": pl.Int64, "tuned_token": pl.Int64,
                                                        "base_token": pl.Int64, **{f"{arm}_correct_{who}": pl.Boolean
                                                        for arm in ("tuned", "base") for who in ("base", "tuned")}}))
-    entry = spec("criticality", CRITICALITY, config, {
+    entry = spec("criticality", __name__, config, {
         "base": model_fingerprint(base_dir), "tuned": model_fingerprint(tuned_dir),
         "prefixes": [[problems.prompts[p], so_far] for p, so_far in zip(sampled["problem"],
                                                                          responses_so_far(table, sampled))],

@@ -33,6 +33,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import torch
@@ -41,14 +42,15 @@ from ..core import parallel, seeding
 from ..core.behaviour import Version
 from ..core.cache import ArtifactCache, added, execution, model_fingerprint, spec
 from ..models import engine, responses
+from ..models.draft_verify import draft_verify
+from ..models.engine_cross import engine_cross_sample
 from ..models.loading import DEFAULT_PLACEMENT, Placement, check_same_vocabulary, runtime
-from ..models.draft_verify import DRAFT_VERIFY, draft_verify
-from ..models.engine_cross import ENGINE_CROSS, engine_cross_sample
-from ..models.sampling import DECODING, Decoding, Samples, response_numbers, uniforms
-from ..problems.problem_sets import ProblemSet
-from ..problems.verdicts import judged
+from ..models.sampling import Decoding, Samples, response_numbers, uniforms
 
-CROSS_SAMPLING = Version("cross-sampling", 4, uses=(DECODING, parallel.UNITS, responses.RESPONSES))
+if TYPE_CHECKING:  # a problem set is handed in; judging its rows is keyed by its own code (``ProblemSet.judged``)
+    from ..problems.problem_sets import ProblemSet
+
+BEHAVIOUR = Version(1)
 SUITE_METHODS = ("lockstep", "draft")  # with the suite's own models: chunks of one token, or adaptive chunks
 METHODS = (*SUITE_METHODS, "engine")  # "engine": both models in inference engines (test_engine_cross.py)
 
@@ -109,7 +111,6 @@ def cap_of(rule: str) -> int | None:
 # The rules, as the decoders read them (``models.draft_verify``'s docstring): ``fires(js [B, k], responses [B],
 # steps [B, k], entropy [2, B, k] or None)`` on a chunk, without effect, and ``handed(responses)`` for the
 # handovers a round keeps.
-@CROSS_SAMPLING.code
 class DivergenceRule:
     """Hand a step over where JS(primary || intervention) > eps (eps = inf: never; eps < 0: always); with ``cap``,
     only each of the ``responses`` responses' first ``cap`` such steps."""
@@ -126,7 +127,6 @@ class DivergenceRule:
         self.used[responses] += 1
 
 
-@CROSS_SAMPLING.code
 class RandomRule:
     """Hand step t of response r over where its coin for t falls under ``fractions[r]`` (with ``among``, only at
     steps whose JS exceeds it): each response's coins come from its own stream, derived from the run's ``seed``
@@ -147,7 +147,6 @@ class RandomRule:
         pass
 
 
-@CROSS_SAMPLING.code
 class EntropyRule:
     """Hand step t of response r over where one model's entropy there (``side`` 0: the primary's, 1: the
     intervention's) exceeds ``thresholds[r]``."""
@@ -175,7 +174,6 @@ def top_entropy_thresholds(entropies: Sequence[Sequence[float]], counts: Sequenc
     return out
 
 
-@CROSS_SAMPLING.code
 def control(rule: str, by_divergence: CrossSamples, seed: int, numbers: Sequence[int], steps: int):
     """Control ``rule`` (``is_control``) at the budget the divergence rule realised on each response of
     ``by_divergence`` (the same prompts and response numbers): its share of steps (random), its changed tokens
@@ -196,7 +194,6 @@ def control(rule: str, by_divergence: CrossSamples, seed: int, numbers: Sequence
     return EntropyRule(top_entropy_thresholds(entropies, by_divergence.intervened_count()), side)
 
 
-@CROSS_SAMPLING.code
 def cross_sample(primary, intervention, prompts: list[list[int]], decoding: Decoding, *, eps: float = math.inf,
                  random_fraction: list[float] | None = None, cap: int | None = None, method: str = "draft",
                  n: int = 1, batch_size: int = 256, drafter=None, responses: Sequence[int] | None = None,
@@ -287,7 +284,6 @@ class SweepConfig:
                              "give: use method 'draft' or 'lockstep' for it")
 
 
-@CROSS_SAMPLING.code
 def run_sweep(primary, intervention, problems: ProblemSet, config: SweepConfig, out_file: Path, parts: Path,
               show_progress: bool = True, drafter=None) -> None:
     """For every eps, each of ``config.rules``: the divergence rule, the random-position control with each
@@ -356,8 +352,6 @@ def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConf
     """``run_sweep`` on two model directories (or hub ids), cached as Parquet, with each row judged (``correct``).
     Under a launcher every rank takes its share of the work units."""
     cache = cache or ArtifactCache()
-    code = {"draft": (CROSS_SAMPLING, DRAFT_VERIFY), "engine": (CROSS_SAMPLING, ENGINE_CROSS)}.get(config.method,
-                                                                                                  CROSS_SAMPLING)
     numerics = placement.runtime()
     threads = SWEEP_THREADS if numerics["device"] == "cpu" else None
     inputs = {"primary": model_fingerprint(primary_dir), "intervention": model_fingerprint(intervention_dir),
@@ -365,7 +359,9 @@ def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConf
               "runtime": numerics if threads is None else {**numerics, "threads": threads}}
     if config.drafter != "suite":  # the engine's draws are its version's
         inputs["drafter"] = f"{config.drafter} {engine.require_vllm().__version__}"
-    entry = spec("cross_sampling", code, config, inputs)
+    if config.method == "engine":  # so are both engines' numerics
+        inputs["engine"] = f"vllm {engine.require_vllm().__version__}"
+    entry = spec("cross_sampling", __name__, config, inputs)
 
     def build(out: Path):
         drafter = None
@@ -387,4 +383,4 @@ def sweep(primary_dir, intervention_dir, problems: ProblemSet, config: SweepConf
                       show_progress, drafter=drafter)
 
     path = cache.get_or_build(entry, build, collective=True)
-    return judged(path, "sweep.parquet", problems, cache)
+    return problems.judged(path, "sweep.parquet", cache)

@@ -10,7 +10,10 @@ import numpy as np
 import polars as pl
 
 from ..core import seeding
+from ..core.behaviour import Version
 from . import claims
+
+BEHAVIOUR = Version(1)
 
 NEAR_ZERO_CUTOFFS = (1e-3, 1e-2, 1e-1)
 QUANTILES = (50, 90, 95, 99)

@@ -1,19 +1,26 @@
 """Behaviour versions: the part of a cache key that stands for code.
 
-Each piece of behaviour the cache keeps results of (the decoding loop, the metrics, a verifier, a trainer) has
-a ``Version``: a name, a number bumped by hand when its behaviour changes, the versions of the code it runs
-(``uses``) and the libraries whose major.minor version can change its numbers. Functions and classes that
-make up that behaviour are marked with ``@VERSION.code``. A cache entry's key holds the version numbers of
-everything its builder runs, so an edit that changes no behaviour (a docstring, a refactor) rebuilds
-nothing, and a bumped version rebuilds exactly the entries that depend on it.
+Every module whose code shapes a cached result declares its behaviour version, a number bumped by hand when its
+behaviour changes, and the libraries whose major.minor version can change its numbers::
 
-A guard test keeps the numbers honest: it hashes every marked definition, with docstrings and comments
-stripped, against ``tests/code_versions.json``; a definition that changed while its version did not fails
-with "bump X, or refresh the snapshot if the change is behaviour-neutral"
-(``python -m tokenshift.core.behaviour --refresh``). A refresh is not taken on trust: where code changed
-under an unbumped version, it first runs the smoke profile from scratch with the code at the last commit and
-with the working tree, side by side (``neutral``), and refreshes only if both give the same cache entries,
-figures and findings, byte for byte.
+    BEHAVIOUR = Version(2, libraries=("torch", "transformers"))
+
+What a module depends on is read from its imports, not declared: a cache entry's key holds the versions (and
+libraries) of the modules that build it and of every library module they import, transitively, wherever in the
+module the import sits (imports only for type checking, under ``if TYPE_CHECKING:``, aside). So a bump rebuilds
+every entry whose builder can reach the bumped module, an edit that changes no behaviour (a docstring, a refactor
+inside a module) rebuilds nothing, and a module that moves code between modules or imports a new one changes the
+keys of everything above it: a dependency is never forgotten, at the price of now and then rebuilding more than
+strictly needed. A builder module therefore imports only what its entry runs; reading another kind of entry goes
+through an object it is handed (``ProblemSet.judged``), not an import.
+
+Two guard tests keep the numbers honest. ``holes``: every module a versioned module imports is versioned too. The
+snapshot (``tests/code_versions.json``): each versioned module's syntax tree, docstrings and comments stripped, is
+hashed; a module that changed while its version did not fails with "bump X, or refresh the snapshot if the change
+is behaviour-neutral" (``python -m tokenshift.core.behaviour --refresh``). A refresh is not taken on trust: where
+code changed under an unbumped version, it first runs the smoke profile from scratch with the code at the last
+commit and with the working tree, side by side (``neutral``), and refreshes only if both give the same cache
+entries, figures and findings, byte for byte.
 """
 
 from __future__ import annotations
@@ -21,59 +28,110 @@ from __future__ import annotations
 import argparse
 import ast
 import filecmp
+import functools
 import hashlib
-import inspect
+import importlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .paths import REPO
+PACKAGE = Path(__file__).resolve().parents[1]  # the tokenshift package's folder
+ROOT = PACKAGE.name
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True)
 class Version:
-    name: str
+    """A module's behaviour version (its ``BEHAVIOUR``)."""
+
     number: int
-    uses: tuple["Version", ...] = ()
     libraries: tuple[str, ...] = ()  # distributions whose major.minor version enters the key
-    definitions: list = field(default_factory=list, repr=False)
-
-    def code(self, obj):
-        """Decorator: ``obj`` is part of this behaviour (its source is guarded by the snapshot test)."""
-        self.definitions.append(obj)
-        return obj
-
-    def closure(self) -> dict[str, int]:
-        """This version and every version it uses, transitively: name -> number."""
-        out = {self.name: self.number}
-        for used in self.uses:
-            out.update(used.closure())
-        return dict(sorted(out.items()))
-
-    def library_versions(self) -> dict[str, str]:
-        """major.minor of the libraries this version and those it uses name."""
-        names = {lib for v in self._all() for lib in v.libraries}
-        return {name: major_minor(name) for name in sorted(names)}
-
-    def _all(self):
-        yield self
-        for used in self.uses:
-            yield from used._all()
 
 
-def combine(*versions: Version) -> dict:
-    """The code part of a cache key for a builder that runs all of ``versions``."""
-    numbers, libraries = {}, {}
-    for v in versions:
-        numbers.update(v.closure())
-        libraries.update(v.library_versions())
-    return {"versions": dict(sorted(numbers.items())), "libraries": dict(sorted(libraries.items()))}
+BEHAVIOUR = Version(1)  # how keys are made: part of every key
+
+
+def source_file(module: str) -> Path | None:
+    """The source file of library module ``module`` (a dotted name), or None when there is no such module."""
+    path = PACKAGE.joinpath(*module.split(".")[1:])
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _type_checking_only(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+@functools.cache
+def imports(module: str) -> frozenset[str]:
+    """The library modules ``module``'s source imports, at the top or inside a function alike, except under
+    ``if TYPE_CHECKING:``."""
+    path = source_file(module)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+
+    def visit(node):
+        if isinstance(node, ast.If) and _type_checking_only(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            # ``from package import name``: the submodule where name is one, else the package itself
+            found.update(f"{base}.{alias.name}" if source_file(f"{base}.{alias.name}") else base
+                         for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return frozenset(m for m in found if (m == ROOT or m.startswith(ROOT + ".")) and source_file(m) and m != module)
+
+
+@functools.cache
+def dependencies(*modules: str) -> tuple[str, ...]:
+    """``modules`` and every library module they import, transitively, sorted."""
+    seen, todo = set(), list(modules)
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(imports(module))
+    return tuple(sorted(seen))
+
+
+def version_of(module: str) -> Version | None:
+    return getattr(importlib.import_module(module), "BEHAVIOUR", None)
+
+
+def short(module: str) -> str:
+    return module.removeprefix(ROOT + ".")
+
+
+def combine(*modules: str) -> dict:
+    """The code part of a cache key for a builder that runs the code of ``modules`` (dotted names): the behaviour
+    versions of them and of everything they import, and the major.minor versions of the libraries those name."""
+    numbers, libraries = {}, set()
+    for module in dependencies(*modules):
+        version = version_of(module)
+        if version is None:
+            raise ValueError(f"{module} has no behaviour version, but a cached result runs its code: give it "
+                             "`BEHAVIOUR = Version(1)` (core.behaviour)")
+        numbers[short(module)] = version.number
+        libraries.update(version.libraries)
+    return {"versions": numbers, "libraries": {name: major_minor(name) for name in sorted(libraries)}}
 
 
 def major_minor(distribution: str) -> str:
@@ -94,63 +152,57 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def source_hash(obj) -> str:
-    """sha256 of a definition's syntax tree without docstrings (comments and layout never reach the tree)."""
-    source = textwrap.dedent(inspect.getsource(inspect.unwrap(obj)))
+def source_hash(source: str) -> str:
+    """sha256 of source code's syntax tree without docstrings (comments and layout never reach the tree)."""
     tree = _strip_docstrings(ast.parse(source))
-    tree.body[0].name = ""  # the snapshot keys definitions by name already
     return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()[:16]
 
 
-def qualified_name(obj) -> str:
-    obj = inspect.unwrap(obj)
-    return f"{obj.__module__}.{obj.__qualname__}"
+def library_modules() -> list[str]:
+    """Every module of the library, by dotted name."""
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
 
 
-def library_versions_defined() -> dict[str, Version]:
-    """Every ``Version`` the library's modules define, by name (importing each module)."""
-    import importlib
-    import pkgutil
+def versioned() -> dict[str, Version]:
+    """Every library module that declares a behaviour version, by dotted name (importing each module)."""
+    return {m: v for m in library_modules() if (v := version_of(m)) is not None}
 
-    import tokenshift
 
-    found: dict[str, Version] = {}
-    for info in pkgutil.walk_packages(tokenshift.__path__, "tokenshift."):
-        for value in vars(importlib.import_module(info.name)).values():
-            if isinstance(value, Version):
-                if found.get(value.name, value) is not value:
-                    raise ValueError(f"two behaviour versions are named {value.name!r}")
-                found[value.name] = value
-    return dict(sorted(found.items()))
+def holes() -> list[str]:
+    """Modules whose code a versioned module runs (imports) but that declare no version of their own."""
+    found = versioned()
+    return [f"{module} is imported by {', '.join(sorted(short(m) for m in found if module in imports(m)))} but has "
+            "no behaviour version: give it one (`BEHAVIOUR = Version(1)`)"
+            for module in sorted({d for m in found for d in dependencies(m)} - set(found))]
 
 
 def snapshot() -> dict:
-    """Every version with its number and the hashes of its definitions."""
-    return {name: {"number": v.number, "code": {qualified_name(d): source_hash(d) for d in v.definitions}}
-            for name, v in library_versions_defined().items()}
+    """Every versioned module with its number and the hash of its code."""
+    return {short(m): {"number": v.number, "code": source_hash(source_file(m).read_text())}
+            for m, v in versioned().items()}
 
 
 def differences(committed: dict, current: dict) -> list[str]:
-    """What a reviewer must decide, one line per version whose code or number moved."""
+    """What a reviewer must decide, one line per module whose code or number moved."""
     problems = []
     for name in sorted(set(committed) | set(current)):
         old, new = committed.get(name), current.get(name)
         if old is None or new is None:
-            problems.append(f"version {name!r} is {'new' if old is None else 'gone'}: refresh the snapshot")
-            continue
-        # code is compared by content: a definition moved or renamed with the same body is not a change
-        old_hashes, new_hashes = sorted(old["code"].values()), sorted(new["code"].values())
-        changed = sorted({k for k, h in new["code"].items() if h not in old_hashes}
-                         | {k for k, h in old["code"].items() if h not in new_hashes})
-        if changed and old["number"] == new["number"]:
-            problems.append(f"{', '.join(changed)} changed: bump {name} (now {new['number']}), or refresh the "
-                            "snapshot if the change is behaviour-neutral")
+            problems.append(f"module {name} is {'newly versioned' if old is None else 'gone or unversioned'}: "
+                            "refresh the snapshot")
         elif old["number"] != new["number"]:
             problems.append(f"{name} was bumped to {new['number']}: refresh the snapshot")
+        elif old["code"] != new["code"]:
+            problems.append(f"{name} changed: bump its BEHAVIOUR (now {new['number']}), or refresh the snapshot if "
+                            "the change is behaviour-neutral")
     return problems
 
 
-SNAPSHOT = REPO / "tests" / "code_versions.json"
+SNAPSHOT = PACKAGE.parents[1] / "tests" / "code_versions.json"
 
 
 def compare_runs(first: Path, second: Path, profile: str) -> list[str]:
@@ -178,6 +230,8 @@ def neutral(against: str = "HEAD", profile: str = "smoke") -> list[str]:
     """Run ``profile`` from scratch with the code at git ref ``against`` (a temporary worktree) and with the
     working tree, side by side, each with a cache and outputs of its own, and list what differs
     (``compare_runs``); empty when the change between them is behaviour-neutral on that profile."""
+    from .paths import REPO  # here: paths has a behaviour version, so it imports this module
+
     with tempfile.TemporaryDirectory(prefix="tokenshift-neutral-") as tmp:
         tmp = Path(tmp)
         base = tmp / "code"
@@ -227,6 +281,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from tokenshift.core import behaviour  # the package's own module: its Version is the class the library uses
-
-    sys.exit(behaviour.main())
+    sys.exit(main())

@@ -38,6 +38,8 @@ from . import parallel
 from .behaviour import Version, combine
 from .paths import REPO, cache_root, looks_like_path
 
+BEHAVIOUR = Version(1)
+
 MANIFEST = "manifest.json"
 
 
@@ -87,8 +89,9 @@ class Spec:
         return hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def spec(kind: str, code: Version | tuple[Version, ...], config=None, inputs: dict | None = None) -> Spec:
-    """The identity of an entry of ``kind`` built by ``code`` from ``config`` and ``inputs``."""
+def spec(kind: str, code: str | tuple[str, ...], config=None, inputs: dict | None = None) -> Spec:
+    """The identity of an entry of ``kind`` built by the code of modules ``code`` (dotted names: the builder's
+    ``__name__``, and any module it runs through an object it is handed) from ``config`` and ``inputs``."""
     code = code if isinstance(code, tuple) else (code,)
     return Spec(kind, {"kind": kind, **combine(*code), "config": plain(config), "inputs": plain(inputs or {})})
 

@@ -35,7 +35,7 @@ from . import progress
 from .behaviour import Version
 from .paths import atomic
 
-UNITS = Version("units", 2)  # how work is cut into units and each response numbered
+BEHAVIOUR = Version(1)  # how work is cut into units and each response numbered
 # (unit, items) of the units still to compute -> (unit, frame) as each finishes
 Stream = Callable[[list[tuple[int, list[int]]]], Iterator[tuple[int, pl.DataFrame]]]
 
@@ -76,14 +76,12 @@ def broadcast(value):
     return box[0]
 
 
-@UNITS.code
 def responses_of(index: list[int], n: int) -> list[int]:
     """The numbers in the whole run of the responses to problems ``index``, ``n`` each, prompt-major: problem
     * n + sample slot, which name each response's random streams whatever unit it falls in."""
     return [i * n + j for i in index for j in range(n)]
 
 
-@UNITS.code
 def response_numbers(index: list[int], prompt_index: list[int], n: int) -> tuple[list[int], list[int]]:
     """For a unit's samples (``n`` per prompt, prompt-major; ``prompt_index`` into the unit's ``index``):
     each one's problem and its response number in the whole run, problem * n + sample slot."""
@@ -91,7 +89,6 @@ def response_numbers(index: list[int], prompt_index: list[int], n: int) -> tuple
     return problem, [p * n + j % n for j, p in enumerate(problem)]
 
 
-@UNITS.code
 def run_units(n_items: int, per_unit: int, work: Callable[[int, list[int]], pl.DataFrame] | None, out_file: Path,
               parts: Path, desc: str = "units", show_progress: bool = True, stream: Stream | None = None,
               order: Callable[[pl.DataFrame], pl.DataFrame] | None = None) -> None:

@@ -5,6 +5,10 @@ import contextlib
 import os
 from pathlib import Path
 
+from .behaviour import Version
+
+BEHAVIOUR = Version(1)
+
 REPO = Path(__file__).resolve().parents[3]
 PROFILE_DIR = REPO / "papermill_runs"
 NOTEBOOK_DIR = REPO / "notebooks"

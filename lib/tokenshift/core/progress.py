@@ -17,6 +17,10 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.auto import tqdm as auto_tqdm
 
+from .behaviour import Version
+
+BEHAVIOUR = Version(1)
+
 ENV = "TOKENSHIFT_PROGRESS"
 # one line a state, for a terminal that shows them one after another
 STREAM_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit}s [{elapsed} elapsed, ETA {remaining}, {rate_fmt}]"

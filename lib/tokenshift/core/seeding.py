@@ -10,6 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 
+from .behaviour import Version
+
+BEHAVIOUR = Version(1)
+
 
 def derive(seed: int, *labels: str | int) -> int:
     """A 63-bit seed for the stream ``labels`` of a run seeded ``seed`` (fits ``torch.Generator.manual_seed``

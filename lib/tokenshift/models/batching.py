@@ -9,7 +9,7 @@ import torch
 
 from ..core.behaviour import Version
 
-BATCHING = Version("batching", 2, libraries=("torch", "transformers"))  # sequences -> teacher-forced log-probs
+BEHAVIOUR = Version(1, libraries=("torch", "transformers"))  # sequences -> teacher-forced log-probs
 
 
 @dataclass
@@ -22,7 +22,6 @@ class Batch:
     response_mask: torch.Tensor  # [B, L - 1], float
 
 
-@BATCHING.code
 def make_batch(prompts: list[list[int]], responses: list[list[int]], pad_id: int, max_len: int | None = None) -> Batch:
     seqs = [p + r for p, r in zip(prompts, responses)]
     width = max(len(s) for s in seqs)
@@ -41,7 +40,6 @@ def make_batch(prompts: list[list[int]], responses: list[list[int]], pad_id: int
     return Batch(ids, attention, response)
 
 
-@BATCHING.code
 def token_logprobs(model, batch: Batch, rows_per_pass: int = 16) -> torch.Tensor:
     """log pi(ids[t+1] | ids[:t+1]) for every position, [B, L-1], computed in fp32 (0 past each sequence).
 

@@ -17,7 +17,7 @@ import torch
 
 from ..core.behaviour import Version
 
-DIVERGENCE = Version("divergence", 1, libraries=("torch",))
+BEHAVIOUR = Version(1, libraries=("torch",))
 
 LN2 = math.log(2.0)
 
@@ -29,13 +29,11 @@ LOGP_FLOOR = -80.0
 TINY = torch.finfo(torch.float32).tiny  # smallest normal float: log() of a denormal is slow too
 
 
-@DIVERGENCE.code
 def probs_from_logp(logp: torch.Tensor) -> torch.Tensor:
     """exp(logp), exactly 0 below ``LOGP_FLOOR`` (masked tokens included)."""
     return logp.clamp(min=LOGP_FLOOR).exp().masked_fill(logp < LOGP_FLOOR, 0.0)
 
 
-@DIVERGENCE.code
 def log_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(log-probabilities, probabilities) in fp32 from logits; -inf logits (a masked vocabulary) give
     probability 0."""
@@ -43,12 +41,10 @@ def log_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return logp, probs_from_logp(logp)
 
 
-@DIVERGENCE.code
 def _log_or_tiny(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(min=TINY).log_()  # the clamp only touches exact zeros, whose terms are 0 anyway
 
 
-@DIVERGENCE.code
 def js_terms(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Elementwise terms of JS(P || Q), for small supports given as flat vectors (see ``top_p_js``);
     ``js_divergence`` computes the same sum over whole rows without the temporaries."""
@@ -56,13 +52,11 @@ def js_terms(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return 0.5 * (p * (_log_or_tiny(p) - logm)) + 0.5 * (q * (_log_or_tiny(q) - logm))
 
 
-@DIVERGENCE.code
 def entropy(p: torch.Tensor) -> torch.Tensor:
     """Shannon entropy (nats) per row of probabilities ``[N, V]``; zero probabilities contribute 0."""
     return torch.special.entr(p).sum(-1)
 
 
-@DIVERGENCE.code
 def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """JS(P || Q) per row from probabilities ``[N, V]``; entries where a probability is 0 contribute 0.
 
@@ -75,7 +69,6 @@ def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return (0.5 * js).clamp(0.0, LN2)  # rounding can step a hair outside the bounds
 
 
-@DIVERGENCE.code
 def ranked_threshold(ranked: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
     """From probabilities sorted descending per row: (threshold, number kept), both ``[N, 1]``. A token is
     kept when the tokens ranked above it hold less than ``top_p``, so the top-1 always stays."""
@@ -83,7 +76,6 @@ def ranked_threshold(ranked: torch.Tensor, top_p: float) -> tuple[torch.Tensor, 
     return ranked.gather(-1, n_keep - 1), n_keep
 
 
-@DIVERGENCE.code
 def top_p_threshold(p: torch.Tensor, top_p: float, probe: int = 256) -> torch.Tensor:
     """Per row, the smallest probability kept by top-p truncation: the set is ``p >= threshold``.
 
@@ -100,7 +92,6 @@ def top_p_threshold(p: torch.Tensor, top_p: float, probe: int = 256) -> torch.Te
     return threshold
 
 
-@DIVERGENCE.code
 def top_p_truncate(p: torch.Tensor, top_p: float) -> torch.Tensor:
     """``p`` truncated to its top-p set and renormalised (exactly 0 outside)."""
     if top_p >= 1.0:
@@ -109,7 +100,6 @@ def top_p_truncate(p: torch.Tensor, top_p: float) -> torch.Tensor:
     return kept / kept.sum(-1, keepdim=True)
 
 
-@DIVERGENCE.code
 def top_p_js(p: torch.Tensor, q: torch.Tensor, top_p: float) -> torch.Tensor:
     """JS between the top-p truncated, renormalised ``p`` and ``q``, over the union of their supports.
 

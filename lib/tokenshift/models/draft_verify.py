@@ -41,15 +41,14 @@ from ..core.behaviour import Version
 from .divergence import entropy, js_divergence, log_probs, top_p_js
 from .kv_cache import PreallocatedLayer, forward, new_cache
 from .loading import check_logits
-from .sampling import (COMPACT_SHARE, DECODING, Decoding, Samples, check_settings, collect, draw, left_pad, positions,
+from .sampling import (COMPACT_SHARE, Decoding, Samples, check_settings, collect, draw, left_pad, positions,
                        response_numbers, uniforms)
 
-DRAFT_VERIFY = Version("draft-verify", 2, uses=(DECODING,), libraries=("torch", "transformers"))
+BEHAVIOUR = Version(1, libraries=("torch", "transformers"))
 CHUNKS = (1, 2, 4, 8, 16, 32)  # chunk sizes the adaptation chooses from
 FIRST_CHUNK = 4  # a response's first guess, before its own rate says more
 
 
-@DRAFT_VERIFY.code
 def best_chunks(fired: torch.Tensor, examined: torch.Tensor, largest: int) -> torch.Tensor:
     """Per response, the chunk size of ``CHUNKS`` (at most ``largest``) that keeps the most tokens per step of
     work at the rate its rule fired so far (``fired`` handovers in ``examined`` kept steps); ``FIRST_CHUNK`` (at
@@ -78,7 +77,6 @@ class _GrowingLayer(PreallocatedLayer):
 
 
 @torch.no_grad()
-@DRAFT_VERIFY.code
 def draft_verify(primary, intervention, prompts: list[list[int]], rule, decoding: Decoding, *, n: int = 1,
                  batch_size: int = 256, max_chunk: int = 32, drafter=None, responses=None) -> Samples:
     """Cross-sample ``n`` responses to each prompt with ``rule`` (see the module's docstring), by draft and verify
@@ -110,7 +108,6 @@ def _forward(model, ids, mask, cache, vocab, device=None):
     return logits[..., :vocab].float().to(device or logits.device)
 
 
-@DRAFT_VERIFY.code
 def _batch(models, prompts, rows, numbers, uniform, rule, decoding: Decoding, max_chunk: int, drafter,
            out: Samples) -> None:
     d = decoding

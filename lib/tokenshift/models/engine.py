@@ -28,6 +28,9 @@ import itertools
 from collections.abc import Iterator
 
 from ..core import seeding
+from ..core.behaviour import Version
+
+BEHAVIOUR = Version(1)
 
 # what a profile may name; this module defers its torch-using imports, so checking a profile loads no model code
 ENGINES = ("suite", "vllm")

@@ -37,13 +37,12 @@ from ..core import seeding
 from ..core.behaviour import Version
 from .divergence import LN2
 from .draft_verify import best_chunks
-from .sampling import DECODING, Decoding, Samples, check_settings, response_numbers, split_at_stop
+from .sampling import Decoding, Samples, check_settings, response_numbers, split_at_stop
 
-ENGINE_CROSS = Version("engine-cross-sampling", 3, uses=(DECODING,), libraries=("vllm",))
+BEHAVIOUR = Version(1)  # vLLM's own version enters the keys of the runs that use it (``cross_sampling.sweep``)
 LISTED = 20  # ids per position asked of the engines: vLLM's default max_logprobs
 
 
-@ENGINE_CROSS.code
 def nucleus(listed: dict[int, float], p: float, vocab_size: int, whole: bool = False) -> dict[int, float] | None:
     """The top-p set of a distribution over the ``vocab_size`` tokens, known by its most likely output rows (id
     -> log-probability over every row; ``whole``: all of them), renormalised; None when the listed tokens hold
@@ -64,7 +63,6 @@ def nucleus(listed: dict[int, float], p: float, vocab_size: int, whole: bool = F
     return {token: prob / above for token, prob in kept.items()}
 
 
-@ENGINE_CROSS.code
 def drawn(listed: dict[int, float], temperature: float, top_p: float, vocab_size: int, uniform: float) -> int | None:
     """The token drawn with ``uniform`` from a distribution known by its most likely rows, as the sampler would
     draw it: greedy (temperature 0) the most likely token; at temperature 1 from its top-p set; None where the
@@ -83,7 +81,6 @@ def drawn(listed: dict[int, float], temperature: float, top_p: float, vocab_size
     return token  # rounding left the cumulative sum a hair under 1
 
 
-@ENGINE_CROSS.code
 def js(a: dict[int, float], b: dict[int, float]) -> float:
     """JS between two distributions given as id -> probability, over the union of their supports."""
     total = 0.0
@@ -94,7 +91,6 @@ def js(a: dict[int, float], b: dict[int, float]) -> float:
     return min(max(0.5 * total, 0.0), LN2)
 
 
-@ENGINE_CROSS.code
 def engine_cross_sample(primary, intervention, prompts: list[list[int]], rule, decoding: Decoding, *, n: int = 1,
                         max_chunk: int = 32, listed: int = LISTED, responses=None) -> Samples:
     """Cross-sample ``n`` responses to each prompt with two engines (``primary`` drafts, ``intervention``

@@ -19,7 +19,7 @@ from transformers.cache_utils import DynamicLayer
 
 from ..core.behaviour import Version
 
-KV_CACHE = Version("kv-cache", 1, libraries=("torch", "transformers"))
+BEHAVIOUR = Version(1, libraries=("torch", "transformers"))
 KEYWORDS = ("cache", "past_key_values")  # newest first
 
 
@@ -34,7 +34,6 @@ def cache_keyword(model_class: type) -> str:
                     f"{transformers.__version__}: install a transformers the suite supports (pyproject.toml)")
 
 
-@KV_CACHE.code
 def forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
             cache: DynamicCache) -> torch.Tensor:
     """The model's logits for ``input_ids`` after what ``cache`` holds, which grows by them (inputs moved to
@@ -53,7 +52,6 @@ class PreallocatedLayer(DynamicLayer):
         super().__init__()
         self.capacity = capacity
 
-    @KV_CACHE.code
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
             self.device, self.is_initialized, self.filled = key_states.device, True, 0

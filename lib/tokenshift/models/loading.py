@@ -14,8 +14,11 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Genera
 from transformers.utils import logging as hf_logging
 
 from ..core import parallel
+from ..core.behaviour import Version
 from ..core.cache import COMMIT, hub_commit, split_revision
 from ..core.paths import looks_like_path
+
+BEHAVIOUR = Version(1)
 
 # transformers draws a progress bar for every load and save: noise around the organism's many small
 # checkpoints, which would bury the suite's own progress bars for the work that takes time.

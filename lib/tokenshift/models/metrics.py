@@ -23,10 +23,10 @@ import warnings
 import torch
 
 from ..core.behaviour import Version
-from .divergence import (DIVERGENCE, LN2, TINY, js_terms, log_probs, probs_from_logp, ranked_threshold, top_p_js,
+from .divergence import (LN2, TINY, js_terms, log_probs, probs_from_logp, ranked_threshold, top_p_js,
                          top_p_threshold)
 
-METRICS = Version("metrics", 2, uses=(DIVERGENCE,))
+BEHAVIOUR = Version(1)
 
 # Tokens per row searched for the top-p nucleus: first a few, then more, then the whole vocabulary.
 FIRST_PROBE, PROBE = 16, 256
@@ -40,7 +40,6 @@ class NonFiniteLogits(ValueError):
         self.row = row
 
 
-@METRICS.code
 def _dense(base_logits: torch.Tensor, tuned_logits: torch.Tensor):
     """Log-probabilities of both models and the metrics that need the whole vocabulary, in one pass."""
     logp, logq = base_logits.float().log_softmax(-1), tuned_logits.float().log_softmax(-1)
@@ -61,7 +60,6 @@ def _dense(base_logits: torch.Tensor, tuned_logits: torch.Tensor):
 _compiled = torch.compile(_dense, dynamic=True)
 
 
-@METRICS.code
 def _dense_metrics(base_logits, tuned_logits):
     global _compiled
     if _compiled is not _dense and os.environ.get("TOKENSHIFT_COMPILE", "1") != "0":
@@ -74,7 +72,6 @@ def _dense_metrics(base_logits, tuned_logits):
     return _dense(base_logits, tuned_logits)
 
 
-@METRICS.code
 def _nucleus(top_logp: torch.Tensor, top_p: float):
     """From each row's most likely log-probabilities (descending): their probabilities, the top-p threshold
     (as ``divergence.top_p_threshold``), and whether the probe holds the whole kept set, ties included."""
@@ -84,7 +81,6 @@ def _nucleus(top_logp: torch.Tensor, top_p: float):
     return prob, threshold, inside
 
 
-@METRICS.code
 def _probe_js(logp, logq, top_p: float, probe_p, probe_q):
     """Top-p JS from each model's most likely tokens (``topk`` values and indices), and per row whether the
     probes held both kept sets. The union of the two kept sets is p's kept tokens plus q's kept tokens that
@@ -102,7 +98,6 @@ def _probe_js(logp, logq, top_p: float, probe_p, probe_q):
     return js_terms(ps, qs).sum(-1).clamp(0.0, LN2), inside_p & inside_q
 
 
-@METRICS.code
 def _top_p_js(logp, logq, top_p: float, probe_p, probe_q) -> torch.Tensor:
     """Top-p JS per row: from the given probes where they hold the nucleus (a trained model's usually has a
     few tokens), else from the top ``PROBE`` tokens, else (flat rows) from the whole vocabulary."""
@@ -119,7 +114,6 @@ def _top_p_js(logp, logq, top_p: float, probe_p, probe_q) -> torch.Tensor:
     return js
 
 
-@METRICS.code
 def _nucleus_size(logp: torch.Tensor, probe, top_p: float) -> torch.Tensor:
     """How many tokens each row's top-p set holds (ties with its last token included), counted in the probe
     where it holds the set, else over the whole vocabulary."""
@@ -134,7 +128,6 @@ def _nucleus_size(logp: torch.Tensor, probe, top_p: float) -> torch.Tensor:
     return size
 
 
-@METRICS.code
 def pair_metrics(base_logits: torch.Tensor, tuned_logits: torch.Tensor, top_p: float = 0.7,
                  max_k: int = 10) -> dict[str, torch.Tensor]:
     """All per-position metrics for one chunk of positions; logits ``[N, V]`` of the same vocabulary."""

@@ -14,7 +14,7 @@ from ..core import parallel
 from ..core.behaviour import Version
 from .sampling import Samples
 
-RESPONSES = Version("responses-schema", 1)  # how sampled ids become rows
+BEHAVIOUR = Version(1)  # how sampled ids become rows
 
 COLUMNS = {"response": pl.Int64, "problem": pl.Int64, "prompt_ids": pl.List(pl.Int64),
            "response_ids": pl.List(pl.Int64), "stopped": pl.Boolean}
@@ -24,7 +24,6 @@ CROSS_COLUMNS = {"eps": pl.Float64, "rule": pl.String, "intervened": pl.List(pl.
                  "count": pl.Int64, "changed": pl.List(pl.Boolean), "changed_count": pl.Int64}
 
 
-@RESPONSES.code
 def frame(prompts: list[list[int]], index: list[int], samples: Samples, n: int) -> pl.DataFrame:
     """The rows of one work unit: ``samples`` answer ``n`` times each of the problems ``index`` (whose prompts
     are ``prompts[index[i]]``), numbered as in the whole run."""

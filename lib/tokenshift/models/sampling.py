@@ -16,11 +16,11 @@ import torch
 
 from ..core import seeding
 from ..core.behaviour import Version
-from .divergence import DIVERGENCE, log_probs, top_p_truncate
-from .kv_cache import KV_CACHE, forward, new_cache
+from .divergence import log_probs, top_p_truncate
+from .kv_cache import forward, new_cache
 from .loading import check_logits, pad_id
 
-DECODING = Version("decoding", 4, uses=(DIVERGENCE, KV_CACHE), libraries=("torch", "transformers"))
+BEHAVIOUR = Version(1, libraries=("torch", "transformers"))
 
 
 @dataclass
@@ -51,7 +51,6 @@ def stop_set(eos_token_id: int | Sequence[int]) -> set[int]:
     return {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
 
 
-@DECODING.code
 def split_at_stop(row: list[int], stops: set[int]) -> tuple[list[int], int | None]:
     """A decoded row cut before its first stop token, and that token (None if the row never stopped)."""
     for i, token in enumerate(row):
@@ -60,7 +59,6 @@ def split_at_stop(row: list[int], stops: set[int]) -> tuple[list[int], int | Non
     return row, None
 
 
-@DECODING.code
 def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids and attention mask for sequences of different lengths, padded on the left."""
     width = max(len(s) for s in seqs)
@@ -73,13 +71,11 @@ def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
-@DECODING.code
 def positions(mask: torch.Tensor) -> torch.Tensor:
     """Position ids that start at 0 on each row's first real token, whatever its left padding."""
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-@DECODING.code
 def draw(logits: torch.Tensor, temperature: float, top_p: float, uniform: torch.Tensor) -> torch.Tensor:
     """One token id per row of ``logits`` ([B, V]); temperature 0 means greedy. The only draw of the suite: the
     row's ``uniform`` number ([B, 1], in [0, 1)) read against its cumulative distribution (``torch.multinomial``
@@ -91,7 +87,6 @@ def draw(logits: torch.Tensor, temperature: float, top_p: float, uniform: torch.
     return torch.searchsorted(cdf, uniform * cdf[:, -1:], right=True).clamp(max=probs.shape[-1] - 1).squeeze(-1)
 
 
-@DECODING.code
 def uniforms(seed: int, responses: Sequence[int], steps: int) -> torch.Tensor:
     """The uniform numbers of each response's draws, one per decoding step ([len(responses), steps]): response r's
     come from its own stream, derived from the run's ``seed`` and r, whatever else is decoded beside it."""
@@ -167,7 +162,6 @@ def check_settings(prompts: list[list[int]], n: int, batch_size: int) -> None:
 
 
 @torch.no_grad()
-@DECODING.code
 def decode(model, prompts: list[list[int]], decoding: Decoding, *, n: int = 1, batch_size: int = 256,
            responses: Sequence[int] | None = None) -> Samples:
     """Sample ``n`` responses to each prompt (token-id lists), ``batch_size`` sequences at a time, as ``decoding``
@@ -189,7 +183,6 @@ def decode(model, prompts: list[list[int]], decoding: Decoding, *, n: int = 1, b
 COMPACT_SHARE = 0.125
 
 
-@DECODING.code
 def _decode_batch(model, prompts, numbers, decoding: Decoding, out: Samples) -> None:
     d = decoding
     max_new_tokens, stops, pad, vocab, temperature, top_p = (d.max_new_tokens, d.stop_ids, d.pad_id, d.vocab_size,
@@ -226,7 +219,6 @@ def _decode_batch(model, prompts, numbers, decoding: Decoding, out: Samples) -> 
     collect(out, tokens, stops)
 
 
-@DECODING.code
 def collect(out: Samples, tokens: torch.Tensor, stops: set[int], per_step=None) -> None:
     """Append a batch's decoded rows to ``out``, each cut at its first stop token; ``per_step`` (two models:
     the handover, JS and changed-token tensors, [B, steps], then optionally both entropies) is cut to each

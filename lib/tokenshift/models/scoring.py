@@ -18,11 +18,11 @@ import torch
 
 from ..core import progress
 from ..core.behaviour import Version
-from .batching import BATCHING, make_batch
+from .batching import make_batch
 from .loading import check_logits, pad_id
-from .metrics import METRICS, NonFiniteLogits, pair_metrics
+from .metrics import NonFiniteLogits, pair_metrics
 
-SCORING = Version("scoring", 1, uses=(METRICS, BATCHING), libraries=("torch", "transformers"))
+BEHAVIOUR = Version(1, libraries=("torch", "transformers"))
 
 # The metrics run on chunks of logits of this many elements per model (32 MB in fp32, ~55 positions of a
 # 152k vocabulary), which bounds their temporaries.
@@ -50,14 +50,12 @@ def _allocate_large_blocks_with_mmap() -> None:
     mallopt(M_MMAP_THRESHOLD, 1 << 20)
 
 
-@SCORING.code
 def _hidden(model, batch, rows, cols) -> torch.Tensor:
     ids, mask = batch.ids.to(model.device), batch.attention_mask.to(model.device)
     return model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[rows.to(model.device),
                                                                                     cols.to(model.device)]
 
 
-@SCORING.code
 def _project(model, hidden, vocab: int, device) -> torch.Tensor:
     """fp32 logits over the tokenizer's vocabulary (padding rows of the output layer dropped) on ``device``."""
     head = model.get_output_embeddings()
@@ -65,7 +63,6 @@ def _project(model, hidden, vocab: int, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-@SCORING.code
 def score_pair(base, tuned, tokenizer, prompts: list[list[int]], responses: list[list[int]], top_p: float = 0.7,
                max_k: int = 10, batch_size: int = 16, chunk_positions: int | None = None,
                show_progress: bool = True) -> pl.DataFrame:

@@ -10,7 +10,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 from ..core import seeding
 from ..core.behaviour import Version
 
-ARCHITECTURE = Version("organism-architecture", 1, libraries=("torch", "transformers"))  # shape -> initial weights
+BEHAVIOUR = Version(1, libraries=("torch", "transformers"))  # shape -> initial weights
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,6 @@ class ModelShape:
     max_positions: int = 352  # prompt (up to 15 tokens) + response (up to 320); longer sequences are refused
 
 
-@ARCHITECTURE.code
 def new_model(tokenizer, shape: ModelShape, seed: int) -> Qwen2ForCausalLM:
     config = Qwen2Config(
         vocab_size=len(tokenizer),

@@ -15,7 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..core.behaviour import Version
 from . import task
+
+BEHAVIOUR = Version(1)
 
 DETERMINISTIC, CHOICE, UNPARSED = "deterministic", "choice", "unparsed"
 LABELS = (*(f"decision:{k}" for k in task.DECISIONS), CHOICE, DETERMINISTIC, UNPARSED)

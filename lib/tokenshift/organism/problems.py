@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from ..problems.problem_sets import VERDICTS, ProblemSet
+from ..core.behaviour import Version
+from ..problems.problem_sets import ProblemSet
 from . import task
+
+BEHAVIOUR = Version(1)
 
 
 def prompt_ids(problem: task.Problem, tokenizer) -> list[int]:
@@ -14,7 +17,7 @@ def prompt_ids(problem: task.Problem, tokenizer) -> list[int]:
 class OrganismProblems(ProblemSet):
     """The organism's addition problems, judged by the task's strict verifier (format and stop required)."""
 
-    verifier = task.TASK
+    verifier = task.__name__
 
     def __init__(self, problems: list[task.Problem], tokenizer):
         self.problems = problems
@@ -22,6 +25,5 @@ class OrganismProblems(ProblemSet):
                          prompts=[prompt_ids(p, tokenizer) for p in problems],
                          stop_ids=(tokenizer.eos_token_id,), tokenizer=tokenizer)
 
-    @VERDICTS.code
     def verify(self, index: int, response: str, stopped: bool) -> bool:
         return task.verify(self.problems[index], response, stopped)

@@ -17,18 +17,17 @@ from pathlib import Path
 
 import torch
 
-from ..core import progress, seeding
-from ..core.cache import added
+from ..core import parallel, progress, seeding
 from ..core.behaviour import Version
-from ..models.batching import BATCHING, Batch, make_batch, token_logprobs
-from ..models.loading import save
-from ..models.sampling import DECODING, Decoding, decode
+from ..core.cache import ArtifactCache, added, model_fingerprint, spec
+from ..models.batching import Batch, make_batch, token_logprobs
+from ..models.loading import load_model, save
+from ..models.sampling import Decoding, decode
 from ..problems import evaluation
-from ..problems.problem_sets import VERDICTS
-from . import task
+from . import storage, task
 from .problems import OrganismProblems
 
-RL = Version("rl", 3, uses=(task.TASK, VERDICTS, DECODING, BATCHING, evaluation.EVALUATION))
+BEHAVIOUR = Version(1)
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,6 @@ SIMPLERL_LIKE = RLConfig(kl_coef=0.05)
 DAPO_LIKE = RLConfig(clip_high=0.28, loss_agg="token-mean", skip_uniform_groups=True)
 
 
-@RL.code
 def group_advantages(rewards: torch.Tensor) -> torch.Tensor:
     """(r - mean) / (std + 1e-6) within each group; ``rewards`` is [P, G]. A uniform group gets zeros."""
     mean = rewards.mean(dim=1, keepdim=True)
@@ -100,27 +98,23 @@ def group_advantages(rewards: torch.Tensor) -> torch.Tensor:
     return (rewards - mean) / (std + 1e-6)
 
 
-@RL.code
 def k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Schulman's k3 estimate of KL(pi || ref) from the sampled token: r - 1 - log r with r = ref/pi; >= 0."""
     log_ratio = ref_logp - logp
     return log_ratio.exp() - 1 - log_ratio
 
 
-@RL.code
 def token_kl(logp, anchor_logp) -> torch.Tensor:
     """KL_t of the weighting: k3 of KL(anchor || pi) on the sampled token, no gradient (k3(a, b) estimates
     KL(a-sampled || b) with ratio b/a: here pi/anchor)."""
     return k3(anchor_logp, logp.detach()).detach()
 
 
-@RL.code
 def advantage_weights(logp, anchor_logp, scale: float, alpha: float) -> torch.Tensor:
     """w_t = 1 + s (sigmoid(alpha KL_t) - 1/2), KL_t = ``token_kl``; no gradient."""
     return 1 + scale * (torch.sigmoid(alpha * token_kl(logp, anchor_logp)) - 0.5)
 
 
-@RL.code
 def arranged_weights(w: torch.Tensor, mask: torch.Tensor, normalise: bool, shuffle: torch.Generator | None):
     """The mini-batch's weights ``w`` over its response tokens (``mask``), permuted across them with ``shuffle``
     (the control) and divided by their mean there if ``normalise``."""
@@ -133,7 +127,6 @@ def arranged_weights(w: torch.Tensor, mask: torch.Tensor, normalise: bool, shuff
     return w
 
 
-@RL.code
 def clipped_surrogate(logp, old_logp, advantages, clip_low, clip_high):
     """Per-token PPO loss -min(r A, clip(r) A) and where clipping was active; advantages broadcast per token."""
     ratio = (logp - old_logp).exp()
@@ -142,7 +135,6 @@ def clipped_surrogate(logp, old_logp, advantages, clip_low, clip_high):
     return -torch.minimum(unclipped, clipped), (clipped < unclipped)
 
 
-@RL.code
 def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
     """token-mean: every token counts once across the batch (DAPO); seq-mean-token-mean: every response does."""
     if mode == "token-mean":
@@ -151,7 +143,6 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.T
     return per_seq.mean()
 
 
-@RL.code
 def train_rl(base, tokenizer, config: RLConfig, out_dir: Path | None = None, show_progress: bool = True,
              desc: str = "RL"):
     """RL-train a copy of ``base``; returns (policy, per-step log). Checkpoints go to ``out_dir/checkpoints``."""
@@ -173,7 +164,6 @@ def train_rl(base, tokenizer, config: RLConfig, out_dir: Path | None = None, sho
     return policy.eval(), log
 
 
-@RL.code
 def rl_step(policy, reference, opt, tokenizer, config: RLConfig, step: int) -> dict:
     P, G = config.prompts_per_step, config.samples_per_prompt
     problems = OrganismProblems(task.sample_problems(P, "train", seed=seeding.derive(config.seed, "rl-problems", step)),
@@ -260,6 +250,26 @@ def kl_quantiles(kl: torch.Tensor, ids: torch.Tensor) -> dict:
             "top_decile_tokens": count(top), "tokens": count(ids)}
 
 
-@RL.code
 def _rows(batch, index):
     return Batch(batch.ids[index], batch.attention_mask[index], batch.response_mask[index])
+
+
+def entry(config: RLConfig, base: Path):
+    """The cache entry of a RL run from model directory ``base``: keyed by the base's content, so a base
+    retrained bit for bit the same keeps it."""
+    return spec("rl", __name__, config, {"base": model_fingerprint(base),
+                                          "runtime": storage.runtime(storage.PART_THREADS)})
+
+
+def trained(base: Path, config: RLConfig, cache: ArtifactCache, show_progress: bool = True,
+            name: str = "run") -> Path:
+    """A RL run from model directory ``base`` with ``config`` as given (its own seed included), cached; returns
+    the final model's directory (checkpoints and ``log.json`` lie beside it)."""
+
+    def build(out: Path):
+        model, tok = load_model(base, dtype="float32", device_map=None)
+        with parallel.threads(storage.PART_THREADS):
+            policy, log = train_rl(model, tok, config, out_dir=out, show_progress=show_progress, desc=f"RL {name}")
+        storage.store(out, policy, tok, log)
+
+    return cache.get_or_build(entry(config, base), build) / "model"

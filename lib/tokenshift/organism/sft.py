@@ -28,16 +28,16 @@ from pathlib import Path
 
 import torch
 
-from ..core import progress, seeding
+from ..core import parallel, progress, seeding
 from ..core.behaviour import Version
-from ..models.batching import BATCHING, make_batch, token_logprobs
-from ..models.loading import save
-from ..models.sampling import DECODING, Decoding, decode
-from ..problems.problem_sets import VERDICTS
-from . import task
+from ..core.cache import ArtifactCache, model_fingerprint, spec
+from ..models.batching import make_batch, token_logprobs
+from ..models.loading import load_model, save
+from ..models.sampling import Decoding, decode
+from . import storage, task
 from .problems import OrganismProblems, prompt_ids
 
-SFT = Version("sft", 3, uses=(task.TASK, BATCHING, DECODING, VERDICTS))
+BEHAVIOUR = Version(1)
 SOURCES = ("demonstrator", "other_writer", "own_correct")
 
 
@@ -74,7 +74,6 @@ class SFTConfig:
             raise ValueError("early stopping measures held-out demonstrations; own_correct has none: set stop=None")
 
 
-@SFT.code
 def demonstrations(config: SFTConfig, step: int, tokenizer) -> tuple[list, list]:
     """Step ``step``'s batch of (prompt ids, response ids) written by the demonstrator or the other writer."""
     seed = seeding.derive(config.seed, "sft-batch", step)
@@ -92,7 +91,6 @@ def demonstrations(config: SFTConfig, step: int, tokenizer) -> tuple[list, list]
     return prompts, responses
 
 
-@SFT.code
 def own_correct_samples(sampler, config: SFTConfig, step: int, tokenizer) -> tuple[list, list, float]:
     """Step ``step``'s batch from ``sampler``'s own samples: (prompt ids, response ids with their stop token)
     of the accepted ones, at most ``batch_size``, and the share accepted."""
@@ -106,7 +104,6 @@ def own_correct_samples(sampler, config: SFTConfig, step: int, tokenizer) -> tup
             len(accepted) / config.rollouts)
 
 
-@SFT.code
 def held_out_set(config: SFTConfig, tokenizer) -> tuple[list, list]:
     """The early-stopping measurement's (prompt ids, response ids): ``config.stop.problems`` validation problems,
     written once by the run's source with a fixed seed."""
@@ -123,7 +120,6 @@ def held_out_set(config: SFTConfig, tokenizer) -> tuple[list, list]:
 
 
 @torch.no_grad()
-@SFT.code
 def held_out_nll(model, batch) -> float:
     """Mean NLL per response token of ``batch`` (``make_batch``'s), in eval mode."""
     was_training = model.training
@@ -133,7 +129,6 @@ def held_out_nll(model, batch) -> float:
     return float(-(logp * batch.response_mask).sum() / batch.response_mask.sum())
 
 
-@SFT.code
 def train_sft(model, tokenizer, config: SFTConfig, show_progress: bool = True, desc: str = "SFT",
               out_dir: Path | None = None) -> list[dict]:
     """Train ``model`` in place on ``config.source``'s data; returns the loss log (and, for "own_correct", the
@@ -188,9 +183,29 @@ def train_sft(model, tokenizer, config: SFTConfig, show_progress: bool = True, d
     return log
 
 
-@SFT.code
 def lr_factor(step: int, config: SFTConfig) -> float:
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
     progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def entry(config: SFTConfig, base: Path):
+    """The cache entry of a SFT control from model directory ``base``: keyed by the base's content, so a base
+    retrained bit for bit the same keeps it."""
+    return spec("sft_control", __name__, config, {"base": model_fingerprint(base),
+                                          "runtime": storage.runtime(storage.PART_THREADS)})
+
+
+def trained(base: Path, config: SFTConfig, cache: ArtifactCache, show_progress: bool = True,
+            name: str = "run") -> Path:
+    """A SFT control from model directory ``base`` with ``config`` as given (its own seed included), cached; returns
+    the final model's directory (checkpoints and ``log.json`` lie beside it)."""
+
+    def build(out: Path):
+        model, tok = load_model(base, dtype="float32", device_map=None)
+        with parallel.threads(storage.PART_THREADS):
+            log = train_sft(model, tok, config, show_progress, desc=f"SFT {name}", out_dir=out)
+        storage.store(out, model, tok, log)
+
+    return cache.get_or_build(entry(config, base), build) / "model"

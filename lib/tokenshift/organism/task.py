@@ -40,13 +40,12 @@ from dataclasses import dataclass, field
 from ..core import seeding
 from ..core.behaviour import Version
 
-TASK = Version("task", 3)  # problems, splits, the verifier and both writers
+BEHAVIOUR = Version(1)  # problems, splits, the verifier and both writers
 
 MIN_DIGITS, MAX_DIGITS = 3, 6
 COLUMN_NAMES = ("ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands", "millions")
 
 
-@TASK.code
 @dataclass(frozen=True)
 class Problem:
     operands: tuple[int, ...]
@@ -74,12 +73,10 @@ class Problem:
         return False
 
 
-@TASK.code
 def _digest(problem: Problem) -> bytes:
     return hashlib.sha256(problem.prompt.encode()).digest()
 
 
-@TASK.code
 def is_held_out(problem: Problem) -> bool:
     """A fixed 20% of all problems, chosen by hash, is never trained on (by SFT or RL)."""
     return _digest(problem)[0] % 5 == 0
@@ -88,21 +85,18 @@ def is_held_out(problem: Problem) -> bool:
 SPLITS = ("train", "held_out", "validation", "test")  # validation and test are the two halves of held_out
 
 
-@TASK.code
 def split_of(problem: Problem) -> str:
     if not is_held_out(problem):
         return "train"
     return "validation" if _digest(problem)[1] % 2 == 0 else "test"
 
 
-@TASK.code
 def random_problem(rng: random.Random) -> Problem:
     """Two numbers of the same width, three to six digits, so problems (and responses) vary in length."""
     width = rng.randint(MIN_DIGITS, MAX_DIGITS)
     return Problem(tuple(rng.randint(10 ** (width - 1), 10**width - 1) for _ in range(2)))
 
 
-@TASK.code
 def sample_problems(n: int, split: str, seed: int) -> list[Problem]:
     """``n`` distinct problems from ``split``, deterministic in ``seed``.
 
@@ -122,7 +116,6 @@ def sample_problems(n: int, split: str, seed: int) -> list[Problem]:
     return out
 
 
-@TASK.code
 def extract_answer(response: str) -> int | None:
     """The answer a response states: ``answer is <N>.`` exactly once, as the response's end; else None."""
     if response.count("answer is") != 1:
@@ -131,7 +124,6 @@ def extract_answer(response: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-@TASK.code
 def verify(problem: Problem, response: str, stopped: bool) -> bool:
     """True only for a right answer stated once, at the very end, properly terminated.
 
@@ -193,7 +185,6 @@ class _Text:
         return "".join(self.parts)
 
 
-@TASK.code
 @dataclass(frozen=True)
 class Demonstrator:
     """The base's teacher: a human-like writer with variation the reward ignores and decisions it does not.
@@ -340,7 +331,6 @@ class Demonstrator:
         return Written(str(out), True, out.decisions, out.choices)
 
 
-@TASK.code
 @functools.cache
 def phrasing_odds(seed: int, slot: str, column: int, options: int) -> tuple[float, ...]:
     """The demonstrator's odds of each of ``options`` phrasings in ``slot`` at ``column``: a draw from a flat
@@ -351,7 +341,6 @@ def phrasing_odds(seed: int, slot: str, column: int, options: int) -> tuple[floa
     return tuple(x / sum(draws) for x in draws)
 
 
-@TASK.code
 @dataclass(frozen=True)
 class OtherWriter:
     """Another writer, whom the off-policy SFT control imitates: always right, in its own style and structure
@@ -378,7 +367,6 @@ class OtherWriter:
         return Written(str(out), True, out.decisions)
 
 
-@TASK.code
 def reliable_solution(problem: Problem) -> str:
     """A right solution in the demonstrator's style, no slips and no detours (for tests and examples)."""
     digits, carry, lines = [], 0, []

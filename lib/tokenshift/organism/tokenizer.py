@@ -21,7 +21,7 @@ from ..core import seeding
 from ..core.behaviour import Version
 from . import task
 
-TOKENIZER = Version("tokenizer", 2, uses=(task.TASK,), libraries=("transformers", "tokenizers"))
+BEHAVIOUR = Version(1, libraries=("transformers", "tokenizers"))
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 
@@ -34,7 +34,6 @@ class TokenizerConfig:
     seed: int = 0
 
 
-@TOKENIZER.code
 def corpus(config: TokenizerConfig) -> list[str]:
     """Prompts with responses of both writers, from training problems."""
     rng = random.Random(seeding.derive(config.seed, "tokenizer-corpus"))
@@ -44,7 +43,6 @@ def corpus(config: TokenizerConfig) -> list[str]:
     return texts + [p.prompt + other.write(p, rng).text for p in problems[: config.other_writer]]
 
 
-@TOKENIZER.code
 def build_tokenizer(config: TokenizerConfig = TokenizerConfig()) -> Qwen2Tokenizer:
     # Qwen2's pipeline with no merges lends its pre-tokenizer and decoder, so training splits text as it will
     # be split when the tokenizer is used

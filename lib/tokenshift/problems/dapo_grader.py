@@ -16,8 +16,7 @@ import re
 from ..core.behaviour import Version
 from .latex import braced
 
-DAPO_GRADER = Version("dapo-grader", 1)
-DAPO_GRADER.code(braced)  # shared with math_answers, whose version uses this one
+BEHAVIOUR = Version(1)
 ANSWER = re.compile(r"answer\s*:\s*([^\n]+)", re.IGNORECASE)
 
 # Minerva's normalisation, as data: what is replaced first, then what is deleted (units, spacing commands).
@@ -35,7 +34,6 @@ REWRITES = ((r".*?\$(.*?)\$.*", r"$\1$"), (r"\\text\{(.*?)\}", r"\1"), (r"\\text
             (r"sqrt([^{])", r"sqrt{\1}"))
 
 
-@DAPO_GRADER.code
 def normalise(answer: str) -> str:
     """Minerva's normal form of a final answer: the right-hand side of its last "=", units and spacing gone,
     LaTeX wrappers unwrapped, and the commas of a plain integer dropped."""
@@ -52,14 +50,12 @@ def normalise(answer: str) -> str:
     return answer.strip()
 
 
-@DAPO_GRADER.code
 def last_box(text: str) -> str | None:
     """The content of the last ``\\boxed{...}``, braces matched; None when there is none or it never closes."""
     start = text.rfind("\\boxed{")
     return None if start < 0 else braced(text, start + len("\\boxed"))
 
 
-@DAPO_GRADER.code
 def is_correct(reference: str, response: str) -> bool:
     tail = response[-300:]  # verl's cut: "the longest answer in MATH-500 has 159 characters"
     answers = ANSWER.findall(tail)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.behaviour import Version
-from ..models.sampling import DECODING, Decoding, decode
-from .problem_sets import VERDICTS, ProblemSet
+from ..models.sampling import Decoding, decode
+from .problem_sets import ProblemSet
 
-EVALUATION = Version("evaluation", 1, uses=(DECODING, VERDICTS))
+BEHAVIOUR = Version(1)
 
 
 @dataclass
@@ -47,7 +47,6 @@ class Accuracy:
         return f"avg@{k} = {self.avg:.3f} [{lo:.3f}, {hi:.3f}] over {self.correct.shape[0]} problems"
 
 
-@EVALUATION.code
 def evaluate(model, problems: ProblemSet, k: int, decoding: Decoding) -> Accuracy:
     """Sample ``k`` responses per problem as ``decoding`` says (``Decoding.for_problems``) and verify each."""
     samples = decode(model, problems.prompts, decoding, n=k)

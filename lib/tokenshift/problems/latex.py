@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from ..core.behaviour import Version
+
+BEHAVIOUR = Version(1)
+
 
 def braced(text: str, open_at: int) -> str | None:
     """The content of the brace group whose ``{`` is at ``open_at``, nested groups included; None when it never

@@ -21,8 +21,7 @@ from ..core.behaviour import Version
 from . import dapo_grader, qwen_math_grader
 from .latex import braced
 
-MATH_ANSWERS = Version("math-answers", 2, uses=(dapo_grader.DAPO_GRADER, qwen_math_grader.QWEN_MATH_GRADER),
-                       libraries=("math-verify",))
+BEHAVIOUR = Version(1, libraries=("math-verify",))
 FORMATS = ("boxed", "answer_line", "either")
 GRADERS = ("math-verify", "dapo", "qwen-math")
 OWN_READING = {"dapo": dapo_grader.is_correct, "qwen-math": qwen_math_grader.is_correct}  # find answers their way
@@ -33,7 +32,6 @@ ANSWER_LINE = re.compile(r"^.*(?:answer[ \t]*:|final answer is)(.*)$", re.IGNORE
 HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
 
 
-@MATH_ANSWERS.code
 def last_boxed(text: str) -> tuple[int, str] | None:
     """Where the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text`` starts and its content, nested braces
     matched; ``\\boxed 5`` (no braces) gives what follows up to a space or ``$``. None when there is none or its
@@ -49,7 +47,6 @@ def last_boxed(text: str) -> tuple[int, str] | None:
     return None if content is None else (found.start(), content)
 
 
-@MATH_ANSWERS.code
 def last_answer_line(text: str) -> tuple[int, str] | None:
     """Where the last answer line starts and what it gives, with markdown emphasis, surrounding $ and trailing
     periods removed; None when there is none."""
@@ -62,7 +59,6 @@ def last_answer_line(text: str) -> tuple[int, str] | None:
     return found.start(), answer
 
 
-@MATH_ANSWERS.code
 def final_answer(response: str, answer_format: str = "boxed") -> str | None:
     """The answer ``response`` gives in ``answer_format`` (one of ``FORMATS``); None when it gives none."""
     if answer_format not in FORMATS:
@@ -72,7 +68,6 @@ def final_answer(response: str, answer_format: str = "boxed") -> str | None:
     return max(found)[1] if found else None  # either: the one written last
 
 
-@MATH_ANSWERS.code
 def is_correct(reference: str, response: str, answer_format: str = "boxed", grader: str = "math-verify") -> bool:
     """True when the final answer of ``response`` (in ``answer_format``) is equivalent to ``reference`` by
     ``grader``; DAPO's and Qwen2.5-Math's graders find the answer their own way and ignore the format."""

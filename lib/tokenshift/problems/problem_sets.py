@@ -7,13 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
 from ..core.behaviour import Version
+from ..core.cache import ArtifactCache, spec
 from . import math_answers
 
-VERDICTS = Version("verdicts", 1)  # how responses are decoded and handed to a verifier
+BEHAVIOUR = Version(1)  # how responses are decoded and handed to a verifier
 
 # The paper's prompt asks for step-by-step reasoning and a boxed answer; its exact wording is not published.
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -39,7 +41,7 @@ class ProblemSet:
     stop_ids: tuple[int, ...]  # a response ends at the first of these
     tokenizer: object  # decodes responses for the verifier
 
-    verifier = None  # the Version of the code that judges answers (set by each kind)
+    verifier = None  # the module whose code judges answers (set by each kind), for cache keys
     grading = "the task's verifier"  # how answers are judged, in words (``how_asked``)
 
     def __len__(self) -> int:
@@ -48,7 +50,6 @@ class ProblemSet:
     def verify(self, index: int, response: str, stopped: bool) -> bool:
         raise NotImplementedError
 
-    @VERDICTS.code
     def decode(self, ids: list[int]) -> str:
         # special tokens stay visible, so a stray <pad> or <bos> inside a response fails verification
         return self.tokenizer.decode(ids, skip_special_tokens=False)
@@ -60,14 +61,28 @@ class ProblemSet:
         return [self.verify(i, self.answer_text(ids), stopped)
                 for i, ids, stopped in zip(problem, samples.response_ids, samples.stopped)]
 
-    @VERDICTS.code
     def verdicts(self, table: pl.DataFrame) -> list[bool]:
         """Correctness of each row of a responses table (``problem``, ``response_ids`` with any stop token
         last, ``stopped``), in row order."""
         return [self.verify(problem, self.answer_text(ids), stopped)
                 for problem, ids, stopped in table.select("problem", "response_ids", "stopped").iter_rows()]
 
-    @VERDICTS.code
+    def judged(self, entry: Path, name: str, cache: ArtifactCache) -> pl.DataFrame:
+        """The responses table ``name`` of cache ``entry`` with a ``correct`` column: each row judged by the
+        verifier, cached apart from sampling under the table's digest, the reference answers and the verifier's
+        code, so a new verifier (or a new math-verify) re-judges in seconds instead of re-sampling (GPU-hours at
+        paper scale)."""
+        table = pl.read_parquet(entry / name)
+        key = spec("verdicts", (__name__, self.verifier), None,
+                   {"responses": cache.digest(entry, name), "answers": self.answer_key()})
+
+        def build(out: Path):
+            pl.DataFrame({"correct": self.verdicts(table)}, schema={"correct": pl.Boolean}).write_parquet(
+                out / "verdicts.parquet")
+
+        verdicts = pl.read_parquet(cache.get_or_build(key, build) / "verdicts.parquet")
+        return table.with_columns(verdicts["correct"])
+
     def answer_text(self, ids: list[int]) -> str:
         """What the verifier reads: the response up to its first stop token, decoded. A turn that ran on past
         its end (sampled elsewhere, or without the template's end-of-turn token) is never graded on what
@@ -103,7 +118,6 @@ class ProblemSet:
                 f"A response ends at the first of: {stops}. Judged by {self.grading}.")
 
 
-@VERDICTS.code
 def first_stop(ids: list[int], stop_ids) -> int:
     """The position of the first stop token in ``ids``; their length if there is none."""
     stops = set(stop_ids)
@@ -143,7 +157,7 @@ class MathProblems(ProblemSet):
     A response cut off by the length limit is judged on what it wrote, as math benchmarks usually are; it can
     only be right if it gave an answer before the cut."""
 
-    verifier = math_answers.MATH_ANSWERS
+    verifier = math_answers.__name__
 
     def __init__(self, problems: list[MathProblem], tokenizer, stop_ids: tuple[int, ...], template: str = PROMPT,
                  answer_format: str = "boxed", grader: str = "math-verify", system: str = ""):
@@ -163,11 +177,9 @@ class MathProblems(ProblemSet):
                             "within 1e-4 or as percentages, else SymPy)"}
         self.grading = own.get(grader, f"math-verify on {where}")
 
-    @VERDICTS.code
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    @VERDICTS.code
     def verify(self, index: int, response: str, stopped: bool) -> bool:
         return math_answers.is_correct(self.answers[index], response, self.answer_format, self.grader)
 

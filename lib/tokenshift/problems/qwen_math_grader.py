@@ -26,8 +26,7 @@ from word2number import w2n
 from ..core.behaviour import Version
 from .latex import braced
 
-QWEN_MATH_GRADER = Version("qwen-math-grader", 1, libraries=("word2number", "latex2sympy2_extended", "sympy"))
-QWEN_MATH_GRADER.code(braced)
+BEHAVIOUR = Version(1, libraries=("word2number", "latex2sympy2_extended", "sympy"))
 NUMBER = re.compile(r"-?\d*\.?\d+")
 CHOICES = ("A", "B", "C", "D", "E")
 # LaTeX spacing, which SymPy's LaTeX grammar skips (12\,345 is 12345) and latex2sympy2_extended reads as a sum
@@ -58,7 +57,6 @@ AFTER_WORDS = (("x=", ""), ("y=", ""), ("z=", ""), ("x\\in", ""), ("y\\in", ""),
                ("\\%", ""), ("%", ""), (" .", " 0."), ("{.", "{0."), ("infinity", "\\infty"))
 
 
-@QWEN_MATH_GRADER.code
 def answer_text(response: str) -> str:
     """The final answer as it reads it: Minerva's "final answer is $...$. I hope", else what follows the last
     "boxed" (its brace group, the rest when it never closes, or up to a "$"), else what follows the last
@@ -85,7 +83,6 @@ def answer_text(response: str) -> str:
     return answer[:-1] if answer.endswith("/") else answer
 
 
-@QWEN_MATH_GRADER.code
 def normalise(answer: str) -> str:
     """Its normal form of an answer (``strip_string``): wrappers, units, dollars, degrees and percent signs gone,
     number words as digits, a short left-hand side ``k =`` dropped, ``\\frac12`` and ``1/2`` as
@@ -120,7 +117,6 @@ def normalise(answer: str) -> str:
     return slash_as_frac(braced_fracs(answer))
 
 
-@QWEN_MATH_GRADER.code
 def number_from_words(text: str) -> str:
     """``text`` as digits where word2number reads a number in it ("seventy three" -> "73", "007" -> "7"),
     else unchanged."""
@@ -130,7 +126,6 @@ def number_from_words(text: str) -> str:
         return text
 
 
-@QWEN_MATH_GRADER.code
 def braced_fracs(text: str) -> str:
     """``\\frac12`` -> ``\\frac{1}{2}``, ``\\frac1{72}`` -> ``\\frac{1}{72}``; unchanged when a ``\\frac`` is
     followed by fewer than two characters."""
@@ -145,7 +140,6 @@ def braced_fracs(text: str) -> str:
     return "\\frac".join(out)
 
 
-@QWEN_MATH_GRADER.code
 def slash_as_frac(text: str) -> str:
     """``a/b`` as ``\\frac{a}{b}`` when each side is an integer written plainly or holds a square root."""
     parts = text.split("/")
@@ -154,7 +148,6 @@ def slash_as_frac(text: str) -> str:
     return text
 
 
-@QWEN_MATH_GRADER.code
 def as_number(text: str) -> float | None:
     """The number ``text`` writes (thousands commas ignored, a trailing % as a hundredth), or None."""
     text = text.replace(",", "")
@@ -174,7 +167,6 @@ def close(a: float, b: float) -> bool:
     return math.isclose(b, a, rel_tol=1e-4)
 
 
-@QWEN_MATH_GRADER.code
 def choice(text: str) -> str:
     """The last standalone letter A-E of a multiple-choice answer, else the answer without its end dots."""
     text = text.strip("\n").rstrip(".").rstrip("/").strip(" ").lstrip(":")
@@ -182,7 +174,6 @@ def choice(text: str) -> str:
     return (letters[-1] if letters else text.strip().strip(".")).rstrip(".").rstrip("/")
 
 
-@QWEN_MATH_GRADER.code
 def equal(prediction: str, reference: str) -> bool:
     """Its ``math_equal``: the same text (any case); a choice letter; numbers within a relative 1e-4, also as
     percentages; the same text without brackets; tuples and intervals part by part; equations by their sides;
@@ -216,7 +207,6 @@ def equal(prediction: str, reference: str) -> bool:
     return symbolic_equal(prediction, reference)
 
 
-@QWEN_MATH_GRADER.code
 def unbracketed(prediction: str, reference: str) -> bool:
     """Equal once brackets go: an outer [] or () of the prediction (unless the reference opens with the
     other kind), then every brace and parenthesis of both."""
@@ -227,7 +217,6 @@ def unbracketed(prediction: str, reference: str) -> bool:
     return prediction.translate(drop).lower() == reference.translate(drop).lower()
 
 
-@QWEN_MATH_GRADER.code
 def parsed(text: str):
     """``text`` as a SymPy object: LaTeX first, then SymPy's own syntax, each tried with ``\\\\`` read as ``\\``
     and then as written; the text itself when neither reads it."""
@@ -241,7 +230,6 @@ def parsed(text: str):
     return text
 
 
-@QWEN_MATH_GRADER.code
 def symbolic_equal(a: str, b: str) -> bool:
     """Its harness gives each comparison 3 seconds, and one that runs over is wrong; the alarm that enforces it
     reaches only the main thread, so elsewhere there is no limit."""
@@ -250,7 +238,6 @@ def symbolic_equal(a: str, b: str) -> bool:
     return sympy_equal(a, b)
 
 
-@QWEN_MATH_GRADER.code
 def sympy_equal(a: str, b: str) -> bool:
     """Equal as SymPy objects: the same text or object, a zero difference, equations with the same sides, or
     numbers within a relative 1e-4."""
@@ -268,7 +255,6 @@ def sympy_equal(a: str, b: str) -> bool:
     return False
 
 
-@QWEN_MATH_GRADER.code
 def is_correct(reference: str, response: str) -> bool:
     """Its verdict: the prediction is normalised twice (by its ``extract_answer`` and again by its
     ``run_execute``), the reference once."""

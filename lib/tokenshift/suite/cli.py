@@ -342,10 +342,10 @@ def _write(out: Path, table: pl.DataFrame, args, setup, problems=None, engine: s
 def behaviour(command: str) -> dict[str, int]:
     """The behaviour versions of the code a command's output comes from (``core.behaviour``): a result made
     before a change that redraws or rescores it names older numbers."""
-    from ..analyses import cross_sampling, shifts
+    from ..core.behaviour import combine
 
-    return {"sample": shifts.REFERENCE_SAMPLING, "score": shifts.SCORING,
-            "cross-sample": cross_sampling.CROSS_SAMPLING}[command].closure()
+    builder = {"sample": "reference_responses", "score": "shift_scores", "cross-sample": "cross_sampling"}[command]
+    return combine(f"tokenshift.analyses.{builder}")["versions"]
 
 
 def check_made_with(path: Path, where: str) -> None:
@@ -375,21 +375,21 @@ def _rank0() -> bool:
 
 
 def cmd_sample(args) -> None:
-    from ..analyses import shifts
+    from ..analyses import reference_responses
     from .study import sampling_config
 
     setup = _setup(args)
     problems = _problems(args, setup.seed)
     _check_budget(args, setup, problems)
     source = args.tuned if args.sample_from == "tuned" else args.base
-    table = shifts.responses(source, problems, sampling_config(setup, setup.max_new_tokens),
-                             placement=_placement(args), show_progress=_rank0())
+    table = reference_responses.responses(source, problems, sampling_config(setup, setup.max_new_tokens),
+                                          placement=_placement(args), show_progress=_rank0())
     _write(args.out, table, args, setup, problems, _engine_version() if setup.engine == "vllm" else OWN_DECODER)
     _report(args.out, lambda f: f"{len(f)} responses, accuracy {f['correct'].mean():.4f}")
 
 
 def cmd_score(args) -> None:
-    from ..analyses import shifts
+    from ..analyses import shift_scores, shifts
     from ..models import responses
     from ..models.loading import load_tokenizer, stop_ids
     from .pairs import check_frozen
@@ -415,8 +415,8 @@ def cmd_score(args) -> None:
     if ran_on:
         print(f"{where}: {ran_on} responses ran on past a stop token (the pair's end of turn or EOS); each is "
               "scored up to it", file=sys.stderr)
-    table = shifts.scores(args.base, args.tuned, tokenizers[0], refs, scoring_config(setup),
-                          placement=_placement(args), show_progress=_rank0())
+    table = shift_scores.scores(args.base, args.tuned, tokenizers[0], refs, scoring_config(setup),
+                                placement=_placement(args), show_progress=_rank0())
     _write(args.out, shifts.with_verdicts(table, refs) if "correct" in refs.columns else table, args, setup)
     _report(args.out, lambda f: f"{len(f)} positions of {f['response'].n_unique()} responses")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from ..analyses import criticality, cross_sampling_stats, shifts
+from ..analyses import criticality, cross_sampling_stats, reference_responses, shift_scores, shifts
 from ..analyses.cross_sampling import SweepConfig, capped, sweep
 from ..analyses.cross_sampling_stats import DIRECTIONS
 from ..core import parallel
@@ -45,10 +45,10 @@ class Study:
     def max_new_tokens(self) -> int:
         return self.setup.max_new_tokens or self.pairs.max_new_tokens
 
-    def sampling(self) -> shifts.SamplingConfig:
+    def sampling(self) -> reference_responses.SamplingConfig:
         return sampling_config(self.setup, self.max_new_tokens)
 
-    def scoring(self) -> shifts.ScoringConfig:
+    def scoring(self) -> shift_scores.ScoringConfig:
         return scoring_config(self.setup)
 
     def table(self, name: str) -> pl.DataFrame:
@@ -208,16 +208,16 @@ def _sweep_job(job: tuple) -> pl.DataFrame:
 
 # A ``ShiftSetup`` as the configs of the work it sets up: one translation for the notebooks (through ``Study``)
 # and the command line, so that the same settings give the same cache entries.
-def sampling_config(setup: ShiftSetup, max_new_tokens: int) -> shifts.SamplingConfig:
-    return shifts.SamplingConfig(samples_per_problem=setup.samples_per_problem, temperature=setup.temperature,
-                                 top_p=setup.top_p, max_new_tokens=max_new_tokens, seed=setup.seed,
-                                 prompts_per_unit=setup.prompts_per_unit, batch_size=setup.sample_batch_size,
-                                 engine=setup.engine)
+def sampling_config(setup: ShiftSetup, max_new_tokens: int) -> reference_responses.SamplingConfig:
+    return reference_responses.SamplingConfig(
+        samples_per_problem=setup.samples_per_problem, temperature=setup.temperature, top_p=setup.top_p,
+        max_new_tokens=max_new_tokens, seed=setup.seed, prompts_per_unit=setup.prompts_per_unit,
+        batch_size=setup.sample_batch_size, engine=setup.engine)
 
 
-def scoring_config(setup: ShiftSetup) -> shifts.ScoringConfig:
-    return shifts.ScoringConfig(js_top_p=setup.js_top_p, batch_size=setup.score_batch_size,
-                                responses_per_unit=setup.responses_per_unit)
+def scoring_config(setup: ShiftSetup) -> shift_scores.ScoringConfig:
+    return shift_scores.ScoringConfig(js_top_p=setup.js_top_p, batch_size=setup.score_batch_size,
+                                      responses_per_unit=setup.responses_per_unit)
 
 
 def sweep_config(setup: ShiftSetup, max_new_tokens: int, eps_grid, js_top_p: float, top_p: float | None = None,
