@@ -1,7 +1,7 @@
 """The artifact cache: expensive results (models, responses, shift tables, sweeps) kept under a semantic identity.
 
-An entry's identity (``Spec``) is its kind, the behaviour versions of the code that builds it and the
-major.minor versions of the libraries they name (``versions``), the configuration fields that stage reads,
+An entry's identity (``Spec``) is its kind, the behaviour versions of the code that builds it (the builder's
+module and every module it imports, ``core.behaviour``) and the major.minor versions of the libraries they name, the configuration fields that stage reads,
 and the identities of its inputs: model fingerprints, the digests of the files it reads, the numerics it ran
 with (dtype, device type). Source files are not part of it: editing a docstring rebuilds nothing, and a
 behaviour change is declared by bumping a version. The manifest records provenance beside the identity:
