@@ -35,6 +35,9 @@ def test_imports_are_read_from_the_source_wherever_they_sit():
     sampling = dependencies("tokenshift.analyses.reference_responses")
     assert "tokenshift.models.sampling" in sampling and "tokenshift.models.divergence" in sampling
     assert not {"tokenshift.models.scoring", "tokenshift.problems.math_answers"} & set(sampling)
+    # the organism's parts: the base's key holds no RL trainer, an RL run's no SFT (each reads the base by content)
+    assert "tokenshift.organism.rl" not in dependencies("tokenshift.organism.base")
+    assert "tokenshift.organism.sft" not in dependencies("tokenshift.organism.rl")
 
 
 def test_a_key_holds_the_versions_of_everything_the_builder_imports(monkeypatch):
