@@ -75,15 +75,25 @@ def test_a_refresh_needs_the_smoke_profile_to_come_out_the_same(tmp_path, monkey
     unbumped version writes the snapshot only when that comparison (``neutral``) finds nothing."""
     from tokenshift.core import behaviour
 
+    def entry(run, kind, key, config, versions):
+        (tmp_path / run / "cache" / kind / key).mkdir(parents=True)
+        (tmp_path / run / "cache" / kind / key / "manifest.json").write_text(json.dumps(
+            {"identity": {"kind": kind, "versions": versions, "config": config}}))
+
     for run, figure in (("a", b"png"), ("b", b"png!")):
-        (tmp_path / run / "cache" / "responses" / "k1").mkdir(parents=True)
         (tmp_path / run / "figures" / "smoke").mkdir(parents=True)
         (tmp_path / run / "figures" / "smoke" / "01.png").write_bytes(figure)
         (tmp_path / run / "figures" / "smoke" / "findings.json").write_text("{}")
-    (tmp_path / "b" / "cache" / "shifts" / "k2").mkdir(parents=True)
+    # the same entry under another key: code moved to a new module, so the key lists other modules
+    entry("a", "responses", "k1", {"seed": 0}, {"analyses.shifts": 1})
+    entry("b", "responses", "k9", {"seed": 0}, {"analyses.reference_responses": 1})
+    entry("b", "shifts", "k2", {}, {})
     assert behaviour.compare_runs(tmp_path / "a", tmp_path / "b", "smoke") == [
         "cache entry shifts/k2 only in the second run", "01.png differs"]
     assert behaviour.compare_runs(tmp_path / "a", tmp_path / "a", "smoke") == []
+    entry("a", "responses", "k3", {"seed": 1}, {"analyses.shifts": 1})  # a setting that came to enter the key
+    assert behaviour.compare_runs(tmp_path / "a", tmp_path / "b", "smoke")[0] == (
+        "cache entry responses/k3 only in the first run")
 
     snapshot_file = tmp_path / "code_versions.json"
     stale = behaviour.snapshot()

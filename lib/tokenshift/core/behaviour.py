@@ -207,14 +207,25 @@ SNAPSHOT = PACKAGE.parents[1] / "tests" / "code_versions.json"
 
 def compare_runs(first: Path, second: Path, profile: str) -> list[str]:
     """What differs between two runs of ``profile`` (each a folder with ``cache/`` and ``figures/``): the cache
-    entries they built (kind and key) and every file of their figures folders, byte for byte."""
-    def entries(root: Path) -> set[str]:
-        return {f"{kind.name}/{entry.name}" for kind in (root / "cache").iterdir() if kind.is_dir()
-                for entry in kind.iterdir() if not entry.name.startswith(".")}
+    entries they built, by identity, and every file of their figures folders, byte for byte. An identity is
+    compared without its behaviour versions: code moved between modules, or a new import, changes which modules
+    a key lists but not what the entry is (an unbumped change leaves every number as it was), while a config
+    field or an input that came to enter the key still shows."""
+    def entries(root: Path) -> dict[str, str]:
+        found = {}
+        for kind in (root / "cache").iterdir():
+            for entry in kind.iterdir() if kind.is_dir() else ():
+                if not entry.name.startswith("."):
+                    identity = json.loads((entry / "manifest.json").read_text())["identity"]
+                    identity.pop("versions", None)
+                    found[json.dumps(identity, sort_keys=True)] = f"{kind.name}/{entry.name}"
+        return found
 
-    problems = [f"cache entry {e} only in the {which} run" for which, a, b in (("first", first, second),
-                                                                              ("second", second, first))
-                for e in sorted(entries(a) - entries(b))]
+    built = {"first": entries(first), "second": entries(second)}
+    problems = [f"cache entry {name} only in the {which} run" for which, other in (("first", "second"),
+                                                                                  ("second", "first"))
+                for identity, name in sorted(built[which].items(), key=lambda item: item[1])
+                if identity not in built[other]]
     out = [first / "figures" / profile, second / "figures" / profile]
     names = sorted({p.name for folder in out for p in folder.iterdir()})
     for name in names:
