@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from ..core import parallel, progress, seeding
+from ..core import progress, seeding
 from ..core.behaviour import Version
-from ..core.cache import ArtifactCache, added, model_fingerprint, spec
+from ..core.cache import ArtifactCache, added
 from ..models.batching import Batch, make_batch, token_logprobs
-from ..models.loading import load_model, save
+from ..models.loading import save
 from ..models.sampling import Decoding, decode
 from ..problems import evaluation
 from . import storage, task
@@ -255,21 +255,13 @@ def _rows(batch, index):
 
 
 def entry(config: RLConfig, base: Path):
-    """The cache entry of a RL run from model directory ``base``: keyed by the base's content, so a base
-    retrained bit for bit the same keeps it."""
-    return spec("rl", __name__, config, {"base": model_fingerprint(base),
-                                          "runtime": storage.runtime(storage.PART_THREADS)})
+    """The cache entry of an RL run from model directory ``base`` (``storage.tuned_entry``)."""
+    return storage.tuned_entry("rl", __name__, config, base)
 
 
 def trained(base: Path, config: RLConfig, cache: ArtifactCache, show_progress: bool = True,
             name: str = "run") -> Path:
-    """A RL run from model directory ``base`` with ``config`` as given (its own seed included), cached; returns
-    the final model's directory (checkpoints and ``log.json`` lie beside it)."""
-
-    def build(out: Path):
-        model, tok = load_model(base, dtype="float32", device_map=None)
-        with parallel.threads(storage.PART_THREADS):
-            policy, log = train_rl(model, tok, config, out_dir=out, show_progress=show_progress, desc=f"RL {name}")
-        storage.store(out, policy, tok, log)
-
-    return cache.get_or_build(entry(config, base), build) / "model"
+    """An RL run from model directory ``base`` with ``config`` as given (its own seed included),
+    cached; returns the final model's directory (checkpoints and ``log.json`` lie beside it)."""
+    return storage.tuned(entry(config, base), base, cache,
+                         lambda model, tok, out: train_rl(model, tok, config, out, show_progress, f"RL {name}"))

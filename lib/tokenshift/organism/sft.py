@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from ..core import parallel, progress, seeding
+from ..core import progress, seeding
 from ..core.behaviour import Version
-from ..core.cache import ArtifactCache, model_fingerprint, spec
+from ..core.cache import ArtifactCache
 from ..models.batching import make_batch, token_logprobs
-from ..models.loading import load_model, save
+from ..models.loading import save
 from ..models.sampling import Decoding, decode
 from . import storage, task
 from .problems import OrganismProblems, prompt_ids
@@ -191,21 +191,13 @@ def lr_factor(step: int, config: SFTConfig) -> float:
 
 
 def entry(config: SFTConfig, base: Path):
-    """The cache entry of a SFT control from model directory ``base``: keyed by the base's content, so a base
-    retrained bit for bit the same keeps it."""
-    return spec("sft_control", __name__, config, {"base": model_fingerprint(base),
-                                          "runtime": storage.runtime(storage.PART_THREADS)})
+    """The cache entry of an SFT control from model directory ``base`` (``storage.tuned_entry``)."""
+    return storage.tuned_entry("sft_control", __name__, config, base)
 
 
 def trained(base: Path, config: SFTConfig, cache: ArtifactCache, show_progress: bool = True,
             name: str = "run") -> Path:
-    """A SFT control from model directory ``base`` with ``config`` as given (its own seed included), cached; returns
-    the final model's directory (checkpoints and ``log.json`` lie beside it)."""
-
-    def build(out: Path):
-        model, tok = load_model(base, dtype="float32", device_map=None)
-        with parallel.threads(storage.PART_THREADS):
-            log = train_sft(model, tok, config, show_progress, desc=f"SFT {name}", out_dir=out)
-        storage.store(out, model, tok, log)
-
-    return cache.get_or_build(entry(config, base), build) / "model"
+    """An SFT control from model directory ``base`` with ``config`` as given (its own seed included),
+    cached; returns the final model's directory (checkpoints and ``log.json`` lie beside it)."""
+    train = lambda model, tok, out: (model, train_sft(model, tok, config, show_progress, f"SFT {name}", out))  # noqa: E731
+    return storage.tuned(entry(config, base), base, cache, train)

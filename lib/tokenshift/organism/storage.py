@@ -5,10 +5,13 @@ with its training log beside it (``log.json``) and, for a run that saves them, i
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+from ..core import parallel
 from ..core.behaviour import Version
-from ..models.loading import save
+from ..core.cache import ArtifactCache, Spec, model_fingerprint, spec
+from ..models.loading import load_model, save
 
 BEHAVIOUR = Version(1)
 # The organism trains on the CPU in fp32 wherever it runs, on a fixed number of threads (a BLAS reduction's
@@ -25,6 +28,26 @@ def runtime(threads: int) -> dict:
 def store(out: Path, model, tok, log: list[dict]) -> None:
     save(model, tok, out / "model")
     (out / "log.json").write_text(json.dumps(log))
+
+
+def tuned_entry(kind: str, code: str, config, base: Path) -> Spec:
+    """The cache entry of a part tuned from model directory ``base`` by module ``code``: keyed by the base's
+    content, so a base retrained bit for bit the same keeps it."""
+    return spec(kind, code, config, {"base": model_fingerprint(base), "runtime": runtime(PART_THREADS)})
+
+
+def tuned(entry: Spec, base: Path, cache: ArtifactCache, train: Callable) -> Path:
+    """The final model's directory of a part tuned from ``base``, cached as ``entry``: ``train(model, tokenizer,
+    out)`` tunes the base's fp32 copy on ``PART_THREADS`` threads and returns (model, log); checkpoints it saves
+    under ``out`` lie beside the model."""
+
+    def build(out: Path):
+        model, tok = load_model(base, dtype="float32", device_map=None)
+        with parallel.threads(PART_THREADS):
+            model, log = train(model, tok, out)
+        store(out, model, tok, log)
+
+    return cache.get_or_build(entry, build) / "model"
 
 
 def checkpoints_of(model_dir: Path) -> list[tuple[int, Path]]:
